@@ -1,0 +1,65 @@
+"""Finalization: decide a task's outcome (complete, blocked by failures, error) or move it on
+(re-enqueue ready steps) with the task row locked; plus the readiness safety net."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import structlog
+
+from tasker_shared.contracts.payloads import FinalizationRequest
+from tasker_shared.db.database import Conn
+from tasker_shared.queue.processor import Envelope
+from tasker_shared.runtime.metrics import DLQ_ENTRIES, TASKS_FINISHED
+from tasker_shared.store.tasks import evaluate_task
+
+log = structlog.get_logger("tasker.finalizer")
+
+_OUTCOMES = {"completed": "complete", "blocked": "blocked_by_failures", "error": "error"}
+
+
+class FinalizerHandlers:
+    """`handle_finalizations` for the transactional consumer and the readiness sweep."""
+
+    def __init__(self, *, processor_uuid: UUID) -> None:
+        self.processor_uuid = processor_uuid
+        self.finalized = 0
+        self.swept = 0
+
+    def handle_finalizations(self, conn: Conn, batch: list[Envelope[FinalizationRequest]]) -> None:
+        seen: set[UUID] = set()
+        for envelope in batch:
+            task_uuid = envelope.payload.task_uuid
+            if task_uuid in seen:
+                continue
+            seen.add(task_uuid)
+            self.finalize(conn, task_uuid, reason=envelope.payload.reason,
+                          headers=envelope.headers)
+
+    def finalize(self, conn: Conn, task_uuid: UUID, *, reason: str | None,
+                 headers: dict[str, object] | None = None) -> dict[str, object]:
+        exists = conn.execute("SELECT 1 FROM tasker.tasks WHERE task_uuid = %s",
+                              (task_uuid,)).fetchone()
+        if exists is None:
+            log.warning("finalize_unknown_task", action="skip", task_uuid=str(task_uuid))
+            return {"action": "unknown_task"}
+        result = evaluate_task(conn, task_uuid, processor=self.processor_uuid, finalize=True,
+                               headers=dict(headers) if headers else None)
+        action = str(result.get("action"))
+        if action in _OUTCOMES:
+            self.finalized += 1
+            TASKS_FINISHED.labels(_OUTCOMES[action]).inc()
+            if action == "error":
+                DLQ_ENTRIES.labels("max_retries_exceeded").inc()
+            log.info("task_finalized", action=action, task_uuid=str(task_uuid), reason=reason,
+                     state=result.get("state"))
+        return result
+
+    def sweep_ready_tasks(self, conn: Conn, limit: int) -> int:
+        """Safety net: evaluate tasks discovery says have work (lost wake-ups, operator fixes)."""
+        rows = conn.execute("SELECT task_uuid FROM tasker.get_next_ready_tasks_v1(%s)",
+                            (limit,)).fetchall()
+        for row in rows:
+            self.finalize(conn, row["task_uuid"], reason="readiness_sweep")
+        self.swept += len(rows)
+        return len(rows)

@@ -1,0 +1,42 @@
+"""The finalization service: consumes `orchestration_task_finalizations` and runs the
+readiness safety-net poller (and, with the operations issue, the staleness detector)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from tasker_shared.contracts.messages import decode_finalization_request
+from tasker_shared.contracts.queues import ORCHESTRATION_TASK_FINALIZATIONS
+from tasker_shared.runtime.service import Runtime, service_runtime
+from tasker_shared.runtime.settings import Settings
+
+from tasker_finalizer.handlers import FinalizerHandlers
+
+
+async def readiness_loop(rt: Runtime, handlers: FinalizerHandlers) -> None:
+    """Evaluate tasks with ready work every `readiness.poll_interval_seconds`."""
+    settings = rt.settings.readiness
+    while True:
+        await trio.sleep(settings.poll_interval_seconds)
+        while await rt.db.run(handlers.sweep_ready_tasks, settings.batch_size) >= settings.batch_size:
+            await trio.sleep(0)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    on_runtime: Callable[[Runtime], None] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    async with service_runtime("finalizer", settings) as rt:
+        if on_runtime is not None:
+            on_runtime(rt)
+        handlers = FinalizerHandlers(processor_uuid=rt.processor_uuid)
+        rt.consume(ORCHESTRATION_TASK_FINALIZATIONS, decode=decode_finalization_request,
+                   handle=handlers.handle_finalizations)
+        rt.add_background("readiness", lambda: readiness_loop(rt, handlers))
+        rt.extra_details.append(lambda: {"finalizer": {
+            "finalized": handlers.finalized, "swept": handlers.swept}})
+        await rt.run(task_status=task_status)

@@ -1,0 +1,1 @@
+"""The worker runtime: claims steps from namespace queues, runs handlers, records results."""

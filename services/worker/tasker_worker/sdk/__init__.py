@@ -1,0 +1,72 @@
+"""The Python worker SDK: step context, results, handler registration, batch helpers, errors."""
+
+from tasker_worker.sdk.batching import BatchAggregation, aggregate_batch_results, cursor_ranges
+from tasker_worker.sdk.context import BatchWorkerContext, StepContext
+from tasker_worker.sdk.errors import (
+    BusinessLogicError,
+    ConfigurationError,
+    HandlerNotFound,
+    NotFoundError,
+    PermanentError,
+    RateLimitError,
+    RetryableError,
+    ServiceUnavailableError,
+    StepError,
+    ValidationError,
+)
+from tasker_worker.sdk.handlers import (
+    HandlerRegistry,
+    HandlerReturn,
+    ResolvedHandler,
+    StepHandler,
+    coerce_result,
+    default_registry,
+    resolve,
+    step_handler,
+)
+from tasker_worker.sdk.results import (
+    StepResult,
+    batches,
+    checkpoint,
+    decision,
+    failure,
+    failure_from_exception,
+    no_batches,
+    no_branches,
+    success,
+)
+
+__all__ = [
+    "BatchAggregation",
+    "BatchWorkerContext",
+    "BusinessLogicError",
+    "ConfigurationError",
+    "HandlerNotFound",
+    "HandlerRegistry",
+    "HandlerReturn",
+    "NotFoundError",
+    "PermanentError",
+    "RateLimitError",
+    "ResolvedHandler",
+    "RetryableError",
+    "ServiceUnavailableError",
+    "StepContext",
+    "StepError",
+    "StepHandler",
+    "StepResult",
+    "ValidationError",
+    "aggregate_batch_results",
+    "batches",
+    "checkpoint",
+    "coerce_result",
+    "cursor_ranges",
+    "decision",
+    "default_registry",
+    "failure",
+    "failure_from_exception",
+    "no_batches",
+    "no_branches",
+    "resolve",
+    "step_handler",
+    "success",
+]

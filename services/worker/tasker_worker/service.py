@@ -1,0 +1,68 @@
+"""The worker service: registers its templates, then claims and runs steps from the queues
+of its namespaces."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import asdict
+
+import trio
+
+from tasker_shared.contracts.queues import worker_queue
+from tasker_shared.domain.template import TaskTemplate
+from tasker_shared.domain.template.loader import load_templates
+from tasker_shared.queue.consumer import QueueConsumer
+from tasker_shared.runtime.service import Runtime, service_runtime
+from tasker_shared.runtime.settings import Settings
+
+from tasker_worker.runtime.dispatcher import ClaimFn, Dispatcher
+from tasker_worker.runtime.executor import StepExecutor
+from tasker_worker.runtime.templates import WorkerTemplates
+from tasker_worker.sdk.handlers import HandlerRegistry, default_registry
+
+
+def import_handler_modules(modules: list[str]) -> None:
+    """Import the modules that define (and register) the worker's handlers."""
+    for name in modules:
+        importlib.import_module(name)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    on_runtime: Callable[[Runtime], None] | None = None,
+    registry: HandlerRegistry | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    ws = settings.worker
+    import_handler_modules(ws.handler_modules)
+    templates: list[TaskTemplate] = load_templates(ws.template_paths) if ws.template_paths else []
+    async with service_runtime("worker", settings) as rt:
+        if on_runtime is not None:
+            on_runtime(rt)
+        worker_id = ws.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        known = WorkerTemplates(rt.db, environment=settings.environment)
+        await known.register_all(templates)
+        namespaces = sorted(set(ws.namespaces) | known.namespaces)
+        for namespace in namespaces:
+            await rt.db.execute("SELECT tasker.ensure_queue_v1(%s)", (worker_queue(namespace),))
+        executor = StepExecutor(db=rt.db, registry=registry or default_registry,
+                                templates=known, settings=ws, worker_id=worker_id)
+        dispatcher = Dispatcher(db=rt.db, executor=executor, capacity=ws.max_concurrent_handlers,
+                                visibility_seconds=settings.queues.visibility_timeout_seconds,
+                                worker_id=worker_id, max_reads=settings.queues.max_read_count)
+        for namespace in namespaces:
+            claim = ClaimFn(dispatcher, worker_queue(namespace))
+            consumer = QueueConsumer(queue=claim.queue, process=claim, settings=settings.queues,
+                                     handler_tasks=1)
+            claim.consumer = consumer
+            rt.add_consumer(consumer)
+        rt.add_drainable(dispatcher)
+        rt.extra_details.append(lambda: {
+            "worker": {"worker_id": worker_id, "namespaces": namespaces,
+                       "completed": executor.completed, "failed": executor.failed,
+                       "stale": executor.stale, **asdict(dispatcher.statistics())}})
+        await rt.run(task_status=task_status)

@@ -1,0 +1,157 @@
+"""Generates the betterproto2 code for proto/tasker/v1, or checks the committed copy is current.
+
+Usage: ``python -m tasker_shared.contracts.codegen [--check] [--out DIR]``.
+Without ``--check`` the code is (re)written into ``DIR`` (default: the ``generated``
+package next to this module). With ``--check`` the code is generated into a scratch
+directory and compared with ``DIR``; the exit status is 1 and the differing files are
+listed when they do not match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+PLUGIN_OPTIONS = "client_generation=async,server_generation=async"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PROTO_ROOT = REPO_ROOT / "proto"
+PROTO_PACKAGE_DIR = PROTO_ROOT / "tasker" / "v1"
+DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
+
+_IGNORED_PARTS = frozenset({"__pycache__"})
+
+
+class CodegenError(RuntimeError):
+    """protoc or the betterproto2 plugin failed."""
+
+
+def proto_files(proto_root: Path = PROTO_ROOT) -> list[Path]:
+    """The .proto files of package tasker.v1, sorted so runs are reproducible."""
+    return sorted((proto_root / "tasker" / "v1").glob("*.proto"))
+
+
+def _plugin_env() -> dict[str, str]:
+    # protoc finds protoc-gen-python_betterproto2 on PATH: put this interpreter's
+    # bin directory (the virtualenv) first.
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    return env
+
+
+def run_protoc(out_dir: Path, *, proto_root: Path = PROTO_ROOT) -> None:
+    """Run grpc_tools.protoc with the betterproto2 plugin, writing into `out_dir`."""
+    files = proto_files(proto_root)
+    if not files:
+        raise CodegenError(f"no .proto files under {proto_root / 'tasker' / 'v1'}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"--proto_path={proto_root}",
+        f"--python_betterproto2_out={out_dir}",
+        f"--python_betterproto2_opt={PLUGIN_OPTIONS}",
+        *(str(f.relative_to(proto_root)) for f in files),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=proto_root, env=_plugin_env(), capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise CodegenError(f"protoc failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+
+
+def _tree(root: Path) -> set[str]:
+    if not root.is_dir():
+        return set()
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not _IGNORED_PARTS.intersection(p.relative_to(root).parts)
+    }
+
+
+def diff_trees(expected: Path, actual: Path) -> list[str]:
+    """Relative paths that are missing from, extra in, or different in `actual`."""
+    want, have = _tree(expected), _tree(actual)
+    problems = [f"missing: {p}" for p in sorted(want - have)]
+    problems += [f"unexpected: {p}" for p in sorted(have - want)]
+    problems += [
+        f"differs: {p}"
+        for p in sorted(want & have)
+        if not filecmp.cmp(expected / p, actual / p, shallow=False)
+    ]
+    return problems
+
+
+def _replace_tree(source: Path, target: Path) -> None:
+    # Remove files the new generation no longer produces, then copy everything over.
+    for rel in sorted(_tree(target) - _tree(source)):
+        (target / rel).unlink()
+    for rel in sorted(_tree(source)):
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / rel, dest)
+
+
+def generate(out_dir: Path = DEFAULT_OUT, *, proto_root: Path = PROTO_ROOT) -> None:
+    """Regenerate the code into `out_dir`, removing files that are no longer produced."""
+    with tempfile.TemporaryDirectory(prefix="tasker-codegen-") as scratch:
+        fresh = Path(scratch) / "out"
+        run_protoc(fresh, proto_root=proto_root)
+        _replace_tree(fresh, out_dir)
+
+
+def check(
+    out_dir: Path = DEFAULT_OUT, *, proto_root: Path = PROTO_ROOT, scratch: Path | None = None
+) -> list[str]:
+    """Generate into `scratch` (a temporary directory by default) and diff against `out_dir`."""
+    if scratch is not None:
+        fresh = scratch / "codegen-check"
+        if fresh.exists():
+            shutil.rmtree(fresh)
+        run_protoc(fresh, proto_root=proto_root)
+        return diff_trees(fresh, out_dir)
+    with tempfile.TemporaryDirectory(prefix="tasker-codegen-") as tmp:
+        return check(out_dir, proto_root=proto_root, scratch=Path(tmp))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tasker_shared.contracts.codegen",
+        description="Generate betterproto2 code for proto/tasker/v1.",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="fail if the generated code is out of date"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output package directory")
+    parser.add_argument("--proto-root", type=Path, default=PROTO_ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            problems = check(args.out, proto_root=args.proto_root)
+            if problems:
+                print(f"generated code in {args.out} is stale:", file=sys.stderr)
+                for line in problems:
+                    print(f"  {line}", file=sys.stderr)
+                print("run: python -m tasker_shared.contracts.codegen", file=sys.stderr)
+                return 1
+            print(f"generated code in {args.out} is up to date")
+            return 0
+        generate(args.out, proto_root=args.proto_root)
+    except CodegenError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(f"generated {len(proto_files(args.proto_root))} proto files into {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

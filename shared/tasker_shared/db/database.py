@@ -1,0 +1,217 @@
+"""Trio access to PostgreSQL: a psycopg connection pool driven through worker threads.
+
+psycopg's async API does not run under Trio, so each unit of work is ONE plain function
+`fn(conn, ...)` run in ONE `trio.to_thread` call inside one transaction (STACK.md: one
+thread hop per transaction, never per statement). A `CapacityLimiter` sized to the pool
+keeps Trio from starting more threads than there are connections. Cancellation really
+stops the query: on `trio.Cancelled` the running statement is cancelled server side
+(`cancel_safe`) and the thread is awaited inside a shielded scope.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import psycopg
+import trio
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from tasker_shared.db.errors import translate
+from tasker_shared.errors import StoreUnavailable
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Row = dict[str, Any]
+Conn = psycopg.Connection[Row]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DatabaseStatistics:
+    calls: int
+    failures: int
+    cancellations: int
+    in_flight: int
+    pool_size: int
+    pool_available: int
+    pool_max: int
+    requests_waiting: int
+
+
+class Database:
+    """A pool of connections used from Trio; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        statement_timeout_ms: int = 30_000,
+        application_name: str = "tasker",
+        synchronous_commit: bool = True,
+        acquire_timeout_seconds: float = 10.0,
+    ) -> None:
+        options = f"-c statement_timeout={int(statement_timeout_ms)}"
+        if not synchronous_commit:
+            options += " -c synchronous_commit=off"
+        self.url = url
+        self.max_size = max_size
+        self._acquire_timeout = acquire_timeout_seconds
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            name=application_name,
+            kwargs={
+                "autocommit": False,
+                "row_factory": dict_row,
+                "options": options,
+                "application_name": application_name,
+            },
+            timeout=acquire_timeout_seconds,
+        )
+        self._limiter = trio.CapacityLimiter(max_size)
+        self._calls = 0
+        self._failures = 0
+        self._cancellations = 0
+        self._in_flight = 0
+
+    async def open(self, *, wait_seconds: float = 30.0) -> None:
+        """Open the pool and wait until `min_size` connections exist."""
+
+        def _open() -> None:
+            try:
+                self._pool.open(wait=True, timeout=wait_seconds)
+            except PoolTimeout as exc:
+                raise StoreUnavailable(
+                    f"could not connect to the database within {wait_seconds}s", retryable=True
+                ) from exc
+
+        await trio.to_thread.run_sync(_open)
+
+    async def close(self) -> None:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._pool.close)
+
+    async def run(
+        self, fn: Callable[Concatenate[Conn, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(conn, *args, **kwargs)` in a thread, inside one transaction."""
+        holder: list[Conn] = []
+        finished = threading.Event()
+
+        def work() -> T:
+            try:
+                with self._pool.connection(timeout=self._acquire_timeout) as conn:
+                    holder.append(conn)
+                    try:
+                        return fn(conn, *args, **kwargs)
+                    finally:
+                        holder.clear()
+            except PoolTimeout as exc:
+                raise StoreUnavailable(
+                    f"no database connection available within {self._acquire_timeout}s",
+                    retryable=True,
+                ) from exc
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+            finally:
+                finished.set()
+
+        self._calls += 1
+        self._in_flight += 1
+        try:
+            return await trio.to_thread.run_sync(
+                work, limiter=self._limiter, abandon_on_cancel=True
+            )
+        except trio.Cancelled:
+            self._cancellations += 1
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_cancel_and_wait, holder, finished)
+            raise
+        except BaseException:
+            self._failures += 1
+            raise
+        finally:
+            self._in_flight -= 1
+
+    async def fetchall(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        return await self.run(_fetchall, query, params)
+
+    async def fetchone(
+        self, query: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> Row | None:
+        return await self.run(_fetchone, query, params)
+
+    async def execute(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> None:
+        await self.run(_execute, query, params)
+
+    def statistics(self) -> DatabaseStatistics:
+        stats = self._pool.get_stats()
+        return DatabaseStatistics(
+            calls=self._calls,
+            failures=self._failures,
+            cancellations=self._cancellations,
+            in_flight=self._in_flight,
+            pool_size=stats.get("pool_size", 0),
+            pool_available=stats.get("pool_available", 0),
+            pool_max=self.max_size,
+            requests_waiting=stats.get("requests_waiting", 0),
+        )
+
+
+def _cancel_and_wait(holder: list[Conn], finished: threading.Event) -> None:
+    deadline = time.monotonic() + 10.0
+    while not finished.is_set() and time.monotonic() < deadline:
+        if holder:
+            try:
+                holder[0].cancel_safe(timeout=2.0)
+            except Exception:  # noqa: BLE001 - best effort; the statement timeout still applies
+                pass
+        finished.wait(0.05)
+
+
+def _fetchall(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> list[Row]:
+    return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def _fetchone(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> Row | None:
+    return conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+
+
+def _execute(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> None:
+    conn.execute(query, params)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def open_database(
+    url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    statement_timeout_ms: int = 30_000,
+    application_name: str = "tasker",
+    synchronous_commit: bool = True,
+) -> AsyncIterator[Database]:
+    """A `Database` opened for the duration of the block and closed (shielded) after."""
+    db = Database(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        statement_timeout_ms=statement_timeout_ms,
+        application_name=application_name,
+        synchronous_commit=synchronous_commit,
+    )
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()

@@ -1,0 +1,96 @@
+"""Trio-native LISTEN/NOTIFY: one autocommit connection, `wait_readable` + `notifies(timeout=0)`.
+
+The listener reconnects after a dropped connection and then emits a `RECONNECTED`
+notification, so consumers know to poll for anything sent while it was away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+import structlog
+import trio
+from psycopg import sql
+
+log = structlog.get_logger("tasker.listen")
+
+RECONNECTED = "__reconnected__"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Notification:
+    channel: str
+    payload: str
+
+
+class NotificationListener:
+    """Listens on `channels` and forwards every notification into a Trio channel."""
+
+    def __init__(
+        self, url: str, channels: Sequence[str], *, reconnect_delay_seconds: float = 1.0
+    ) -> None:
+        self.url = url
+        self.channels = tuple(dict.fromkeys(channels))
+        self.reconnect_delay_seconds = reconnect_delay_seconds
+        self.received = 0
+        self.reconnects = 0
+        self.connected = False
+
+    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        conn = psycopg.connect(self.url, autocommit=True, application_name="tasker-listener")
+        for channel in self.channels:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        return conn
+
+    async def run(
+        self,
+        send: trio.MemorySendChannel[Notification],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        started = False
+        while True:
+            try:
+                conn = await trio.to_thread.run_sync(self._connect)
+            except psycopg.Error as exc:
+                log.warning("listener_connect_failed", error=str(exc))
+                await trio.sleep(self.reconnect_delay_seconds)
+                continue
+            self.connected = True
+            try:
+                if not started:
+                    started = True
+                    task_status.started()
+                else:
+                    self.reconnects += 1
+                    await send.send(Notification(channel=RECONNECTED, payload=""))
+                await self._pump(conn, send)
+            except psycopg.Error as exc:
+                log.warning("listener_connection_lost", error=str(exc))
+            finally:
+                self.connected = False
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(conn.close)
+            await trio.sleep(self.reconnect_delay_seconds)
+
+    async def _pump(
+        self, conn: psycopg.Connection[tuple[object, ...]], send: trio.MemorySendChannel[Notification]
+    ) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(conn.fileno())
+            batch = [
+                Notification(channel=n.channel, payload=n.payload)
+                for n in conn.notifies(timeout=0)
+            ]
+            if not batch and conn.closed:
+                raise psycopg.OperationalError("listener connection closed")
+            if not batch:
+                # Readable without a notification: consume the input to detect a dead socket.
+                conn.pgconn.consume_input()
+                if conn.pgconn.status != psycopg.pq.ConnStatus.OK:
+                    raise psycopg.OperationalError("listener connection lost")
+            for item in batch:
+                self.received += 1
+                await send.send(item)

@@ -1,0 +1,336 @@
+-- State functions: current state, compare-and-swap transitions, readiness, execution context.
+
+CREATE FUNCTION tasker.get_current_task_state_v1(p_task uuid) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_state FROM tasker.task_transitions WHERE task_uuid = p_task AND most_recent
+$$;
+
+CREATE FUNCTION tasker.get_current_step_state_v1(p_step uuid) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE((SELECT to_state FROM tasker.workflow_step_transitions
+                     WHERE workflow_step_uuid = p_step AND most_recent), 'pending')
+$$;
+
+-- Append a transition row; the caller has checked the transition and holds the task lock.
+CREATE FUNCTION tasker._append_task_transition_v1(
+    p_task uuid, p_from text, p_to text, p_event text, p_processor uuid, p_metadata jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_sort integer;
+BEGIN
+    UPDATE tasker.task_transitions SET most_recent = false, updated_at = now()
+     WHERE task_uuid = p_task AND most_recent
+    RETURNING sort_key INTO v_sort;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, sort_key,
+                                         most_recent, processor_uuid)
+    VALUES (p_task, p_from, p_to,
+            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
+                                                             'timestamp', clock_timestamp()),
+            COALESCE(v_sort, 0) + 1, true, p_processor);
+    IF p_to IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+        UPDATE tasker.tasks SET complete = (p_to IN ('complete', 'resolved_manually')),
+               completed_at = now(), updated_at = now()
+         WHERE task_uuid = p_task;
+    END IF;
+    PERFORM pg_notify('tasker_task_events', json_build_object(
+        'task_uuid', p_task, 'from_state', p_from, 'to_state', p_to, 'event', p_event)::text);
+END
+$$;
+
+-- Compare-and-swap task transition: applies `p_event` only when the current state is
+-- `p_from` and the transition table allows it. Returns the new state, or NULL when the
+-- current state is not `p_from`. Raises TK001 when the table forbids the transition.
+CREATE FUNCTION tasker.transition_task_v1(
+    p_task uuid, p_from text, p_event text, p_processor uuid DEFAULT NULL,
+    p_metadata jsonb DEFAULT '{}')
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_current text;
+    v_to text;
+BEGIN
+    PERFORM 1 FROM tasker.tasks WHERE task_uuid = p_task FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'task % not found', p_task USING ERRCODE = 'TK404';
+    END IF;
+    v_current := tasker.get_current_task_state_v1(p_task);
+    IF v_current IS DISTINCT FROM p_from THEN
+        RETURN NULL;
+    END IF;
+    SELECT to_state INTO v_to FROM tasker.task_state_transitions
+     WHERE from_state = p_from AND event = p_event;
+    IF v_to IS NULL THEN
+        RAISE EXCEPTION 'task transition % --%--> ? is not allowed', p_from, p_event
+            USING ERRCODE = 'TK001';
+    END IF;
+    PERFORM tasker._append_task_transition_v1(p_task, p_from, v_to, p_event, p_processor,
+                                              p_metadata);
+    RETURN v_to;
+END
+$$;
+
+CREATE FUNCTION tasker._append_step_transition_v1(
+    p_step uuid, p_from text, p_to text, p_event text, p_metadata jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_sort integer;
+BEGIN
+    UPDATE tasker.workflow_step_transitions SET most_recent = false, updated_at = now()
+     WHERE workflow_step_uuid = p_step AND most_recent
+    RETURNING sort_key INTO v_sort;
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
+                                                  metadata, sort_key, most_recent)
+    VALUES (p_step, p_from, p_to,
+            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
+                                                             'timestamp', clock_timestamp()),
+            COALESCE(v_sort, 0) + 1, true);
+    IF p_to IN ('complete', 'cancelled', 'resolved_manually') THEN
+        UPDATE tasker.workflow_steps SET processed = true, processed_at = now(),
+               in_process = false, updated_at = now()
+         WHERE workflow_step_uuid = p_step;
+    ELSIF p_to IN ('error', 'waiting_for_retry', 'pending', 'enqueued_for_orchestration',
+                   'enqueued_as_error_for_orchestration') THEN
+        UPDATE tasker.workflow_steps SET in_process = false, updated_at = now()
+         WHERE workflow_step_uuid = p_step AND in_process;
+    END IF;
+    PERFORM pg_notify('tasker_step_events', json_build_object(
+        'task_uuid', (SELECT task_uuid FROM tasker.workflow_steps
+                      WHERE workflow_step_uuid = p_step),
+        'step_uuid', p_step, 'from_state', p_from, 'to_state', p_to, 'event', p_event)::text);
+END
+$$;
+
+-- Compare-and-swap step transition; `p_from` may list several acceptable current states.
+CREATE FUNCTION tasker.transition_step_v1(
+    p_step uuid, p_from text[], p_event text, p_metadata jsonb DEFAULT '{}')
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_current text;
+    v_to text;
+BEGIN
+    PERFORM 1 FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'step % not found', p_step USING ERRCODE = 'TK404';
+    END IF;
+    v_current := tasker.get_current_step_state_v1(p_step);
+    IF NOT (v_current = ANY (p_from)) THEN
+        RETURN NULL;
+    END IF;
+    SELECT to_state INTO v_to FROM tasker.step_state_transitions
+     WHERE from_state = v_current AND event = p_event;
+    IF v_to IS NULL THEN
+        RAISE EXCEPTION 'step transition % --%--> ? is not allowed', v_current, p_event
+            USING ERRCODE = 'TK001';
+    END IF;
+    PERFORM tasker._append_step_transition_v1(p_step, v_current, v_to, p_event, p_metadata);
+    RETURN v_to;
+END
+$$;
+
+-- Readiness predicate (SPEC §3.3).
+CREATE FUNCTION tasker.evaluate_step_state_readiness_v1(
+    p_state text, p_processed boolean, p_in_process boolean, p_deps_ok boolean,
+    p_retry_eligible boolean, p_next_retry_at timestamptz)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_state IN ('pending', 'waiting_for_retry')
+       AND NOT COALESCE(p_processed, false)
+       AND NOT COALESCE(p_in_process, false)
+       AND p_deps_ok
+       AND p_retry_eligible
+       AND (p_next_retry_at IS NULL OR p_next_retry_at <= now())
+$$;
+
+CREATE FUNCTION tasker.calculate_step_next_retry_time_v1(
+    p_backoff_seconds numeric, p_last_attempted_at timestamptz, p_failure_time timestamptz,
+    p_attempts integer, p_max_backoff integer DEFAULT 60, p_multiplier numeric DEFAULT 2.0)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN p_backoff_seconds IS NOT NULL AND p_last_attempted_at IS NOT NULL
+            THEN p_last_attempted_at + make_interval(secs => p_backoff_seconds::double precision)
+        WHEN p_failure_time IS NOT NULL
+            THEN p_failure_time + make_interval(secs => LEAST(
+                power(p_multiplier, COALESCE(p_attempts, 0)), p_max_backoff)::double precision)
+        ELSE NULL
+    END
+$$;
+
+-- Readiness of every step of several tasks (or of the listed steps).
+CREATE FUNCTION tasker.get_step_readiness_status_batch_v1(
+    p_tasks uuid[], p_steps uuid[] DEFAULT NULL)
+RETURNS TABLE (
+    workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text,
+    current_state text, dependencies_satisfied boolean, retry_eligible boolean,
+    ready_for_execution boolean, last_failure_at timestamptz, next_retry_at timestamptz,
+    total_parents integer, completed_parents integer, attempts integer, max_attempts integer,
+    backoff_request_seconds numeric, last_attempted_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    WITH s AS (
+        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
+               COALESCE(st.to_state, 'pending')::text AS current_state,
+               ws.processed, ws.in_process, ws.retryable, ws.attempts, ws.max_attempts,
+               ws.backoff_request_seconds, ws.last_attempted_at
+          FROM tasker.workflow_steps ws
+          JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+          LEFT JOIN tasker.workflow_step_transitions st
+                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+         WHERE ws.task_uuid = ANY (p_tasks)
+           AND (p_steps IS NULL OR ws.workflow_step_uuid = ANY (p_steps))
+    ), p AS (
+        SELECT e.to_step_uuid,
+               count(*)::integer AS total,
+               (count(*) FILTER (WHERE pst.to_state IN ('complete', 'resolved_manually')))::integer
+                   AS done
+          FROM s
+          JOIN tasker.workflow_step_edges e ON e.to_step_uuid = s.workflow_step_uuid
+          LEFT JOIN tasker.workflow_step_transitions pst
+                 ON pst.workflow_step_uuid = e.from_step_uuid AND pst.most_recent
+         GROUP BY e.to_step_uuid
+    ), f AS (
+        SELECT t.workflow_step_uuid, max(t.created_at) AS last_failure_at
+          FROM s JOIN tasker.workflow_step_transitions t
+                   ON t.workflow_step_uuid = s.workflow_step_uuid AND t.to_state = 'error'
+         GROUP BY t.workflow_step_uuid
+    ), c AS (
+        SELECT s.*, COALESCE(p.total, 0) AS total_parents, COALESCE(p.done, 0) AS completed_parents,
+               (p.total IS NULL OR p.total = p.done) AS deps_ok,
+               (COALESCE(s.attempts, 0) = 0
+                OR (COALESCE(s.retryable, true)
+                    AND COALESCE(s.attempts, 0) < COALESCE(s.max_attempts, 3))) AS retry_ok,
+               f.last_failure_at,
+               tasker.calculate_step_next_retry_time_v1(
+                   s.backoff_request_seconds, s.last_attempted_at, f.last_failure_at,
+                   s.attempts) AS next_retry_at
+          FROM s LEFT JOIN p ON p.to_step_uuid = s.workflow_step_uuid
+                 LEFT JOIN f ON f.workflow_step_uuid = s.workflow_step_uuid
+    )
+    SELECT c.workflow_step_uuid, c.task_uuid, c.named_step_uuid, c.name, c.current_state,
+           c.deps_ok, c.retry_ok,
+           tasker.evaluate_step_state_readiness_v1(c.current_state, c.processed, c.in_process,
+                                                   c.deps_ok, c.retry_ok, c.next_retry_at),
+           c.last_failure_at, c.next_retry_at, c.total_parents, c.completed_parents,
+           COALESCE(c.attempts, 0), c.max_attempts, c.backoff_request_seconds,
+           c.last_attempted_at
+      FROM c
+$$;
+
+CREATE FUNCTION tasker.get_step_readiness_status_v1(p_task uuid, p_steps uuid[] DEFAULT NULL)
+RETURNS TABLE (
+    workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text,
+    current_state text, dependencies_satisfied boolean, retry_eligible boolean,
+    ready_for_execution boolean, last_failure_at timestamptz, next_retry_at timestamptz,
+    total_parents integer, completed_parents integer, attempts integer, max_attempts integer,
+    backoff_request_seconds numeric, last_attempted_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM tasker.get_step_readiness_status_batch_v1(ARRAY[p_task], p_steps)
+$$;
+
+-- Aggregate execution context of several tasks (SPEC §3.3).
+CREATE FUNCTION tasker.get_task_execution_contexts_batch_v1(p_tasks uuid[])
+RETURNS TABLE (
+    task_uuid uuid, named_task_uuid uuid, status text, total_steps integer,
+    pending_steps integer, in_progress_steps integer, completed_steps integer,
+    failed_steps integer, ready_steps integer, enqueued_steps integer,
+    waiting_for_retry_steps integer, exhausted_failed_steps integer,
+    execution_status text, recommended_action text, completion_percentage numeric,
+    health_status text)
+LANGUAGE sql STABLE AS $$
+    WITH r AS (
+        SELECT * FROM tasker.get_step_readiness_status_batch_v1(p_tasks)
+    ), agg AS (
+        SELECT t.task_uuid, t.named_task_uuid,
+               COALESCE(tasker.get_current_task_state_v1(t.task_uuid), 'pending') AS status,
+               count(r.workflow_step_uuid)::integer AS total,
+               (count(*) FILTER (WHERE r.current_state = 'pending'))::integer AS pending,
+               (count(*) FILTER (WHERE r.current_state IN (
+                   'in_progress', 'enqueued_for_orchestration',
+                   'enqueued_as_error_for_orchestration')))::integer AS in_progress,
+               (count(*) FILTER (WHERE r.current_state IN (
+                   'complete', 'resolved_manually')))::integer AS completed,
+               (count(*) FILTER (WHERE r.current_state = 'error'))::integer AS failed,
+               (count(*) FILTER (WHERE r.ready_for_execution))::integer AS ready,
+               (count(*) FILTER (WHERE r.current_state = 'enqueued'))::integer AS enqueued,
+               (count(*) FILTER (WHERE r.current_state = 'waiting_for_retry'))::integer AS waiting,
+               (count(*) FILTER (WHERE r.current_state = 'error' AND ws.retryable
+                                   AND COALESCE(ws.attempts, 0) >= ws.max_attempts))::integer
+                   AS exhausted
+          FROM unnest(p_tasks) AS u(task_uuid)
+          JOIN tasker.tasks t ON t.task_uuid = u.task_uuid
+          LEFT JOIN r ON r.task_uuid = t.task_uuid
+          LEFT JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.workflow_step_uuid
+         GROUP BY t.task_uuid, t.named_task_uuid
+    ), st AS (
+        SELECT agg.*, CASE
+                WHEN failed > 0 THEN 'blocked_by_failures'
+                WHEN ready > 0 THEN 'has_ready_steps'
+                WHEN enqueued + in_progress > 0 THEN 'processing'
+                WHEN total > 0 AND completed = total THEN 'all_complete'
+                ELSE 'waiting_for_dependencies'
+            END AS execution_status
+          FROM agg
+    )
+    SELECT st.task_uuid, st.named_task_uuid, st.status, st.total, st.pending, st.in_progress,
+           st.completed, st.failed, st.ready, st.enqueued, st.waiting, st.exhausted,
+           st.execution_status,
+           CASE st.execution_status
+               WHEN 'blocked_by_failures' THEN 'handle_failures'
+               WHEN 'has_ready_steps' THEN 'execute_ready_steps'
+               WHEN 'processing' THEN 'wait_for_completion'
+               WHEN 'all_complete' THEN 'finalize_task'
+               ELSE 'wait_for_dependencies'
+           END,
+           CASE WHEN st.total = 0 THEN 0.0
+                ELSE round(st.completed::numeric * 100 / st.total, 2) END,
+           CASE WHEN st.failed > 0 THEN 'blocked'
+                WHEN st.waiting = 0 THEN 'healthy'
+                ELSE 'recovering' END
+      FROM st
+$$;
+
+CREATE FUNCTION tasker.get_task_execution_context_v1(p_task uuid)
+RETURNS TABLE (
+    task_uuid uuid, named_task_uuid uuid, status text, total_steps integer,
+    pending_steps integer, in_progress_steps integer, completed_steps integer,
+    failed_steps integer, ready_steps integer, enqueued_steps integer,
+    waiting_for_retry_steps integer, exhausted_failed_steps integer,
+    execution_status text, recommended_action text, completion_percentage numeric,
+    health_status text)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM tasker.get_task_execution_contexts_batch_v1(ARRAY[p_task])
+$$;
+
+-- Longest-path dependency level of each step of a task (roots are level 0).
+CREATE FUNCTION tasker.calculate_dependency_levels_v1(p_task uuid)
+RETURNS TABLE (workflow_step_uuid uuid, dependency_level integer)
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE steps AS (
+        SELECT ws.workflow_step_uuid FROM tasker.workflow_steps ws WHERE ws.task_uuid = p_task
+    ), walk(step_uuid, level) AS (
+        SELECT s.workflow_step_uuid, 0 FROM steps s
+         WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_step_edges e
+                            WHERE e.to_step_uuid = s.workflow_step_uuid)
+        UNION ALL
+        SELECT e.to_step_uuid, w.level + 1
+          FROM walk w JOIN tasker.workflow_step_edges e ON e.from_step_uuid = w.step_uuid
+         WHERE w.level < 50
+    )
+    SELECT step_uuid, max(level)::integer FROM walk GROUP BY step_uuid
+$$;
+
+-- All ancestors of a step with their distance (1 = direct parent), name and results.
+CREATE FUNCTION tasker.get_step_transitive_dependencies_v1(p_step uuid)
+RETURNS TABLE (workflow_step_uuid uuid, name text, results jsonb, processed boolean,
+               distance integer)
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE up(step_uuid, distance) AS (
+        SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = p_step
+        UNION
+        SELECT e.from_step_uuid, u.distance + 1
+          FROM up u JOIN tasker.workflow_step_edges e ON e.to_step_uuid = u.step_uuid
+         WHERE u.distance < 50
+    ), nearest AS (
+        SELECT step_uuid, min(distance) AS distance FROM up GROUP BY step_uuid
+    )
+    SELECT ws.workflow_step_uuid, ns.name::text, ws.results, ws.processed, n.distance
+      FROM nearest n
+      JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = n.step_uuid
+      JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+$$;

@@ -1,0 +1,353 @@
+-- Orchestration: template registration, task/step creation, evaluation, claim, results.
+
+-- Register (upsert) a template; creates the namespace and its worker queue.
+CREATE FUNCTION tasker.register_template_v1(
+    p_namespace text, p_name text, p_version text, p_description text,
+    p_configuration jsonb, p_identity_strategy text DEFAULT 'strict')
+RETURNS uuid LANGUAGE plpgsql AS $$
+DECLARE
+    v_ns uuid;
+    v_nt uuid;
+BEGIN
+    INSERT INTO tasker.task_namespaces (name) VALUES (p_namespace)
+    ON CONFLICT (name) DO NOTHING;
+    SELECT task_namespace_uuid INTO v_ns FROM tasker.task_namespaces WHERE name = p_namespace;
+    INSERT INTO tasker.named_tasks (task_namespace_uuid, name, version, description,
+                                    configuration, identity_strategy)
+    VALUES (v_ns, p_name, p_version, p_description, p_configuration,
+            p_identity_strategy::tasker.identity_strategy)
+    ON CONFLICT (task_namespace_uuid, name, version) DO UPDATE
+        SET configuration = EXCLUDED.configuration, description = EXCLUDED.description,
+            identity_strategy = EXCLUDED.identity_strategy, updated_at = now()
+        WHERE tasker.named_tasks.configuration IS DISTINCT FROM EXCLUDED.configuration
+           OR tasker.named_tasks.identity_strategy IS DISTINCT FROM EXCLUDED.identity_strategy
+    RETURNING named_task_uuid INTO v_nt;
+    IF v_nt IS NULL THEN
+        SELECT named_task_uuid INTO v_nt FROM tasker.named_tasks
+         WHERE task_namespace_uuid = v_ns AND name = p_name AND version = p_version;
+    END IF;
+    PERFORM tasker.ensure_queue_v1('worker_' || p_namespace || '_queue');
+    RETURN v_nt;
+END
+$$;
+
+-- Create steps (and edges) in a task, idempotently. p_steps: [{name, retryable,
+-- max_attempts, inputs}], p_edges: [{from, to, name}] by step name. Edges may name steps
+-- created earlier. Returns the number of steps created now. Raises TK400 on a cycle.
+CREATE FUNCTION tasker.create_steps_v1(p_task uuid, p_steps jsonb, p_edges jsonb)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_created integer;
+BEGIN
+    INSERT INTO tasker.named_steps (name)
+    SELECT DISTINCT s ->> 'name' FROM jsonb_array_elements(p_steps) s
+    ON CONFLICT (name) DO NOTHING;
+
+    WITH ins AS (
+        INSERT INTO tasker.workflow_steps (task_uuid, named_step_uuid, retryable, max_attempts,
+                                           inputs)
+        SELECT p_task, ns.named_step_uuid, COALESCE((s ->> 'retryable')::boolean, true),
+               COALESCE((s ->> 'max_attempts')::integer, 3), COALESCE(s -> 'inputs', '{}')
+          FROM jsonb_array_elements(p_steps) s
+          JOIN tasker.named_steps ns ON ns.name = s ->> 'name'
+        ON CONFLICT (task_uuid, named_step_uuid) DO NOTHING
+        RETURNING workflow_step_uuid
+    ), tr AS (
+        INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
+                                                      metadata, sort_key, most_recent)
+        SELECT workflow_step_uuid, NULL, 'pending',
+               jsonb_build_object('event', 'create', 'timestamp', clock_timestamp()), 1, true
+          FROM ins
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_created FROM tr;
+
+    IF jsonb_array_length(COALESCE(p_edges, '[]')) > 0 THEN
+        INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid, name)
+        SELECT f.workflow_step_uuid, t.workflow_step_uuid, COALESCE(e ->> 'name', 'provides')
+          FROM jsonb_array_elements(p_edges) e
+          JOIN tasker.named_steps fn ON fn.name = e ->> 'from'
+          JOIN tasker.workflow_steps f
+            ON f.task_uuid = p_task AND f.named_step_uuid = fn.named_step_uuid
+          JOIN tasker.named_steps tn ON tn.name = e ->> 'to'
+          JOIN tasker.workflow_steps t
+            ON t.task_uuid = p_task AND t.named_step_uuid = tn.named_step_uuid
+        ON CONFLICT (from_step_uuid, to_step_uuid, name) DO NOTHING;
+        IF tasker.task_has_cycle_v1(p_task) THEN
+            RAISE EXCEPTION 'dependency cycle detected in task %', p_task USING ERRCODE = 'TK400';
+        END IF;
+    END IF;
+    RETURN v_created;
+END
+$$;
+
+CREATE FUNCTION tasker.task_has_cycle_v1(p_task uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE e AS (
+        SELECT e.from_step_uuid, e.to_step_uuid FROM tasker.workflow_step_edges e
+          JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = e.to_step_uuid
+         WHERE ws.task_uuid = p_task
+    ), walk(origin, node, depth) AS (
+        SELECT from_step_uuid, to_step_uuid, 1 FROM e
+        UNION ALL
+        SELECT w.origin, e.to_step_uuid, w.depth + 1
+          FROM walk w JOIN e ON e.from_step_uuid = w.node
+         WHERE w.node <> w.origin AND w.depth < 200
+    )
+    SELECT EXISTS (SELECT 1 FROM walk WHERE node = origin)
+$$;
+
+-- Create a task with its initial steps, edges and first transitions. Returns NULL when
+-- a task with the same identity already exists (nothing is created then).
+CREATE FUNCTION tasker.create_task_v1(
+    p_named_task uuid, p_task jsonb, p_steps jsonb, p_edges jsonb)
+RETURNS uuid LANGUAGE plpgsql AS $$
+DECLARE
+    v_task uuid;
+BEGIN
+    INSERT INTO tasker.tasks (named_task_uuid, requested_at, initiator, source_system, reason,
+                              tags, context, identity_hash, priority, correlation_id,
+                              parent_correlation_id)
+    VALUES (p_named_task, COALESCE((p_task ->> 'requested_at')::timestamptz, now()),
+            p_task ->> 'initiator', p_task ->> 'source_system', p_task ->> 'reason',
+            COALESCE(p_task -> 'tags', '[]'), COALESCE(p_task -> 'context', '{}'),
+            p_task ->> 'identity_hash', COALESCE((p_task ->> 'priority')::integer, 0),
+            (p_task ->> 'correlation_id')::uuid, (p_task ->> 'parent_correlation_id')::uuid)
+    ON CONFLICT (identity_hash) DO NOTHING
+    RETURNING task_uuid INTO v_task;
+    IF v_task IS NULL THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, sort_key,
+                                         most_recent)
+    VALUES (v_task, NULL, 'pending',
+            jsonb_build_object('event', 'create', 'timestamp', clock_timestamp()), 1, true);
+    PERFORM tasker.create_steps_v1(v_task, p_steps, p_edges);
+    RETURN v_task;
+END
+$$;
+
+-- The event path that walks a task from its current state to a target state.
+CREATE TABLE tasker.task_state_paths (
+    from_state varchar(64) NOT NULL,
+    target varchar(64) NOT NULL,
+    events text[] NOT NULL,
+    PRIMARY KEY (from_state, target)
+);
+INSERT INTO tasker.task_state_paths (from_state, target, events) VALUES
+    ('pending', 'steps_in_process', '{start,ready_steps_found,steps_enqueued}'),
+    ('initializing', 'steps_in_process', '{ready_steps_found,steps_enqueued}'),
+    ('enqueuing_steps', 'steps_in_process', '{steps_enqueued}'),
+    ('steps_in_process', 'steps_in_process', '{step_completed,ready_steps_found,steps_enqueued}'),
+    ('evaluating_results', 'steps_in_process', '{ready_steps_found,steps_enqueued}'),
+    ('waiting_for_dependencies', 'steps_in_process',
+        '{dependencies_ready,ready_steps_found,steps_enqueued}'),
+    ('waiting_for_retry', 'steps_in_process', '{retry_ready,steps_enqueued}'),
+    ('blocked_by_failures', 'steps_in_process',
+        '{dependencies_ready,ready_steps_found,steps_enqueued}'),
+    ('pending', 'complete', '{start,no_steps_found}'),
+    ('initializing', 'complete', '{no_steps_found}'),
+    ('enqueuing_steps', 'complete', '{steps_enqueued,all_steps_completed,all_steps_successful}'),
+    ('steps_in_process', 'complete', '{all_steps_completed,all_steps_successful}'),
+    ('evaluating_results', 'complete', '{all_steps_successful}'),
+    ('waiting_for_dependencies', 'complete', '{dependencies_ready,all_steps_successful}'),
+    ('waiting_for_retry', 'complete', '{dependencies_ready,all_steps_successful}'),
+    ('blocked_by_failures', 'complete', '{dependencies_ready,all_steps_successful}'),
+    ('pending', 'blocked_by_failures',
+        '{start,no_dependencies_ready,dependencies_ready,permanent_failure}'),
+    ('initializing', 'blocked_by_failures',
+        '{no_dependencies_ready,dependencies_ready,permanent_failure}'),
+    ('enqueuing_steps', 'blocked_by_failures',
+        '{steps_enqueued,step_completed,permanent_failure}'),
+    ('steps_in_process', 'blocked_by_failures', '{step_completed,permanent_failure}'),
+    ('evaluating_results', 'blocked_by_failures', '{permanent_failure}'),
+    ('waiting_for_dependencies', 'blocked_by_failures', '{dependencies_ready,permanent_failure}'),
+    ('waiting_for_retry', 'blocked_by_failures', '{dependencies_ready,permanent_failure}'),
+    ('blocked_by_failures', 'blocked_by_failures', '{}'),
+    ('pending', 'waiting_for_retry', '{start,no_dependencies_ready}'),
+    ('initializing', 'waiting_for_retry', '{no_dependencies_ready}'),
+    ('enqueuing_steps', 'waiting_for_retry', '{steps_enqueued,step_failed}'),
+    ('steps_in_process', 'waiting_for_retry', '{step_failed}'),
+    ('evaluating_results', 'waiting_for_retry', '{step_failed}'),
+    ('waiting_for_dependencies', 'waiting_for_retry', '{dependencies_ready,step_failed}'),
+    ('waiting_for_retry', 'waiting_for_retry', '{}'),
+    ('blocked_by_failures', 'waiting_for_retry', '{dependencies_ready,step_failed}'),
+    ('pending', 'waiting_for_dependencies', '{start,no_dependencies_ready}'),
+    ('initializing', 'waiting_for_dependencies', '{no_dependencies_ready}'),
+    ('enqueuing_steps', 'waiting_for_dependencies',
+        '{steps_enqueued,step_completed,no_dependencies_ready}'),
+    ('steps_in_process', 'waiting_for_dependencies', '{step_completed,no_dependencies_ready}'),
+    ('evaluating_results', 'waiting_for_dependencies', '{no_dependencies_ready}'),
+    ('waiting_for_dependencies', 'waiting_for_dependencies', '{}'),
+    ('waiting_for_retry', 'waiting_for_dependencies', '{dependencies_ready,no_dependencies_ready}'),
+    ('blocked_by_failures', 'waiting_for_dependencies',
+        '{dependencies_ready,no_dependencies_ready}');
+
+-- Walk the (locked) task from p_from to p_target through the transition table.
+CREATE FUNCTION tasker._walk_task_v1(
+    p_task uuid, p_from text, p_target text, p_processor uuid, p_metadata jsonb)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_events text[];
+    v_event text;
+    v_state text := p_from;
+    v_next text;
+BEGIN
+    SELECT events INTO v_events FROM tasker.task_state_paths
+     WHERE from_state = p_from AND target = p_target;
+    IF v_events IS NULL THEN
+        RAISE EXCEPTION 'no path for task % from % to %', p_task, p_from, p_target
+            USING ERRCODE = 'TK001';
+    END IF;
+    FOREACH v_event IN ARRAY v_events LOOP
+        SELECT to_state INTO v_next FROM tasker.task_state_transitions
+         WHERE from_state = v_state AND event = v_event;
+        IF v_next IS NULL THEN
+            RAISE EXCEPTION 'task transition % --%--> ? is not allowed', v_state, v_event
+                USING ERRCODE = 'TK001';
+        END IF;
+        PERFORM tasker._append_task_transition_v1(p_task, v_state, v_next, v_event, p_processor,
+                                                  p_metadata);
+        v_state := v_next;
+    END LOOP;
+    RETURN v_state;
+END
+$$;
+
+CREATE FUNCTION tasker.task_snapshot_v1(p_task uuid) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'task_uuid', t.task_uuid, 'namespace', tn.name, 'task_name', nt.name,
+        'version', nt.version, 'current_state', tasker.get_current_task_state_v1(t.task_uuid),
+        'snapshot_timestamp', now(),
+        'task_details', jsonb_build_object('correlation_id', t.correlation_id,
+                                           'priority', t.priority,
+                                           'requested_at', t.requested_at,
+                                           'created_at', t.created_at),
+        'steps', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                      'step_uuid', r.workflow_step_uuid, 'name', r.name,
+                      'state', r.current_state, 'attempts', r.attempts,
+                      'max_attempts', r.max_attempts) ORDER BY r.name), '[]')
+                    FROM tasker.get_step_readiness_status_v1(t.task_uuid) r))
+      FROM tasker.tasks t
+      JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+      JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+     WHERE t.task_uuid = p_task
+$$;
+
+-- Evaluate a task: enqueue its ready steps and move it to the state its steps call for.
+-- With p_finalize, also decide a finished task's outcome (complete / blocked / error);
+-- without it, a finished task gets a finalization request instead. Returns a summary.
+CREATE FUNCTION tasker.evaluate_task_v1(
+    p_task uuid, p_processor uuid DEFAULT NULL, p_finalize boolean DEFAULT false,
+    p_headers jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_state text;
+    v_ctx record;
+    v_queue text;
+    v_corr uuid;
+    v_step record;
+    v_enqueued integer := 0;
+    v_new text;
+    v_wake timestamptz;
+    v_action text := 'none';
+BEGIN
+    SELECT 'worker_' || tn.name || '_queue', t.correlation_id INTO v_queue, v_corr
+      FROM tasker.tasks t
+      JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+      JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+     WHERE t.task_uuid = p_task
+       FOR NO KEY UPDATE OF t;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'task % not found', p_task USING ERRCODE = 'TK404';
+    END IF;
+    v_state := tasker.get_current_task_state_v1(p_task);
+    IF v_state IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+        RETURN jsonb_build_object('task_uuid', p_task, 'state', v_state, 'action', 'terminal',
+                                  'enqueued', 0);
+    END IF;
+    SELECT * INTO v_ctx FROM tasker.get_task_execution_context_v1(p_task);
+
+    IF v_ctx.ready_steps > 0 THEN
+        FOR v_step IN
+            SELECT r.workflow_step_uuid, r.current_state
+              FROM tasker.get_step_readiness_status_v1(p_task) r
+             WHERE r.ready_for_execution
+             ORDER BY r.workflow_step_uuid
+        LOOP
+            IF v_step.current_state = 'waiting_for_retry' THEN
+                PERFORM tasker._append_step_transition_v1(
+                    v_step.workflow_step_uuid, 'waiting_for_retry', 'pending', 'retry', '{}');
+            END IF;
+            PERFORM tasker._append_step_transition_v1(
+                v_step.workflow_step_uuid, 'pending', 'enqueued', 'enqueue', '{}');
+            PERFORM tasker.send_v1(v_queue,
+                jsonb_build_object('task_uuid', p_task,
+                                   'step_uuid', v_step.workflow_step_uuid,
+                                   'correlation_id', v_corr), p_headers);
+            v_enqueued := v_enqueued + 1;
+        END LOOP;
+        v_new := tasker._walk_task_v1(p_task, v_state, 'steps_in_process', p_processor,
+                                      jsonb_build_object('enqueued', v_enqueued));
+        v_action := 'enqueued';
+    ELSIF v_ctx.enqueued_steps + v_ctx.in_progress_steps > 0 THEN
+        v_new := v_state;
+        v_action := 'processing';
+    ELSIF v_ctx.total_steps > 0 AND v_ctx.completed_steps = v_ctx.total_steps
+          OR v_ctx.total_steps = 0 THEN
+        IF p_finalize THEN
+            v_new := tasker._walk_task_v1(p_task, v_state, 'complete', p_processor, '{}');
+            v_action := 'completed';
+        ELSE
+            PERFORM tasker.send_v1('orchestration_task_finalizations',
+                jsonb_build_object('task_uuid', p_task, 'reason', 'all_complete'), p_headers);
+            v_new := v_state;
+            v_action := 'finalization_requested';
+        END IF;
+    ELSIF v_ctx.failed_steps > 0 THEN
+        IF p_finalize THEN
+            v_new := tasker._walk_task_v1(p_task, v_state, 'blocked_by_failures', p_processor,
+                                          jsonb_build_object('failed_steps', v_ctx.failed_steps));
+            v_action := 'blocked';
+            IF v_ctx.exhausted_failed_steps > 0 THEN
+                INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason,
+                                              task_snapshot, metadata)
+                VALUES (p_task, 'blocked_by_failures', 'max_retries_exceeded',
+                        tasker.task_snapshot_v1(p_task),
+                        jsonb_build_object('detection_method', 'finalization',
+                                           'exhausted_steps', v_ctx.exhausted_failed_steps))
+                ON CONFLICT (task_uuid) WHERE resolution_status = 'pending' DO NOTHING;
+                PERFORM tasker._append_task_transition_v1(
+                    p_task, 'blocked_by_failures', 'error', 'give_up', p_processor,
+                    jsonb_build_object('reason', 'max_retries_exceeded'));
+                v_new := 'error';
+                v_action := 'error';
+            END IF;
+        ELSE
+            PERFORM tasker.send_v1('orchestration_task_finalizations',
+                jsonb_build_object('task_uuid', p_task, 'reason', 'blocked'), p_headers);
+            v_new := v_state;
+            v_action := 'finalization_requested';
+        END IF;
+    ELSE
+        IF v_ctx.waiting_for_retry_steps > 0 THEN
+            v_new := tasker._walk_task_v1(p_task, v_state, 'waiting_for_retry', p_processor, '{}');
+            SELECT min(r.next_retry_at) INTO v_wake
+              FROM tasker.get_step_readiness_status_v1(p_task) r
+             WHERE r.current_state = 'waiting_for_retry';
+            PERFORM tasker.send_v1('orchestration_task_finalizations',
+                jsonb_build_object('task_uuid', p_task, 'reason', 'retry_timer'), p_headers,
+                GREATEST(COALESCE(v_wake, clock_timestamp()), clock_timestamp()));
+            v_action := 'waiting_for_retry';
+        ELSE
+            v_new := tasker._walk_task_v1(p_task, v_state, 'waiting_for_dependencies',
+                                          p_processor, '{}');
+            v_action := 'waiting_for_dependencies';
+        END IF;
+    END IF;
+    RETURN jsonb_build_object('task_uuid', p_task, 'state', v_new, 'action', v_action,
+                              'enqueued', v_enqueued,
+                              'execution_status', v_ctx.execution_status);
+END
+$$;

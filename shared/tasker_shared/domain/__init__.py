@@ -1,0 +1,1 @@
+"""Pure domain logic: states, templates, backoff, classification, identity. No I/O here."""

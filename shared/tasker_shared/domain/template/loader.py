@@ -1,0 +1,95 @@
+"""The only file-reading part of templates: find YAML files and load them (I/O lives here)."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable
+from pathlib import Path
+
+from ...errors import TemplateError
+from .parse import template_error
+from .task import TaskTemplate
+from .text import parse_template_text
+
+YAML_SUFFIXES = (".yml", ".yaml")
+_GLOB_CHARS = frozenset("*?[")
+
+
+def load_template_file(path: str | Path) -> TaskTemplate:
+    """Read and parse one template file; TemplateError names the file in every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"{file}: cannot read template file: {exc}"
+        raise TemplateError(problem, problems=[problem]) from None
+    return parse_template_text(text, source=str(file))
+
+
+def find_template_files(patterns: Iterable[str | Path]) -> list[Path]:
+    """Files named by `patterns`: files as given, directories searched recursively for
+    *.yml/*.yaml, and glob patterns (with `**`). Sorted per pattern, without duplicates.
+
+    A pattern that matches nothing raises TemplateError, so a typo is not silently ignored.
+    """
+    files, missing = _find(patterns)
+    if missing:
+        raise TemplateError(f"template path problems: {'; '.join(missing)}", problems=missing)
+    return files
+
+
+def _find(patterns: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    found: dict[Path, None] = {}
+    missing: list[str] = []
+    for pattern in patterns:
+        matches = _expand(str(pattern))
+        if not matches:
+            missing.append(f"{pattern}: no template files found")
+        for match in matches:
+            found.setdefault(match, None)
+    return list(found), missing
+
+
+def _expand(pattern: str) -> list[Path]:
+    if any(char in pattern for char in _GLOB_CHARS):
+        candidates = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
+    else:
+        candidates = [Path(pattern)]
+    out: list[Path] = []
+    for candidate in candidates:
+        if candidate.is_dir():
+            out.extend(
+                sorted(p for p in candidate.rglob("*") if p.is_file() and _is_yaml(p))
+            )
+        elif candidate.is_file():
+            out.append(candidate)
+    return out
+
+
+def _is_yaml(path: Path) -> bool:
+    return path.suffix.lower() in YAML_SUFFIXES
+
+
+def load_templates(patterns: Iterable[str | Path]) -> list[TaskTemplate]:
+    """Load every template file `patterns` name; one TemplateError collects all problems,
+    including templates that share a (namespace, name, version)."""
+    files, problems = _find(patterns)
+    templates: list[TaskTemplate] = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for file in files:
+        try:
+            template = load_template_file(file)
+        except TemplateError as exc:
+            problems.extend(exc.problems)
+            continue
+        identity = (template.namespace, template.name, template.version)
+        if identity in seen:
+            problems.append(
+                f"{file}: template {template.key} is also defined in {seen[identity]}"
+            )
+            continue
+        seen[identity] = str(file)
+        templates.append(template)
+    if problems:
+        raise template_error("(template files)", problems)
+    return templates

@@ -1,0 +1,88 @@
+"""JSON Schema support for templates: checking `input_schema` and validating task context.
+
+Remote `$ref` retrieval is disabled (an empty registry): validation never does I/O.
+Checked schemas and compiled validators are cached by the schema's canonical JSON text,
+so templates re-read from the database do not pay for compilation again.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
+
+from jsonschema import Draft202012Validator, exceptions, validators
+from jsonschema.protocols import Validator
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+
+from ...errors import ValidationError
+
+if TYPE_CHECKING:
+    from .task import TaskTemplate
+
+MAX_REPORTED_ERRORS = 20
+
+
+def _canonical(schema: Any) -> str:
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+def check_schema(schema: Any) -> str | None:
+    """None when `schema` is a valid JSON Schema, else a description of what is wrong."""
+    return _check_canonical(_canonical(schema))
+
+
+@lru_cache(maxsize=512)
+def _check_canonical(text: str) -> str | None:
+    schema = json.loads(text)
+    if isinstance(schema, dict) and not isinstance(schema.get("$schema", ""), str):
+        return "$schema must be a string naming a JSON Schema draft"
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except exceptions.SchemaError as exc:
+        where = exc.json_path if exc.path else "$"
+        return f"{exc.message} (at {where})"
+    return None
+
+
+@lru_cache(maxsize=512)
+def _compiled(text: str) -> Validator:
+    schema = json.loads(text)
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    validator: Validator = cls(schema, registry=Registry(), format_checker=cls.FORMAT_CHECKER)
+    return validator
+
+
+def _validator_for(template: TaskTemplate) -> Validator:
+    validator = template._validator
+    if validator is None:
+        validator = _compiled(_canonical(template.input_schema))
+        object.__setattr__(template, "_validator", validator)
+    return validator  # type: ignore[no-any-return]
+
+
+def validate_context(template: TaskTemplate, context: object) -> None:
+    """Raise ValidationError naming each failing path when `context` breaks `input_schema`."""
+    if template.input_schema is None:
+        return
+    validator = _validator_for(template)
+    try:
+        found_errors = validator.iter_errors(cast(Any, context))
+        errors = sorted(found_errors, key=lambda e: [str(p) for p in e.path])
+    except Unresolvable as exc:
+        raise ValidationError(
+            f"the input_schema of template {template.key} cannot be applied: "
+            f"unresolvable reference ({exc})"
+        ) from None
+    if not errors:
+        return
+    found = [{"path": error.json_path, "message": error.message} for error in errors]
+    shown = "; ".join(f"{e['path']}: {e['message']}" for e in found[:MAX_REPORTED_ERRORS])
+    more = len(found) - MAX_REPORTED_ERRORS
+    raise ValidationError(
+        f"context does not match the input_schema of template {template.key}: {shown}"
+        + (f" (and {more} more)" if more > 0 else ""),
+        details={"template": template.key, "errors": found},
+    )

@@ -1,0 +1,160 @@
+"""The queue consumer every service uses: wake-ups in, bounded channel, N handler tasks.
+
+A `process(ids, limit)` coroutine does the work for a batch of message ids (or, when `ids`
+is None, for whatever is visible) and returns how many messages it took. Intake stops on
+`stop()`; handler tasks finish the batch they hold and exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+import trio
+
+from tasker_shared.queue.waker import Waker
+from tasker_shared.runtime.metrics import IN_FLIGHT
+from tasker_shared.runtime.settings import QueueSettings
+
+log = structlog.get_logger("tasker.consumer")
+
+Process = Callable[[list[int] | None, int], Awaitable[int]]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConsumerStatistics:
+    queue: str
+    received: int
+    processed: int
+    failed: int
+    set_aside: int
+    in_flight: int
+    last_poll_at: float | None
+    queue_depth: int | None
+    running: bool
+    channel_used: int
+    channel_capacity: int
+
+
+class ConsumerCounters:
+    """Mutable counters a processor updates; the consumer reports them."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.processed = 0
+        self.failed = 0
+        self.set_aside = 0
+        self.queue_depth: int | None = None
+
+
+class QueueConsumer:
+    """Consumes one queue; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        queue: str,
+        process: Process,
+        settings: QueueSettings,
+        counters: ConsumerCounters | None = None,
+        handler_tasks: int | None = None,
+    ) -> None:
+        self.queue = queue
+        self._process = process
+        self.settings = settings
+        self.counters = counters or ConsumerCounters()
+        self.handler_tasks = handler_tasks or settings.handler_tasks
+        self.waker = Waker(
+            poll_interval_seconds=settings.poll_interval_ms / 1000.0,
+            polls=settings.deployment_mode.polls,
+        )
+        self._stopping = False
+        self._running = False
+        self._in_flight = 0
+        self._capacity = settings.channel_capacity
+        self._used = 0
+        self._intake_scope: trio.CancelScope | None = None
+
+    def stop(self) -> None:
+        """Stop intake; handler tasks finish what they hold."""
+        self._stopping = True
+        if self._intake_scope is not None:
+            self._intake_scope.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def statistics(self) -> ConsumerStatistics:
+        c = self.counters
+        return ConsumerStatistics(
+            queue=self.queue,
+            received=c.received,
+            processed=c.processed,
+            failed=c.failed,
+            set_aside=c.set_aside,
+            in_flight=self._in_flight,
+            last_poll_at=self.waker.last_poll_at,
+            queue_depth=c.queue_depth,
+            running=self._running,
+            channel_used=self._used,
+            channel_capacity=self._capacity,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        send, recv = trio.open_memory_channel[list[int] | None](self._capacity)
+        self._running = True
+        try:
+            async with trio.open_nursery() as nursery:
+                async with recv:
+                    for _ in range(self.handler_tasks):
+                        nursery.start_soon(self._handle_loop, recv.clone())
+                nursery.start_soon(self.waker.run_timers)
+                if self.waker.polls:
+                    nursery.start_soon(self.waker.run_poller)
+                task_status.started()
+                await self._intake(send)
+                nursery.cancel_scope.cancel()  # timers and poller; handlers already exited
+        finally:
+            self._running = False
+
+    async def _intake(self, send: trio.MemorySendChannel[list[int] | None]) -> None:
+        batch = self.settings.batch_size
+        async with send:
+            with trio.CancelScope() as scope:
+                self._intake_scope = scope
+                if self._stopping:
+                    return
+                while True:
+                    wake = await self.waker.next()
+                    for start in range(0, len(wake.ids), batch):
+                        await self._put(send, wake.ids[start : start + batch])
+                    if wake.poll:
+                        await self._put(send, None)
+
+    async def _put(self, send: trio.MemorySendChannel[list[int] | None], item: list[int] | None) -> None:
+        self._used += 1
+        await send.send(item)
+
+    async def _handle_loop(self, recv: trio.MemoryReceiveChannel[list[int] | None]) -> None:
+        gauge = IN_FLIGHT.labels(self.queue)
+        async with recv:
+            async for item in recv:
+                self._used -= 1
+                if self._stopping:
+                    continue
+                self._in_flight += 1
+                gauge.inc()
+                try:
+                    taken = await self._process(item, self.settings.batch_size)
+                except Exception as exc:  # noqa: BLE001 - a processor must not kill the loop
+                    self.counters.failed += 1
+                    log.exception("consumer_process_failed", queue=self.queue, error=str(exc))
+                    await trio.sleep(min(1.0, self.settings.poll_interval_ms / 1000.0))
+                    taken = 0
+                finally:
+                    self._in_flight -= 1
+                    gauge.dec()
+                if item is None and taken >= self.settings.batch_size:
+                    self.waker.request_poll()  # more may be waiting: keep draining

@@ -1,0 +1,125 @@
+"""Transactional processing for orchestration queues: lock, decode, handle, delete — in one
+transaction. A batch that fails is retried message by message; a message that keeps failing
+is counted and finally set aside with its reason; an undecodable one is set aside at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from tasker_shared.db.database import Conn, Database
+from tasker_shared.errors import ContractError, TaskerError
+from tasker_shared.queue import pgmq
+from tasker_shared.queue.consumer import ConsumerCounters
+from tasker_shared.runtime.metrics import (
+    HANDLER_DURATION,
+    MESSAGES_CONSUMED,
+    MESSAGES_FAILED,
+    MESSAGES_SET_ASIDE,
+)
+
+M = TypeVar("M")
+log = structlog.get_logger("tasker.processor")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Envelope(Generic[M]):
+    msg_id: int
+    read_ct: int
+    payload: M
+    headers: dict[str, Any] | None
+
+
+Handle = Callable[[Conn, list[Envelope[M]]], None]
+
+
+class TransactionalProcessor(Generic[M]):
+    """`process(ids, limit)` for a `QueueConsumer`; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        queue: str,
+        decode: Callable[[Any], M],
+        handle: Handle[M],
+        counters: ConsumerCounters,
+        max_reads: int,
+        retry_delay_seconds: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.queue = queue
+        self.decode = decode
+        self.handle = handle
+        self.counters = counters
+        self.max_reads = max_reads
+        self.retry_delay_seconds = retry_delay_seconds
+
+    async def __call__(self, ids: list[int] | None, limit: int) -> int:
+        locked: list[int] = []
+        started = time.perf_counter()
+        try:
+            taken = await self.db.run(self._batch, ids, limit, locked)
+        except Exception as exc:  # noqa: BLE001 - fall back to one message at a time
+            if not locked:
+                raise
+            log.warning("batch_failed", queue=self.queue, size=len(locked), error=str(exc))
+            if len(locked) == 1:
+                await self._failed(locked[0], exc)
+                return 1
+            for msg_id in locked:
+                try:
+                    await self.db.run(self._batch, [msg_id], 1, [])
+                except Exception as one_exc:  # noqa: BLE001
+                    await self._failed(msg_id, one_exc)
+            return len(locked)
+        finally:
+            HANDLER_DURATION.labels(self.queue).observe(time.perf_counter() - started)
+        return taken
+
+    def _batch(self, conn: Conn, ids: list[int] | None, limit: int, locked: list[int]) -> int:
+        raw = pgmq.lock_messages(conn, self.queue, ids, limit)
+        locked.extend(m.msg_id for m in raw)
+        envelopes: list[Envelope[M]] = []
+        for message in raw:
+            try:
+                payload = self.decode(message.message)
+            except ContractError as exc:
+                pgmq.set_aside(conn, self.queue, message.msg_id, f"undecodable: {exc}")
+                self.counters.set_aside += 1
+                MESSAGES_SET_ASIDE.labels(self.queue, "undecodable").inc()
+                log.warning("message_set_aside", queue=self.queue, msg_id=message.msg_id,
+                            reason=str(exc))
+                continue
+            envelopes.append(
+                Envelope(msg_id=message.msg_id, read_ct=message.read_ct, payload=payload,
+                         headers=message.headers)
+            )
+        if envelopes:
+            self.handle(conn, envelopes)
+            pgmq.delete_messages(conn, self.queue, [e.msg_id for e in envelopes])
+        self.counters.received += len(raw)
+        self.counters.processed += len(envelopes)
+        MESSAGES_CONSUMED.labels(self.queue).inc(len(envelopes))
+        return len(raw)
+
+    async def _failed(self, msg_id: int, exc: BaseException) -> None:
+        self.counters.failed += 1
+        MESSAGES_FAILED.labels(self.queue).inc()
+        reason = f"{type(exc).__name__}: {exc}"
+        retry_delay = self.retry_delay_seconds
+        if isinstance(exc, TaskerError) and not exc.retryable:
+            retry_delay = self.retry_delay_seconds
+        outcome = await self.db.run(
+            pgmq.message_failed, self.queue, msg_id, reason,
+            max_reads=self.max_reads, retry_delay=retry_delay,
+        )
+        if outcome == "set_aside":
+            self.counters.set_aside += 1
+            MESSAGES_SET_ASIDE.labels(self.queue, "max_reads").inc()
+        log.warning("message_failed", queue=self.queue, msg_id=msg_id, outcome=outcome,
+                    error=reason)

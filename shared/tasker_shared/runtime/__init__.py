@@ -1,0 +1,1 @@
+"""tasker_shared.runtime."""

@@ -1,0 +1,88 @@
+"""Per-service HTTP endpoint: /health/live, /health/ready, /health/detailed and /metrics.
+
+A bare ASGI application served by hypercorn on Trio: small enough for every service.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tasker_shared.runtime.metrics import REGISTRY
+
+ReadinessCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+Details = Callable[[], dict[str, Any]]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class HealthApp:
+    """ASGI app answering the health and metrics routes."""
+
+    def __init__(self, *, service: str, ready: ReadinessCheck, details: Details) -> None:
+        self.service = service
+        self.ready = ready
+        self.details = details
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path == "/health/live" or path == "/health":
+            await _json(send, 200, {"status": "alive", "service": self.service})
+        elif path == "/health/ready":
+            ok, checks = await self.ready()
+            await _json(send, 200 if ok else 503,
+                        {"status": "ready" if ok else "not_ready", "checks": checks})
+        elif path == "/health/detailed":
+            ok, checks = await self.ready()
+            await _json(send, 200 if ok else 503, {
+                "status": "healthy" if ok else "degraded", "service": self.service,
+                "checks": checks, "details": self.details()})
+        elif path == "/metrics":
+            body = generate_latest(REGISTRY)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())]})
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await _json(send, 404, {"error": {"code": "not_found", "message": path}})
+
+
+async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body, default=str).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def serve_health(
+    app: HealthApp,
+    *,
+    host: str,
+    port: int,
+    shutdown: trio.Event,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` until `shutdown` is set."""
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1.0
+    await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]

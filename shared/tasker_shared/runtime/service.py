@@ -1,0 +1,265 @@
+"""The service runner: one root nursery holding the database pool, the NOTIFY listener, the
+queue consumers, background loops and the health endpoint; graceful shutdown on request.
+
+Shutdown: stop intake, give in-flight work `shutdown_timeout_seconds`, then cancel what
+is left (a cancelled transaction rolls back, so its messages are simply processed again).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Any, Protocol, TypeVar
+
+import structlog
+import trio
+
+from tasker_shared.db.connect import resolve_database_url
+from tasker_shared.db.database import Database, open_database
+from tasker_shared.db.listen import RECONNECTED, Notification, NotificationListener
+from tasker_shared.queue.consumer import ConsumerCounters, QueueConsumer
+from tasker_shared.queue.processor import Handle, TransactionalProcessor
+from tasker_shared.queue.pgmq import queue_channel
+from tasker_shared.runtime.health import HealthApp, serve_health
+from tasker_shared.runtime.logging import configure_logging
+from tasker_shared.runtime.metrics import POOL_CONNECTIONS
+from tasker_shared.runtime.ports import HEALTH_PORTS
+from tasker_shared.runtime.settings import Settings
+
+log = structlog.get_logger("tasker.service")
+M = TypeVar("M")
+
+Background = Callable[[], Awaitable[None]]
+
+
+class Drainable(Protocol):
+    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+NotificationHandler = Callable[[Notification], None]
+
+
+class Runtime:
+    """Everything a running service shares; built by `service_runtime`."""
+
+    def __init__(self, *, name: str, settings: Settings, db: Database, url: str) -> None:
+        self.name = name
+        self.settings = settings
+        self.db = db
+        self.url = url
+        self.processor_uuid = uuid.uuid4()
+        self.consumers: list[QueueConsumer] = []
+        self.background: list[tuple[str, Background]] = []
+        self.drainables: list[Drainable] = []
+        self.channel_handlers: dict[str, list[NotificationHandler]] = {}
+        self.extra_details: list[Callable[[], dict[str, Any]]] = []
+        self.started_at = time.time()
+        self.state = "starting"
+        self.db_ok = False
+        self.health_port: int | None = None
+        self._shutdown = trio.Event()
+        self._listener: NotificationListener | None = None
+
+    def add_consumer(self, consumer: QueueConsumer) -> None:
+        self.consumers.append(consumer)
+        self.on_notification(queue_channel(consumer.queue), lambda n: consumer.waker.on_notification(n.payload))
+
+    def consume(
+        self,
+        queue: str,
+        *,
+        decode: Callable[[Any], M],
+        handle: Handle[M],
+        handler_tasks: int | None = None,
+    ) -> QueueConsumer:
+        """Add a consumer whose batches are processed transactionally by `handle`."""
+        counters = ConsumerCounters()
+        processor = TransactionalProcessor(
+            db=self.db, queue=queue, decode=decode, handle=handle, counters=counters,
+            max_reads=self.settings.queues.max_read_count,
+        )
+        consumer = QueueConsumer(queue=queue, process=processor, settings=self.settings.queues,
+                                 counters=counters, handler_tasks=handler_tasks)
+        self.add_consumer(consumer)
+        return consumer
+
+    def on_notification(self, channel: str, handler: NotificationHandler) -> None:
+        self.channel_handlers.setdefault(channel, []).append(handler)
+
+    def add_drainable(self, component: Drainable) -> None:
+        """A component holding in-flight work: stopped with the consumers, given the deadline."""
+        self.drainables.append(component)
+
+    def add_background(self, name: str, fn: Background) -> None:
+        self.background.append((name, fn))
+
+    def request_shutdown(self) -> None:
+        self._shutdown.set()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        listener_ok = self._listener is None or self._listener.connected
+        consumers_ok = all(c.running for c in self.consumers)
+        checks = {
+            "database": "ok" if self.db_ok else "unreachable",
+            "consumers": "ok" if consumers_ok else "not_running",
+            "listener": "ok" if listener_ok else "disconnected",
+            "state": self.state,
+        }
+        saturated = [
+            c.queue for c in self.consumers
+            if c.statistics().channel_used >= c.statistics().channel_capacity
+        ]
+        if saturated:
+            checks["saturated_channels"] = ",".join(saturated)
+        ok = self.db_ok and consumers_ok and listener_ok and self.state == "normal"
+        return ok, checks
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "database": asdict(self.db.statistics()),
+            "consumers": [asdict(c.statistics()) for c in self.consumers],
+        }
+        if self._listener is not None:
+            out["listener"] = {"received": self._listener.received,
+                               "reconnects": self._listener.reconnects,
+                               "connected": self._listener.connected}
+        for extra in self.extra_details:
+            out.update(extra())
+        return out
+
+    async def _check_database(self) -> None:
+        while True:
+            try:
+                with trio.fail_after(5):
+                    await self.db.fetchone("SELECT 1")
+                self.db_ok = True
+            except Exception as exc:  # noqa: BLE001 - report, keep checking
+                if self.db_ok:
+                    log.warning("database_unreachable", error=str(exc))
+                self.db_ok = False
+            stats = self.db.statistics()
+            POOL_CONNECTIONS.labels("size").set(stats.pool_size)
+            POOL_CONNECTIONS.labels("available").set(stats.pool_available)
+            await trio.sleep(2.0)
+
+    async def _route(self, recv: trio.MemoryReceiveChannel[Notification]) -> None:
+        async for note in recv:
+            if note.channel == RECONNECTED:
+                for consumer in self.consumers:
+                    consumer.waker.request_poll()
+                continue
+            for handler in self.channel_handlers.get(note.channel, ()):
+                handler(note)
+
+    async def _run_background(self, scope: trio.CancelScope) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                for name, fn in self.background:
+                    nursery.start_soon(_guarded, name, fn)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until shutdown is requested (or the caller cancels)."""
+        http_shutdown = trio.Event()
+        async with trio.open_nursery() as outer:
+            outer.start_soon(self._check_database)
+            if self.channel_handlers and self.settings.queues.deployment_mode.listens:
+                self._listener = NotificationListener(self.url, list(self.channel_handlers))
+                send, recv = trio.open_memory_channel[Notification](10_000)
+                await outer.start(self._listener.run, send)
+                outer.start_soon(self._route, recv)
+            port = self.settings.service.health_port
+            if port is None:
+                port = HEALTH_PORTS.get(self.name, 0)
+            self.health_port = port
+            if port:
+                app = HealthApp(service=self.name, ready=self.readiness, details=self.details)
+                await outer.start(lambda task_status: serve_health(
+                    app, host=self.settings.service.health_host, port=port,
+                    shutdown=http_shutdown, task_status=task_status))
+            async with trio.open_nursery() as inner:
+                for consumer in self.consumers:
+                    await inner.start(consumer.run)
+                for component in self.drainables:
+                    await inner.start(component.run)
+                background_scope = trio.CancelScope()
+                outer.start_soon(self._run_background, background_scope)
+                self.db_ok = True
+                self.state = "normal"
+                log.info("service_started", action="start", service=self.name,
+                         health_port=port, consumers=[c.queue for c in self.consumers])
+                task_status.started()
+                await self._shutdown.wait()
+                self.state = "draining"
+                log.info("service_draining", action="drain", service=self.name)
+                for consumer in self.consumers:
+                    consumer.stop()
+                for component in self.drainables:
+                    component.stop()
+                inner.cancel_scope.deadline = (
+                    trio.current_time() + self.settings.service.shutdown_timeout_seconds
+                )
+                background_scope.cancel()  # background loops are intake too
+            self.state = "stopped"
+            http_shutdown.set()
+            log.info("service_stopped", action="stop", service=self.name)
+            outer.cancel_scope.cancel()
+
+
+async def _guarded(name: str, fn: Background) -> None:
+    """Run a background loop forever, restarting it (after a pause) if it raises."""
+    while True:
+        try:
+            await fn()
+            return
+        except Exception as exc:  # noqa: BLE001 - keep the loop alive, log why
+            log.exception("background_failed", loop=name, error=str(exc))
+            await trio.sleep(1.0)
+
+
+@asynccontextmanager
+async def service_runtime(name: str, settings: Settings) -> AsyncIterator[Runtime]:
+    """Logging, database URL (embedded if unset) and an open pool for one service."""
+    configure_logging(service=name, level=settings.service.log_level,
+                      fmt=settings.service.log_format)
+    url = await trio.to_thread.run_sync(resolve_database_url, settings.database.url)
+    async with open_database(
+        url,
+        min_size=settings.database.pool_min,
+        max_size=settings.database.pool_max,
+        statement_timeout_ms=settings.database.statement_timeout_ms,
+        application_name=f"tasker-{name}",
+        synchronous_commit=settings.database.synchronous_commit,
+    ) as db:
+        yield Runtime(name=name, settings=settings, db=db, url=url)
+
+
+async def run_until_signalled(
+    serve: Callable[..., Awaitable[None]], settings: Settings
+) -> None:
+    """Run `serve(settings, runtime_hook=...)` and turn SIGTERM/SIGINT into a graceful stop."""
+    holder: list[Runtime] = []
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            done = trio.Event()
+
+            async def main() -> None:
+                try:
+                    await serve(settings, on_runtime=holder.append)
+                finally:
+                    done.set()
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(main)
+            async for _ in signals:
+                if holder:
+                    holder[0].request_shutdown()
+                else:
+                    nursery.cancel_scope.cancel()
+                break
+            await done.wait()

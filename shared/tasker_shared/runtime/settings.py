@@ -1,0 +1,231 @@
+"""Settings for every service: environment variables over an optional TOML file, validated.
+
+Keys are grouped in sections. Environment variables use the `TASKER_` prefix and `__`
+between section and key (`TASKER_QUEUES__VISIBILITY_TIMEOUT_SECONDS=30`). A TOML file named
+by `TASKER_CONFIG_PATH` supplies the same keys as tables (`[queues]`). Two shortcuts are
+honoured for the database URL: `TASKER_DATABASE_URL` and `DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tasker_shared.errors import ConfigError
+
+
+class DeploymentMode(StrEnum):
+    EVENT_DRIVEN = "event_driven"
+    POLLING = "polling"
+    HYBRID = "hybrid"
+
+    @property
+    def listens(self) -> bool:
+        return self is not DeploymentMode.POLLING
+
+    @property
+    def polls(self) -> bool:
+        return self is not DeploymentMode.EVENT_DRIVEN
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str | None = Field(None, description="PostgreSQL URL; unset starts an embedded server")
+    pool_min: int = Field(2, ge=1, le=200)
+    pool_max: int = Field(10, ge=1, le=500)
+    statement_timeout_ms: int = Field(30_000, ge=100)
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    synchronous_commit: bool = Field(True, description="off trades durability of the last ms for speed")
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> DatabaseSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError("pool_min must not exceed pool_max")
+        return self
+
+
+class QueueSettings(_Section):
+    deployment_mode: DeploymentMode = DeploymentMode.HYBRID
+    visibility_timeout_seconds: int = Field(30, ge=1, le=86_400)
+    poll_interval_ms: int = Field(1000, ge=10, le=600_000)
+    batch_size: int = Field(20, ge=1, le=1000)
+    max_read_count: int = Field(5, ge=1, le=1000, description="reads before a message is poison")
+    channel_capacity: int = Field(256, ge=1)
+    handler_tasks: int = Field(4, ge=1, le=256)
+
+
+class ServiceSettings(_Section):
+    health_host: str = "0.0.0.0"
+    health_port: int | None = Field(None, ge=0, le=65535, description="None: the service default")
+    shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    log_level: str = "INFO"
+    log_format: str = Field("json", pattern="^(json|console)$")
+    instance_id: str | None = None
+
+
+class BackoffSettings(_Section):
+    base_seconds: float = Field(1.0, ge=0)
+    multiplier: float = Field(2.0, ge=1.0)
+    max_seconds: float = Field(60.0, ge=0)
+    jitter_enabled: bool = True
+    jitter_max_percentage: float = Field(0.15, ge=0, le=1)
+
+
+class WorkerSettings(_Section):
+    namespaces: list[str] = Field(default_factory=lambda: ["default"])
+    handler_modules: list[str] = Field(default_factory=list)
+    template_paths: list[str] = Field(default_factory=list)
+    max_concurrent_handlers: int = Field(10, ge=1, le=10_000)
+    handler_timeout_seconds: float = Field(30.0, gt=0)
+    worker_id: str | None = None
+
+
+class ReadinessSettings(_Section):
+    poll_interval_seconds: float = Field(5.0, gt=0, description="safety-net readiness poller")
+    batch_size: int = Field(50, ge=1)
+
+
+class DecisionSettings(_Section):
+    enabled: bool = True
+    max_steps_per_decision: int = Field(100, ge=1)
+    max_decision_depth: int = Field(20, ge=1)
+
+
+class BatchSettings(_Section):
+    enabled: bool = True
+    max_parallel_batches: int = Field(50, ge=1)
+    default_batch_size: int = Field(1000, ge=1)
+    checkpoint_stall_minutes: float = Field(15.0, gt=0)
+
+
+class StalenessSettings(_Section):
+    enabled: bool = True
+    detection_interval_seconds: float = Field(300.0, gt=0)
+    batch_size: int = Field(100, ge=1)
+    dry_run: bool = False
+    waiting_for_dependencies_minutes: float = Field(60.0, gt=0)
+    waiting_for_retry_minutes: float = Field(30.0, gt=0)
+    steps_in_process_minutes: float = Field(30.0, gt=0)
+    task_max_lifetime_hours: float = Field(24.0, gt=0)
+    stuck_active_minutes: float = Field(10.0, gt=0)
+
+
+class AuthApiKey(_Section):
+    key: str
+    permissions: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
+class AuthSettings(_Section):
+    enabled: bool = False
+    api_key_header: str = "x-api-key"
+    api_keys: list[AuthApiKey] = Field(default_factory=list)
+    jwt_issuer: str = "tasker-core"
+    jwt_audience: str = "tasker-api"
+    jwt_public_key: str | None = None
+    jwt_public_key_path: str | None = None
+    jwt_allowed_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    permissions_claim: str = "permissions"
+    strict_validation: bool = True
+
+
+class GatewaySettings(_Section):
+    rest_host: str = "0.0.0.0"
+    rest_port: int = Field(8080, ge=0, le=65535)
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = Field(9190, ge=0, le=65535)
+    create_wait_timeout_seconds: float = Field(5.0, gt=0)
+    config_endpoint_enabled: bool = False
+    queue_depth_critical: int = Field(5000, ge=1)
+    queue_depth_overflow: int = Field(10_000, ge=1)
+    backpressure_refresh_seconds: float = Field(1.0, gt=0)
+    analytics_cache_seconds: float = Field(60.0, ge=0)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+
+class TelemetrySettings(_Section):
+    tracing_enabled: bool = False
+    exporter: str = Field("none", pattern="^(none|console|otlp|memory)$")
+    otlp_endpoint: str | None = None
+
+
+class Settings(BaseSettings):
+    """All of Tasker's settings; each service reads the sections it needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TASKER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    environment: str = "development"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    queues: QueueSettings = Field(default_factory=QueueSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
+    decisions: DecisionSettings = Field(default_factory=DecisionSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
+    staleness: StalenessSettings = Field(default_factory=StalenessSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid settings ({source}):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    *, config_path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Read settings: TOML file (if any) < environment < explicit overrides."""
+    path = config_path or os.environ.get("TASKER_CONFIG_PATH")
+    file_values: dict[str, Any] = {}
+    source = "environment"
+    if path:
+        source = f"{path} and environment"
+        try:
+            file_values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    url = os.environ.get("TASKER_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        file_values = _deep_merge(file_values, {"database": {"url": url}})
+    values = _deep_merge(file_values, overrides or {})
+    try:
+        # Environment variables take precedence over init values for nested keys only when
+        # given; pydantic-settings merges init kwargs over env, so merge env in explicitly.
+        env_only = Settings()
+        env_values = env_only.model_dump(exclude_unset=True)
+        return Settings(**_deep_merge(_deep_merge(file_values, env_values), overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+    finally:
+        del values

@@ -1,0 +1,1 @@
+"""Database operations shared by several services (plain functions on a connection)."""

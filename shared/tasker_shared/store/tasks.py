@@ -1,0 +1,97 @@
+"""Task creation: the initial step set, edges and first transitions in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from tasker_shared.contracts.payloads import TaskRequest
+from tasker_shared.db.database import Conn
+from tasker_shared.domain.identity import identity_hash
+from tasker_shared.domain.template import TaskTemplate, initial_step_names
+from tasker_shared.domain.dynamic import step_row
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepPlan:
+    steps: list[dict[str, Any]]
+    edges: list[dict[str, str]]
+
+
+def plan_initial_steps(template: TaskTemplate) -> StepPlan:
+    """Rows and edges of the steps created with the task (SPEC §4.3)."""
+    names = initial_step_names(template)
+    chosen = set(names)
+    steps = [step_row(template.step(name)) for name in names]
+    edges = [
+        {"from": dep, "to": name, "name": "provides"}
+        for name in names
+        for dep in template.step(name).dependencies
+        if dep in chosen
+    ]
+    return StepPlan(steps=steps, edges=edges)
+
+
+def task_identity(template: TaskTemplate, named_task_uuid: UUID, request: TaskRequest) -> str:
+    return identity_hash(
+        strategy=str(template.identity_strategy),
+        named_task_uuid=named_task_uuid,
+        context=request.context,
+        idempotency_key=request.idempotency_key,
+        new_uuid=uuid.uuid4,
+    )
+
+
+def create_task(
+    conn: Conn,
+    *,
+    named_task_uuid: UUID,
+    template: TaskTemplate,
+    request: TaskRequest,
+    identity: str,
+) -> UUID | None:
+    """Create the task with its initial steps; None when the identity already exists."""
+    plan = plan_initial_steps(template)
+    task = {
+        "identity_hash": identity,
+        "initiator": request.initiator[:128],
+        "source_system": request.source_system[:128],
+        "reason": request.reason[:128],
+        "tags": list(request.tags),
+        "context": request.context,
+        "priority": request.priority or 0,
+        "correlation_id": str(request.correlation_id),
+        "parent_correlation_id": (
+            str(request.parent_correlation_id) if request.parent_correlation_id else None
+        ),
+        "requested_at": request.requested_at.isoformat(),
+    }
+    row = conn.execute(
+        "SELECT tasker.create_task_v1(%s::uuid, %s::jsonb, %s::jsonb, %s::jsonb) AS task_uuid",
+        (named_task_uuid, Jsonb(task), Jsonb(plan.steps), Jsonb(plan.edges)),
+    ).fetchone()
+    assert row is not None
+    value = row["task_uuid"]
+    return UUID(str(value)) if value is not None else None
+
+
+def evaluate_task(
+    conn: Conn,
+    task_uuid: UUID,
+    *,
+    processor: UUID | None,
+    finalize: bool,
+    headers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Enqueue ready steps and move the task on (see `tasker.evaluate_task_v1`)."""
+    row = conn.execute(
+        "SELECT tasker.evaluate_task_v1(%s::uuid, %s::uuid, %s::boolean, %s::jsonb) AS r",
+        (task_uuid, processor, finalize, Jsonb(headers) if headers else None),
+    ).fetchone()
+    assert row is not None
+    result: dict[str, Any] = row["r"]
+    return result

@@ -1,0 +1,1 @@
+"""Offline checks of deploy/ and tilt/: image, manifests, Tiltfile, CLI commands."""

@@ -27,7 +27,8 @@ def test_all_applies_to_every_step_and_keeps_unset_retry_fields() -> None:
     template = _load("refund_order")
     resolved = template.resolve_for_environment("test")
     assert {s.name: s.retry.max_attempts for s in resolved.steps} == dict.fromkeys(
-        template.step_names, 1)
+        template.step_names, 1
+    )
     # Only max_attempts is overridden: manual_review stays non-retryable.
     assert resolved.step("manual_review").retry.retryable is False
     assert resolved.step("validate_refund").retry.retryable is True
@@ -38,8 +39,7 @@ def test_all_applies_to_every_step_and_keeps_unset_retry_fields() -> None:
 def test_named_overrides_apply_after_all_in_order() -> None:
     template = _load("reference_style_order_fulfillment")
     test = template.resolve_for_environment("test")
-    assert {s.name: s.timeout_seconds for s in test.steps} == dict.fromkeys(
-        template.step_names, 5)
+    assert {s.name: s.timeout_seconds for s in test.steps} == dict.fromkeys(template.step_names, 5)
     assert test.step("reserve_inventory").retry.max_attempts == 2
     assert test.step("reserve_inventory").retry.backoff is BackoffStrategy.FIBONACCI
     assert test.step("charge_payment").retry.max_attempts == 1
@@ -52,26 +52,53 @@ def test_named_overrides_apply_after_all_in_order() -> None:
 
 
 def test_initialization_is_merged_key_by_key() -> None:
-    template = parse_template({
-        "name": "t", "namespace_name": "ns", "version": "1",
-        "steps": [{"name": "a", "handler": {"callable": "x", "initialization": {
-            "url": "https://prod", "size": 10}}}],
-        "environments": {"dev": {"steps": [
-            {"name": "ALL", "handler": {"initialization": {"url": "http://dev"}}},
-            {"name": "a", "retry": {"retryable": False, "backoff": "none",
-                                    "backoff_base_ms": 5, "max_backoff_ms": 50}},
-        ]}, "empty": None},
-    })
+    template = parse_template(
+        {
+            "name": "t",
+            "namespace_name": "ns",
+            "version": "1",
+            "steps": [
+                {
+                    "name": "a",
+                    "handler": {
+                        "callable": "x",
+                        "initialization": {"url": "https://prod", "size": 10},
+                    },
+                }
+            ],
+            "environments": {
+                "dev": {
+                    "steps": [
+                        {"name": "ALL", "handler": {"initialization": {"url": "http://dev"}}},
+                        {
+                            "name": "a",
+                            "retry": {
+                                "retryable": False,
+                                "backoff": "none",
+                                "backoff_base_ms": 5,
+                                "max_backoff_ms": 50,
+                            },
+                        },
+                    ]
+                },
+                "empty": None,
+            },
+        }
+    )
     resolved = template.resolve_for_environment("dev")
     step = resolved.step("a")
     assert step.handler.initialization == {"url": "http://dev", "size": 10}
     assert (step.retry.retryable, step.retry.max_attempts, step.retry.backoff) == (
-        False, 3, BackoffStrategy.NONE)
+        False,
+        3,
+        BackoffStrategy.NONE,
+    )
     assert (step.retry.backoff_base_ms, step.retry.max_backoff_ms) == (5, 50)
     assert template.environments["dev"][1] == StepOverride(
         name="a",
-        retry=RetryOverride(retryable=False, backoff=BackoffStrategy.NONE, backoff_base_ms=5,
-                            max_backoff_ms=50),
+        retry=RetryOverride(
+            retryable=False, backoff=BackoffStrategy.NONE, backoff_base_ms=5, max_backoff_ms=50
+        ),
     )
     assert template.resolve_for_environment("empty") is template
     assert TaskTemplate.from_json(template.to_json()) == template
@@ -115,11 +142,15 @@ def test_validate_context_with_a_non_object() -> None:
 
 
 def test_validate_context_caps_the_message() -> None:
-    template = parse_template({
-        "name": "t", "namespace_name": "ns", "version": "1",
-        "steps": [{"name": "a", "handler": {"callable": "x"}}],
-        "input_schema": {"type": "array", "items": {"type": "string"}},
-    })
+    template = parse_template(
+        {
+            "name": "t",
+            "namespace_name": "ns",
+            "version": "1",
+            "steps": [{"name": "a", "handler": {"callable": "x"}}],
+            "input_schema": {"type": "array", "items": {"type": "string"}},
+        }
+    )
     with pytest.raises(ValidationError) as info:
         template.validate_context(list(range(25)))
     assert str(info.value).endswith("(and 5 more)")
@@ -127,11 +158,15 @@ def test_validate_context_caps_the_message() -> None:
 
 
 def test_unresolvable_references_are_not_fetched() -> None:
-    template = parse_template({
-        "name": "t", "namespace_name": "ns", "version": "1",
-        "steps": [{"name": "a", "handler": {"callable": "x"}}],
-        "input_schema": {"$ref": "https://example.invalid/schema.json"},
-    })
+    template = parse_template(
+        {
+            "name": "t",
+            "namespace_name": "ns",
+            "version": "1",
+            "steps": [{"name": "a", "handler": {"callable": "x"}}],
+            "input_schema": {"$ref": "https://example.invalid/schema.json"},
+        }
+    )
     with pytest.raises(ValidationError, match="cannot be applied: unresolvable reference"):
         template.validate_context({})
 
@@ -140,5 +175,6 @@ def test_compiled_validator_is_shared_between_copies() -> None:
     template = _load("refund_order")
     copy = TaskTemplate.from_json(template.to_json())
     template.validate_context({"order_id": "1", "amount": 1})
+    template.validate_context({"order_id": "2", "amount": 2})
     copy.validate_context({"order_id": "1", "amount": 1})
     assert template._validator is copy._validator

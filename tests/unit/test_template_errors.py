@@ -23,8 +23,7 @@ EXPECTED: dict[str, list[str]] = {
         "step 'a': dependencies form a cycle: a -> c -> b -> a (each step depends on the next)",
     ],
     "self_dependency.yaml": [
-        "step 'loop': dependencies lists the step itself ('loop'): self-dependency is not "
-        "allowed",
+        "step 'loop': dependencies lists the step itself ('loop'): self-dependency is not allowed",
     ],
     "duplicate_step_name.yaml": [
         "step 'fetch': name: duplicate step name 'fetch' (steps[0] and steps[2])",
@@ -69,8 +68,7 @@ EXPECTED: dict[str, list[str]] = {
     "batch_config_missing_worker_template.yaml": [
         "step 'worker': batch_config.worker_template is required",
         "step 'worker': batch_config.batch_size must be an integer between 1 and 100000, got 0",
-        "step 'worker': batch_config.parallelism must be an integer between 1 and 1000, "
-        "got 5000",
+        "step 'worker': batch_config.parallelism must be an integer between 1 and 1000, got 5000",
         "step 'worker': batch_config.failure_strategy must be one of continue_on_failure, "
         "fail_fast, isolate, got 'give_up'",
     ],
@@ -143,7 +141,7 @@ def _problems(data: object) -> list[str]:
         parse_template(data, source="t.yaml")
     prefix = "t.yaml: "
     assert all(p.startswith(prefix) for p in info.value.problems)
-    return [p[len(prefix):] for p in info.value.problems]
+    return [p[len(prefix) :] for p in info.value.problems]
 
 
 def test_required_top_level_fields() -> None:
@@ -181,6 +179,10 @@ def test_required_top_level_fields() -> None:
         ),
         ({"metadata": {"author": 5}}, "metadata.author must be a string, got 5"),
         (
+            {"metadata": {"updated_at": 5}},
+            "metadata.updated_at must be an ISO 8601 date-time, got 5",
+        ),
+        (
             {"system_dependencies": {"primary": ""}},
             "system_dependencies.primary must be 1 to 255 characters long, got 0",
         ),
@@ -194,8 +196,10 @@ def test_required_top_level_fields() -> None:
             {"domain_events": [{"name": "e", "schema": 5}]},
             "domain_events[0].schema must be a JSON Schema (a mapping), got 5",
         ),
-        ({"input_schema": "string"}, "input_schema must be a JSON Schema (a mapping), got "
-                                     "'string'"),
+        (
+            {"input_schema": "string"},
+            "input_schema must be a JSON Schema (a mapping), got 'string'",
+        ),
         (
             {"input_schema": {"$schema": 5}},
             "input_schema is not a valid JSON Schema: $schema must be a string naming a JSON "
@@ -226,8 +230,11 @@ def test_required_top_level_fields() -> None:
             "environments.test.steps[0]: name is required",
         ),
         (
-            {"environments": {"test": {"steps": [{"name": "a", "handler": {
-                "initialization": 5}}]}}},
+            {
+                "environments": {
+                    "test": {"steps": [{"name": "a", "handler": {"initialization": 5}}]}
+                }
+            },
             "environments.test.steps[0] (step 'a'): handler.initialization must be a mapping, "
             "got 5",
         ),
@@ -248,49 +255,81 @@ def test_top_level_field_problems(top: dict[str, Any], expected: str) -> None:
         ({"name": None}, "steps[0]: name is required"),
         ({"name": ""}, "steps[0]: name must be 1 to 255 characters long, got 0"),
         ({"name": 4}, "steps[0]: name must be a string, got 4"),
-        ({"handler": "x.A"}, "step 'a': handler must be a mapping with at least 'callable', "
-                             "got 'x.A'"),
+        (
+            {"handler": "x.A"},
+            "step 'a': handler must be a mapping with at least 'callable', got 'x.A'",
+        ),
         ({"handler": {}}, "step 'a': handler.callable is required"),
-        ({"handler": {"callable": "x" * 501}}, "step 'a': handler.callable must be 1 to 500 "
-                                               "characters long, got 501"),
-        ({"handler": {"callable": "x", "method": 3}}, "step 'a': handler.method must be a "
-                                                      "string, got 3"),
-        ({"type": "parallel"}, "step 'a': type must be one of standard, decision, "
-                               "deferred_convergence, batchable, batch_worker, got 'parallel'"),
+        (
+            {"handler": {"callable": "x" * 501}},
+            "step 'a': handler.callable must be 1 to 500 characters long, got 501",
+        ),
+        (
+            {"handler": {"callable": "x", "method": 3}},
+            "step 'a': handler.method must be a string, got 3",
+        ),
+        (
+            {"type": "parallel"},
+            "step 'a': type must be one of standard, decision, "
+            "deferred_convergence, batchable, batch_worker, got 'parallel'",
+        ),
         ({"depends_on": [1]}, "step 'a': depends_on[0] must be a non-empty string, got 1"),
         ({"retry": "always"}, "step 'a': retry must be a mapping, got 'always'"),
-        ({"retry": {"max_attempts": 101}}, "step 'a': retry.max_attempts must be an integer "
-                                           "between 1 and 100, got 101"),
-        ({"retry": {"max_attempts": True}}, "step 'a': retry.max_attempts must be an integer "
-                                            "between 1 and 100, got True"),
-        ({"retry": {"max_attempts": 2.0}}, "step 'a': retry.max_attempts must be an integer "
-                                           "between 1 and 100, got 2.0"),
-        ({"retry": {"backoff_base_ms": -1}}, "step 'a': retry.backoff_base_ms must be an "
-                                             "integer between 0 and 3600000, got -1"),
-        ({"retry": {"max_backoff_ms": "1s"}}, "step 'a': retry.max_backoff_ms must be an "
-                                              "integer between 0 and 3600000, got '1s'"),
+        (
+            {"retry": {"max_attempts": 101}},
+            "step 'a': retry.max_attempts must be an integer between 1 and 100, got 101",
+        ),
+        (
+            {"retry": {"max_attempts": True}},
+            "step 'a': retry.max_attempts must be an integer between 1 and 100, got True",
+        ),
+        (
+            {"retry": {"max_attempts": 2.0}},
+            "step 'a': retry.max_attempts must be an integer between 1 and 100, got 2.0",
+        ),
+        (
+            {"retry": {"backoff_base_ms": -1}},
+            "step 'a': retry.backoff_base_ms must be an integer between 0 and 3600000, got -1",
+        ),
+        (
+            {"retry": {"max_backoff_ms": "1s"}},
+            "step 'a': retry.max_backoff_ms must be an integer between 0 and 3600000, got '1s'",
+        ),
         ({"system_dependency": 1}, "step 'a': system_dependency must be a string, got 1"),
         ({"publishes_events": {}}, "step 'a': publishes_events must be a list, got {}"),
-        ({"publishes_events": ["e"]}, "step 'a': publishes_events[0] must be a mapping with at "
-                                      "least 'name', got 'e'"),
-        ({"publishes_events": [{"name": "e", "condition": "maybe"}]},
-         "step 'a': publishes_events[0].condition must be one of success, failure, "
-         "retryable_failure, permanent_failure, always, got 'maybe'"),
-        ({"publishes_events": [{"name": "e", "delivery_mode": "carrier pigeon"}]},
-         "step 'a': publishes_events[0].delivery_mode must be one of durable, fast, broadcast, "
-         "got 'carrier pigeon'"),
-        ({"publishes_events": [{"description": "no name"}]},
-         "step 'a': publishes_events[0].name is required"),
+        (
+            {"publishes_events": ["e"]},
+            "step 'a': publishes_events[0] must be a mapping with at least 'name', got 'e'",
+        ),
+        (
+            {"publishes_events": [{"name": "e", "condition": "maybe"}]},
+            "step 'a': publishes_events[0].condition must be one of success, failure, "
+            "retryable_failure, permanent_failure, always, got 'maybe'",
+        ),
+        (
+            {"publishes_events": [{"name": "e", "delivery_mode": "carrier pigeon"}]},
+            "step 'a': publishes_events[0].delivery_mode must be one of durable, fast, broadcast, "
+            "got 'carrier pigeon'",
+        ),
+        (
+            {"publishes_events": [{"description": "no name"}]},
+            "step 'a': publishes_events[0].name is required",
+        ),
         ({"batch_config": [1]}, "step 'a': batch_config must be a mapping, got [1]"),
-        ({"result_schema": "x"}, "step 'a': result_schema must be a JSON Schema (a mapping), "
-                                 "got 'x'"),
-        ({"composition": {"f": math.nan}}, "step 'a': composition.f must be a finite number, "
-                                           "got nan"),
-        ({"composition": {"s": {1, 2}}}, "step 'a': composition.s must be plain JSON data, "
-                                         "got a set"),
+        (
+            {"result_schema": "x"},
+            "step 'a': result_schema must be a JSON Schema (a mapping), got 'x'",
+        ),
+        (
+            {"composition": {"f": math.nan}},
+            "step 'a': composition.f must be a finite number, got nan",
+        ),
+        (
+            {"composition": {"s": {1, 2}}},
+            "step 'a': composition.s must be plain JSON data, got a set",
+        ),
         ({"composition": {1: "x"}}, "step 'a': composition has a non-string key 1"),
-        ({"composition": [b"x"]}, "step 'a': composition[0] must be plain JSON data, got a "
-                                  "bytes"),
+        ({"composition": [b"x"]}, "step 'a': composition[0] must be plain JSON data, got a bytes"),
     ],
 )
 def test_step_field_problems(fields: dict[str, Any], expected: str) -> None:
@@ -344,8 +383,12 @@ def test_batch_role_problems() -> None:
     problems = _problems(
         _template(
             _step("plan", type="batchable", batch_config={"worker_template": "nobody"}),
-            _step("work", type="batch_worker", dependencies=["plan"],
-                  batch_config={"worker_template": "work"}),
+            _step(
+                "work",
+                type="batch_worker",
+                dependencies=["plan"],
+                batch_config={"worker_template": "work"},
+            ),
             _step("orphan", type="batch_worker", batch_config={"worker_template": "orphan"}),
             _step("after", dependencies=["work"]),
             _step("sum", type="deferred_convergence", dependencies=["work"]),
@@ -377,8 +420,7 @@ def test_convergence_problems() -> None:
         )
     )
     assert problems == [
-        "step 'empty': dependencies: a deferred_convergence step must declare its possible "
-        "parents",
+        "step 'empty': dependencies: a deferred_convergence step must declare its possible parents",
         "step 'sum': type: this deferred_convergence step would never be created: none of its "
         "dependencies is created by a decision step or is a batch_worker template",
         "step 'report': dependencies: 'sum' is a deferred_convergence step but this step is "
@@ -388,8 +430,9 @@ def test_convergence_problems() -> None:
 
 
 def test_decision_without_downstream_steps_is_a_warning() -> None:
-    template = parse_template(_template(_step("a"), _step("d", type="decision",
-                                                          dependencies=["a"])))
+    template = parse_template(
+        _template(_step("a"), _step("d", type="decision", dependencies=["a"]))
+    )
     assert template.warnings == (
         "<template>: step 'd': decision step has no downstream steps to create",
     )
@@ -415,11 +458,13 @@ def test_nested_decision_joined_from_two_decisions() -> None:
 
 def test_graph_checks_are_skipped_when_dependencies_are_broken() -> None:
     problems = _problems(
-        _template(_step("d", type="decision", dependencies=["missing"]),
-                  _step("x", dependencies=["d"]))
+        _template(
+            _step("d", type="decision", dependencies=["missing"]), _step("x", dependencies=["d"])
+        )
     )
-    assert problems == ["step 'd': dependencies: unknown dependency 'missing' (no step has that "
-                        "name)"]
+    assert problems == [
+        "step 'd': dependencies: unknown dependency 'missing' (no step has that name)"
+    ]
 
 
 def test_deeply_nested_values_are_refused() -> None:
@@ -427,15 +472,18 @@ def test_deeply_nested_values_are_refused() -> None:
     for _ in range(MAX_DEPTH + 5):
         value = [value]
     problems = _problems(_template(_step(composition=value)))
-    assert problems == [f"step 'a': composition{'[0]' * (MAX_DEPTH + 1)} is nested more than "
-                        f"{MAX_DEPTH} levels deep"]
+    assert problems == [
+        f"step 'a': composition{'[0]' * (MAX_DEPTH + 1)} is nested more than "
+        f"{MAX_DEPTH} levels deep"
+    ]
 
 
 def test_recursive_yaml_aliases_are_refused() -> None:
     recursive: list[Any] = []
     recursive.append(recursive)
     problems = _problems(_template(_step(composition={"loop": recursive})))
-    assert len(problems) == 1 and "nested more than" in problems[0]
+    assert len(problems) == 1
+    assert "nested more than" in problems[0]
 
 
 def test_huge_alias_expansions_are_refused() -> None:
@@ -443,5 +491,6 @@ def test_huge_alias_expansions_are_refused() -> None:
     for _ in range(6):  # 10**6 leaves when expanded, a handful of objects in memory
         layer = [layer] * 10
     problems = _problems(_template(_step(composition=layer)))
-    assert problems == ["step 'a': composition[0][0][0][0][0][0] is too large (over 200000 "
-                        "values)"] or (len(problems) == 1 and "is too large" in problems[0])
+    assert problems == [
+        "step 'a': composition[0][0][0][0][0][0] is too large (over 200000 values)"
+    ] or (len(problems) == 1 and "is too large" in problems[0])

@@ -27,23 +27,41 @@ def _load(name: str) -> TaskTemplate:
 
 
 def _template(*steps: dict[str, Any]) -> TaskTemplate:
-    return parse_template({"name": "t", "namespace_name": "ns", "version": "1",
-                           "steps": list(steps)})
+    return parse_template(
+        {"name": "t", "namespace_name": "ns", "version": "1", "steps": list(steps)}
+    )
 
 
 def _step(name: str, *deps: str, type: str = "standard", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "type": type, "dependencies": list(deps),
-            "handler": {"callable": f"x.{name}"}, **extra}
+    return {
+        "name": name,
+        "type": type,
+        "dependencies": list(deps),
+        "handler": {"callable": f"x.{name}"},
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
         ("linear_workflow", ["linear_step_1", "linear_step_2", "linear_step_3", "linear_step_4"]),
-        ("diamond_workflow", ["diamond_start", "diamond_branch_b", "diamond_branch_c",
-                              "diamond_end"]),
-        ("mixed_dag_workflow", ["dag_init", "dag_process_left", "dag_process_right",
-                                "dag_validate", "dag_transform", "dag_analyze", "dag_finalize"]),
+        (
+            "diamond_workflow",
+            ["diamond_start", "diamond_branch_b", "diamond_branch_c", "diamond_end"],
+        ),
+        (
+            "mixed_dag_workflow",
+            [
+                "dag_init",
+                "dag_process_left",
+                "dag_process_right",
+                "dag_validate",
+                "dag_transform",
+                "dag_analyze",
+                "dag_finalize",
+            ],
+        ),
         ("conditional_approval", ["validate_request", "routing_decision"]),
         ("nested_decision", ["receive_order", "classify_order"]),
         ("batch_csv", ["analyze_csv"]),
@@ -61,8 +79,9 @@ def test_tree_initial_set_is_everything() -> None:
 
 def test_refund_example_of_spec_4_4() -> None:
     template = _load("refund_order")
-    plan = steps_for_decision(template, "choose_path", ["auto_refund"],
-                              {"validate_refund", "choose_path"})
+    plan = steps_for_decision(
+        template, "choose_path", ["auto_refund"], {"validate_refund", "choose_path"}
+    )
     assert plan == DecisionPlan(
         decision_step="choose_path",
         step_names=("auto_refund", "notify_customer"),
@@ -71,9 +90,12 @@ def test_refund_example_of_spec_4_4() -> None:
 
 
 def test_refund_both_branches() -> None:
-    plan = steps_for_decision(_load("refund_order"), "choose_path",
-                              ["manual_review", "auto_refund", "auto_refund"],
-                              {"validate_refund", "choose_path"})
+    plan = steps_for_decision(
+        _load("refund_order"),
+        "choose_path",
+        ["manual_review", "auto_refund", "auto_refund"],
+        {"validate_refund", "choose_path"},
+    )
     assert plan.step_names == ("auto_refund", "manual_review", "notify_customer")
     assert plan.edges == (
         ("choose_path", "auto_refund"),
@@ -85,27 +107,43 @@ def test_refund_both_branches() -> None:
 
 def test_no_branches_creates_nothing() -> None:
     plan = steps_for_decision(_load("refund_order"), "choose_path", [], {"choose_path"})
-    assert plan.step_names == () and plan.edges == ()
+    assert plan.step_names == ()
+    assert plan.edges == ()
 
 
 @pytest.mark.parametrize(
     ("chosen", "steps", "edges"),
     [
-        (["auto_approve"], ("finalize_approval", "auto_approve"),
-         (("auto_approve", "finalize_approval"), ("routing_decision", "auto_approve"))),
-        (["manager_approval", "finance_review"],
-         ("finalize_approval", "manager_approval", "finance_review"),
-         (("manager_approval", "finalize_approval"), ("finance_review", "finalize_approval"),
-          ("routing_decision", "manager_approval"), ("routing_decision", "finance_review"))),
+        (
+            ["auto_approve"],
+            ("finalize_approval", "auto_approve"),
+            (("auto_approve", "finalize_approval"), ("routing_decision", "auto_approve")),
+        ),
+        (
+            ["manager_approval", "finance_review"],
+            ("finalize_approval", "manager_approval", "finance_review"),
+            (
+                ("manager_approval", "finalize_approval"),
+                ("finance_review", "finalize_approval"),
+                ("routing_decision", "manager_approval"),
+                ("routing_decision", "finance_review"),
+            ),
+        ),
     ],
 )
-def test_conditional_approval_routes(chosen: list[str], steps: tuple[str, ...],
-                                     edges: tuple[tuple[str, str], ...]) -> None:
+def test_conditional_approval_routes(
+    chosen: list[str], steps: tuple[str, ...], edges: tuple[tuple[str, str], ...]
+) -> None:
     template = _load("conditional_approval")
     assert decision_graph_names(template, "routing_decision") == {
-        "auto_approve", "manager_approval", "finance_review", "finalize_approval"}
-    plan = steps_for_decision(template, "routing_decision", chosen,
-                              {"validate_request", "routing_decision"})
+        "auto_approve",
+        "manager_approval",
+        "finance_review",
+        "finalize_approval",
+    }
+    plan = steps_for_decision(
+        template, "routing_decision", chosen, {"validate_request", "routing_decision"}
+    )
     assert plan.step_names == steps  # declaration order: finalize_approval is declared first
     assert plan.edges == edges
 
@@ -114,10 +152,18 @@ def test_nested_decisions() -> None:
     template = _load("nested_decision")
     initial = {"receive_order", "classify_order"}
     assert decision_graph_names(template, "classify_order") == {
-        "standard_shipping", "expedited_review", "choose_carrier", "confirm_shipment",
-        "notify_customer"}
+        "standard_shipping",
+        "expedited_review",
+        "choose_carrier",
+        "confirm_shipment",
+        "notify_customer",
+    }
     assert decision_graph_names(template, "choose_carrier") == {
-        "carrier_ground", "carrier_air", "confirm_shipment", "notify_customer"}
+        "carrier_ground",
+        "carrier_air",
+        "confirm_shipment",
+        "notify_customer",
+    }
 
     standard = steps_for_decision(template, "classify_order", ["standard_shipping"], initial)
     assert standard.step_names == ("standard_shipping", "confirm_shipment", "notify_customer")
@@ -129,8 +175,10 @@ def test_nested_decisions() -> None:
 
     expedited = steps_for_decision(template, "classify_order", ["expedited_review"], initial)
     assert expedited.step_names == ("expedited_review", "choose_carrier")
-    assert expedited.edges == (("classify_order", "expedited_review"),
-                               ("expedited_review", "choose_carrier"))
+    assert expedited.edges == (
+        ("classify_order", "expedited_review"),
+        ("expedited_review", "choose_carrier"),
+    )
 
     existing = initial | set(expedited.step_names)
     air = steps_for_decision(template, "choose_carrier", ["carrier_air"], existing)
@@ -141,8 +189,10 @@ def test_nested_decisions() -> None:
         ("confirm_shipment", "notify_customer"),
     )
 
-    with pytest.raises(ValidationError, match="'standard_shipping' is not a descendant of "
-                                              "decision step 'choose_carrier'"):
+    with pytest.raises(
+        ValidationError,
+        match="'standard_shipping' is not a descendant of decision step 'choose_carrier'",
+    ):
         steps_for_decision(template, "choose_carrier", ["standard_shipping"], existing)
 
 
@@ -216,8 +266,9 @@ def test_decision_plan_errors() -> None:
     with pytest.raises(ValidationError, match="step names are strings"):
         steps_for_decision(template, "choose_path", [{"x": 1}], set())  # type: ignore[list-item]
     terminal = _template(_step("a"), _step("d", "a", type="decision"))
-    with pytest.raises(ValidationError, match="'d' has no downstream steps, but its outcome "
-                                              "requested 'a'"):
+    with pytest.raises(
+        ValidationError, match="'d' has no downstream steps, but its outcome requested 'a'"
+    ):
         steps_for_decision(terminal, "d", ["a"], set())
     assert steps_for_decision(terminal, "d", [], set()).step_names == ()
 
@@ -225,23 +276,47 @@ def test_decision_plan_errors() -> None:
 def test_convergence_steps_for_worker_template() -> None:
     template = _load("batch_csv")
     assert convergence_steps_for_worker_template(template, "process_csv_batch") == [
-        "aggregate_csv_results"]
+        "aggregate_csv_results"
+    ]
     assert convergence_steps_for_worker_template(template, "analyze_csv") == []
 
 
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        ("linear_workflow", {"linear_step_1": 0, "linear_step_2": 1, "linear_step_3": 2,
-                             "linear_step_4": 3}),
-        ("diamond_workflow", {"diamond_start": 0, "diamond_branch_b": 1, "diamond_branch_c": 1,
-                              "diamond_end": 2}),
-        ("tree_workflow", {"tree_root": 0, "tree_branch_left": 1, "tree_branch_right": 1,
-                           "tree_leaf_d": 2, "tree_leaf_e": 2, "tree_leaf_f": 2,
-                           "tree_leaf_g": 2, "tree_final_convergence": 3}),
-        ("mixed_dag_workflow", {"dag_init": 0, "dag_process_left": 1, "dag_process_right": 1,
-                                "dag_validate": 2, "dag_transform": 2, "dag_analyze": 3,
-                                "dag_finalize": 4}),
+        (
+            "linear_workflow",
+            {"linear_step_1": 0, "linear_step_2": 1, "linear_step_3": 2, "linear_step_4": 3},
+        ),
+        (
+            "diamond_workflow",
+            {"diamond_start": 0, "diamond_branch_b": 1, "diamond_branch_c": 1, "diamond_end": 2},
+        ),
+        (
+            "tree_workflow",
+            {
+                "tree_root": 0,
+                "tree_branch_left": 1,
+                "tree_branch_right": 1,
+                "tree_leaf_d": 2,
+                "tree_leaf_e": 2,
+                "tree_leaf_f": 2,
+                "tree_leaf_g": 2,
+                "tree_final_convergence": 3,
+            },
+        ),
+        (
+            "mixed_dag_workflow",
+            {
+                "dag_init": 0,
+                "dag_process_left": 1,
+                "dag_process_right": 1,
+                "dag_validate": 2,
+                "dag_transform": 2,
+                "dag_analyze": 3,
+                "dag_finalize": 4,
+            },
+        ),
     ],
 )
 def test_dependency_levels(fixture: str, expected: dict[str, int]) -> None:

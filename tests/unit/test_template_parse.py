@@ -143,7 +143,8 @@ def test_reference_style_template_reads_every_field() -> None:
 def test_batch_fixture_reads_batch_config() -> None:
     t = load_template_file(FIXTURES / "batch_csv.yaml")
     worker = t.step("process_csv_batch")
-    assert worker.is_batch_worker and not worker.created_at_initialization
+    assert worker.is_batch_worker
+    assert not worker.created_at_initialization
     assert worker.batch_config is not None
     assert worker.batch_config.batch_size == 200
     assert worker.batch_config.parallelism == 5
@@ -158,7 +159,8 @@ def test_defaults_of_a_minimal_template() -> None:
     t = parse_template(_minimal())
     step = t.step("a")
     assert step.step_type is StepType.STANDARD
-    assert step.handler.method == "call" and not step.handler.uses_method_dispatch
+    assert step.handler.method == "call"
+    assert not step.handler.uses_method_dispatch
     assert step.handler.initialization == {}
     assert step.retry == RetryPolicy()
     assert (step.retry.max_attempts, step.retry.backoff_base_ms) == (3, 1000)
@@ -166,8 +168,11 @@ def test_defaults_of_a_minimal_template() -> None:
     assert step.retry.backoff is BackoffStrategy.EXPONENTIAL
     assert t.identity_strategy is IdentityStrategy.STRICT
     assert t.system_dependencies.primary == "default"
-    assert t.lifecycle is None and t.metadata is None and t.input_schema is None
-    assert t.environments == {} and t.warnings == ()
+    assert t.lifecycle is None
+    assert t.metadata is None
+    assert t.input_schema is None
+    assert t.environments == {}
+    assert t.warnings == ()
     assert t.source == "<template>"
 
 
@@ -203,7 +208,8 @@ def test_lifecycle_defaults() -> None:
 
 def test_step_lookup() -> None:
     t = parse_template(_minimal())
-    assert t.has_step("a") and not t.has_step("b")
+    assert t.has_step("a")
+    assert not t.has_step("b")
     assert t.get_step("b") is None
     with pytest.raises(KeyError, match="has no step named 'b'"):
         t.step("b")
@@ -221,8 +227,13 @@ def test_alias_given_twice_with_same_value_warns() -> None:
         _minimal(
             steps=[
                 _step(name="a"),
-                _step(name="b", dependencies=["a"], depends_on=["a"], type="standard",
-                      step_type="standard"),
+                _step(
+                    name="b",
+                    dependencies=["a"],
+                    depends_on=["a"],
+                    type="standard",
+                    step_type="standard",
+                ),
             ]
         )
     )
@@ -254,8 +265,15 @@ def test_unknown_keys_are_warned_not_rejected() -> None:
         )
     )
     joined = "\n".join(t.warnings)
-    for key in ("flavour", "colour", "handler.extra", "lifecycle.max_retries",
-                "system_dependencies.tertiary", "wat", "environments.test.other"):
+    for key in (
+        "flavour",
+        "colour",
+        "handler.extra",
+        "lifecycle.max_retries",
+        "system_dependencies.tertiary",
+        "wat",
+        "environments.test.other",
+    ):
         assert f"unknown key '{key}' ignored" in joined
     assert t.warnings[0].startswith("<template>: ")
 
@@ -284,8 +302,9 @@ steps:
     t = parse_template_text(text.replace("!!python/tuple ", ""), source="t.yaml")
     init = t.step("a").handler.initialization
     assert init == {"when": "2024-01-02", "at": "2024-01-02T03:04:05+00:00", "pair": [1, 2]}
-    tupled = parse_template(_minimal(steps=[_step(handler={"callable": "x", "initialization":
-                                                           {"t": (1, 2)}})]))
+    tupled = parse_template(
+        _minimal(steps=[_step(handler={"callable": "x", "initialization": {"t": (1, 2)}})])
+    )
     assert tupled.step("a").handler.initialization == {"t": [1, 2]}
 
 
@@ -293,8 +312,17 @@ def test_to_json_layout_and_copies() -> None:
     t = load_template_file(FIXTURES / "refund_order.yaml")
     data = t.to_json()
     assert list(data) == [
-        "name", "namespace_name", "version", "description", "identity_strategy", "metadata",
-        "system_dependencies", "domain_events", "input_schema", "lifecycle", "steps",
+        "name",
+        "namespace_name",
+        "version",
+        "description",
+        "identity_strategy",
+        "metadata",
+        "system_dependencies",
+        "domain_events",
+        "input_schema",
+        "lifecycle",
+        "steps",
         "environments",
     ]
     step = data["steps"][0]
@@ -306,13 +334,18 @@ def test_to_json_layout_and_copies() -> None:
         "initialization": {"strict": True},
     }
     assert step["retry"] == {
-        "retryable": True, "max_attempts": 3, "backoff": "exponential",
-        "backoff_base_ms": 1000, "max_backoff_ms": 30000,
+        "retryable": True,
+        "max_attempts": 3,
+        "backoff": "exponential",
+        "backoff_base_ms": 1000,
+        "max_backoff_ms": 30000,
     }
-    assert "result_schema" not in step and "composition" not in step
+    assert "result_schema" not in step
+    assert "composition" not in step
     assert data["lifecycle"]["max_steps_in_process_minutes"] == 20
-    assert data["environments"] == {"test": {"steps": [{"name": "ALL",
-                                                        "retry": {"max_attempts": 1}}]}}
+    assert data["environments"] == {
+        "test": {"steps": [{"name": "ALL", "retry": {"max_attempts": 1}}]}
+    }
     data["steps"][0]["handler"]["initialization"]["strict"] = False
     assert t.step("validate_refund").handler.initialization == {"strict": True}
 
@@ -359,7 +392,7 @@ def test_parse_template_text_reports_yaml_errors_with_position() -> None:
 
 
 def test_parse_template_text_multiple_documents() -> None:
-    with pytest.raises(TemplateError, match="YAML syntax error.*single document"):
+    with pytest.raises(TemplateError, match=r"YAML syntax error.*single document"):
         parse_template_text("a: 1\n---\nb: 2\n", source="two.yaml")
 
 
@@ -391,6 +424,12 @@ def test_duplicate_keys_are_reported_with_other_problems() -> None:
         "dup.yaml: line 2, column 1: duplicate key 'name' (the later value would silently win)"
     )
     assert "dup.yaml: steps must list at least one step" in problems
+
+
+def test_complex_yaml_keys_are_not_duplicate_checked_but_still_refused() -> None:
+    text = "? [a, b]\n: 1\n? [a, b]\n: 2\n"
+    with pytest.raises(TemplateError, match="found unhashable key"):
+        parse_template_text(text, source="complex.yaml")
 
 
 def test_non_mapping_documents() -> None:

@@ -38,7 +38,8 @@ def _check_dependencies(col: Collector, template: TaskTemplate) -> bool:
                 sound = False
             elif not template.has_step(dep):
                 col.problem(
-                    _where(step), f"dependencies: unknown dependency '{dep}' (no step has that name)"
+                    _where(step),
+                    f"dependencies: unknown dependency '{dep}' (no step has that name)",
                 )
                 sound = False
     return sound
@@ -127,9 +128,7 @@ def _check_batch(col: Collector, template: TaskTemplate) -> None:
     for step in template.steps:
         config = step.batch_config
         if step.is_batch_worker and config is None:
-            col.problem(
-                _where(step), "batch_config is required on a step of type batch_worker"
-            )
+            col.problem(_where(step), "batch_config is required on a step of type batch_worker")
         if config is not None and step.step_type not in (
             StepType.BATCH_WORKER,
             StepType.BATCHABLE,
@@ -169,9 +168,7 @@ def _check_batch_dependencies(col: Collector, template: TaskTemplate, step: Step
 def _check_decisions(col: Collector, template: TaskTemplate) -> None:
     dependents = dependents_map(template)
     decisions = decision_names(template)
-    boundary = frozenset(decisions) | {
-        s.name for s in template.steps if s.is_deferred_convergence
-    }
+    boundary = frozenset(decisions) | {s.name for s in template.steps if s.is_deferred_convergence}
     branches: dict[str, list[str]] = {}
     for decision in decisions:
         step = template.step(decision)

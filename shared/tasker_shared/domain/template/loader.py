@@ -27,27 +27,15 @@ def load_template_file(path: str | Path) -> TaskTemplate:
 
 
 def find_template_files(patterns: Iterable[str | Path]) -> list[Path]:
-    """Files named by `patterns`: files as given, directories searched recursively for
-    *.yml/*.yaml, and glob patterns (with `**`). Sorted per pattern, without duplicates.
-
-    A pattern that matches nothing raises TemplateError, so a typo is not silently ignored.
+    """Files named by `patterns`: directories are searched recursively for *.yml/*.yaml,
+    glob patterns (with `**`) are expanded, and any other path is returned as given, so a
+    missing file surfaces as a read error when it is loaded. In order, without duplicates.
     """
-    files, missing = _find(patterns)
-    if missing:
-        raise TemplateError(f"template path problems: {'; '.join(missing)}", problems=missing)
-    return files
-
-
-def _find(patterns: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
     found: dict[Path, None] = {}
-    missing: list[str] = []
     for pattern in patterns:
-        matches = _expand(str(pattern))
-        if not matches:
-            missing.append(f"{pattern}: no template files found")
-        for match in matches:
+        for match in _expand(str(pattern)):
             found.setdefault(match, None)
-    return list(found), missing
+    return list(found)
 
 
 def _expand(pattern: str) -> list[Path]:
@@ -58,10 +46,8 @@ def _expand(pattern: str) -> list[Path]:
     out: list[Path] = []
     for candidate in candidates:
         if candidate.is_dir():
-            out.extend(
-                sorted(p for p in candidate.rglob("*") if p.is_file() and _is_yaml(p))
-            )
-        elif candidate.is_file():
+            out.extend(sorted(p for p in candidate.rglob("*") if p.is_file() and _is_yaml(p)))
+        else:
             out.append(candidate)
     return out
 
@@ -73,10 +59,10 @@ def _is_yaml(path: Path) -> bool:
 def load_templates(patterns: Iterable[str | Path]) -> list[TaskTemplate]:
     """Load every template file `patterns` name; one TemplateError collects all problems,
     including templates that share a (namespace, name, version)."""
-    files, problems = _find(patterns)
+    problems: list[str] = []
     templates: list[TaskTemplate] = []
     seen: dict[tuple[str, str, str], str] = {}
-    for file in files:
+    for file in find_template_files(patterns):
         try:
             template = load_template_file(file)
         except TemplateError as exc:
@@ -84,9 +70,7 @@ def load_templates(patterns: Iterable[str | Path]) -> list[TaskTemplate]:
             continue
         identity = (template.namespace, template.name, template.version)
         if identity in seen:
-            problems.append(
-                f"{file}: template {template.key} is also defined in {seen[identity]}"
-            )
+            problems.append(f"{file}: template {template.key} is also defined in {seen[identity]}")
             continue
         seen[identity] = str(file)
         templates.append(template)

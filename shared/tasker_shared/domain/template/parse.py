@@ -23,19 +23,21 @@ from .reader import Collector, Scope, is_int, show
 from .schemas import check_schema
 from .task import TaskTemplate
 
-TOP_KEYS = (
-    "name",
-    "namespace_name",
-    "version",
-    "description",
-    "identity_strategy",
-    "metadata",
-    "system_dependencies",
-    "domain_events",
-    "input_schema",
-    "steps",
-    "environments",
-    "lifecycle",
+TOP_KEYS = frozenset(
+    (
+        "name",
+        "namespace_name",
+        "version",
+        "description",
+        "identity_strategy",
+        "metadata",
+        "system_dependencies",
+        "domain_events",
+        "input_schema",
+        "steps",
+        "environments",
+        "lifecycle",
+    )
 )
 TOP_LEGACY = {
     "task_handler": "task-level handlers are not used",
@@ -44,17 +46,19 @@ TOP_LEGACY = {
     "default_dependent_system": "use system_dependencies.primary",
     "named_steps": "steps are declared under 'steps'",
 }
-METADATA_KEYS = ("author", "tags", "documentation_url", "created_at", "updated_at")
-LIFECYCLE_KEYS = (
-    "max_duration_minutes",
-    "max_waiting_for_dependencies_minutes",
-    "max_waiting_for_retry_minutes",
-    "max_steps_in_process_minutes",
-    "staleness_action",
-    "auto_fail_on_timeout",
-    "auto_dlq_on_timeout",
+METADATA_KEYS = frozenset(("author", "tags", "documentation_url", "created_at", "updated_at"))
+LIFECYCLE_KEYS = frozenset(
+    (
+        "max_duration_minutes",
+        "max_waiting_for_dependencies_minutes",
+        "max_waiting_for_retry_minutes",
+        "max_steps_in_process_minutes",
+        "staleness_action",
+        "auto_fail_on_timeout",
+        "auto_dlq_on_timeout",
+    )
 )
-OVERRIDE_KEYS = ("name", "handler", "timeout_seconds", "retry")
+OVERRIDE_KEYS = frozenset(("name", "handler", "timeout_seconds", "retry"))
 NAMESPACE_MAX = 29
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_]+")
 ALL_STEPS = "ALL"
@@ -286,9 +290,7 @@ def _environments(
     return out
 
 
-def _override(
-    col: Collector, raw: object, path: str, step_names: set[str]
-) -> StepOverride | None:
+def _override(col: Collector, raw: object, path: str, step_names: set[str]) -> StepOverride | None:
     if not isinstance(raw, Mapping):
         col.problem(path, f"an override must be a mapping with 'name', got {show(raw)}")
         return None

@@ -19,32 +19,38 @@ from .model import (
 )
 from .reader import Collector, Scope, show
 
-STEP_KEYS = (
-    "name",
-    "description",
-    "handler",
-    "type",
-    "step_type",
-    "system_dependency",
-    "dependencies",
-    "depends_on",
-    "retry",
-    "timeout_seconds",
-    "publishes_events",
-    "batch_config",
-    "result_schema",
-    "composition",
+STEP_KEYS = frozenset(
+    (
+        "name",
+        "description",
+        "handler",
+        "type",
+        "step_type",
+        "system_dependency",
+        "dependencies",
+        "depends_on",
+        "retry",
+        "timeout_seconds",
+        "publishes_events",
+        "batch_config",
+        "result_schema",
+        "composition",
+    )
 )
 STEP_LEGACY = {
     "lifecycle": "lifecycle is a template-level setting",
     "handler_class": "use handler.callable",
     "handler_config": "use handler.initialization",
 }
-HANDLER_KEYS = ("callable", "method", "resolver", "initialization")
-RETRY_KEYS = ("retryable", "max_attempts", "backoff", "backoff_base_ms", "max_backoff_ms")
+HANDLER_KEYS = frozenset(("callable", "method", "resolver", "initialization"))
+RETRY_KEYS = frozenset(
+    ("retryable", "max_attempts", "backoff", "backoff_base_ms", "max_backoff_ms")
+)
 RETRY_LEGACY = {"limit": "use max_attempts; the default applies"}
-BATCH_KEYS = ("batch_size", "parallelism", "cursor_field", "worker_template", "failure_strategy")
-EVENT_KEYS = ("name", "description", "condition", "schema", "delivery_mode", "publisher")
+BATCH_KEYS = frozenset(
+    ("batch_size", "parallelism", "cursor_field", "worker_template", "failure_strategy")
+)
+EVENT_KEYS = frozenset(("name", "description", "condition", "schema", "delivery_mode", "publisher"))
 MAX_TIMEOUT_SECONDS = 4_294_967_295
 MAX_BACKOFF_MS = 3_600_000
 

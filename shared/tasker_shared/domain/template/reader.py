@@ -74,15 +74,16 @@ class Scope:
         self, data: Mapping[Any, Any], known: Iterable[str], legacy: Mapping[str, str] | None = None
     ) -> None:
         """Warn about keys that are ignored: legacy ones with a hint, unknown ones plainly."""
-        known_set = set(known)
+        known_set = known if isinstance(known, frozenset) else frozenset(known)
         for key in data:
             if isinstance(key, str) and key in known_set:
                 continue
             if isinstance(key, str) and legacy and key in legacy:
                 self.warn(f"legacy key '{self.field(key)}' ignored ({legacy[key]})")
             else:
-                self.warn(f"unknown key {show(self.field(key) if isinstance(key, str) else key)}"
-                          " ignored")
+                self.warn(
+                    f"unknown key {show(self.field(key) if isinstance(key, str) else key)} ignored"
+                )
 
     def mapping(self, data: Mapping[Any, Any], key: str) -> Mapping[Any, Any] | None:
         """The nested mapping at `key`; None when absent/null or (with a problem) not a mapping."""
@@ -164,10 +165,13 @@ class Scope:
         value = data.get(key)
         if value is None:
             return None
-        allowed = [member.value for member in enum]
-        if isinstance(value, str) and value in allowed:
-            return enum(value)
-        self.problem(key, f"must be one of {', '.join(allowed)}, got {show(value)}")
+        if isinstance(value, str):
+            try:
+                return enum(value)
+            except ValueError:
+                pass
+        allowed = ", ".join(member.value for member in enum)
+        self.problem(key, f"must be one of {allowed}, got {show(value)}")
         return None
 
     def string_list(self, data: Mapping[Any, Any], key: str) -> tuple[str, ...]:

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Set-up and entry point for a fresh machine with only Python 3.11+.
+
+    python3 dev.py demo    # install into .venv, start every service, run sample workflows
+    python3 dev.py test    # install into .venv, run lint, types and the whole test suite
+    python3 dev.py up      # install, then run all services until Ctrl-C
+
+Each command creates `.venv` (if missing) and installs the project with its dev extras.
+With no TASKER_DATABASE_URL set, an embedded PostgreSQL server is started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".tasker-install-stamp"
+
+
+def run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
+
+
+def ensure_installed() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("Tasker needs Python 3.11 or newer")
+    if not PY.exists():
+        if run(sys.executable, "-m", "venv", VENV) != 0:
+            sys.exit("could not create .venv")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    if run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
+        sys.exit("could not upgrade pip")
+    if run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev]") != 0:
+        sys.exit("could not install the project")
+    STAMP.write_text(digest)
+
+
+def test(extra: list[str]) -> int:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    steps = [
+        [BIN / "ruff", "check", "shared", "services", "tests", "bench"],
+        [BIN / "mypy", "shared", "services"],
+    ]
+    for step in steps:
+        if run(*step, env=env) != 0:
+            return 1
+    for name in (".coverage",):
+        for stale in ROOT.glob(f"{name}*"):
+            stale.unlink()
+    code = run(PY, "-m", "pytest", "--cov", "--cov-branch", "--cov-report=term",
+               "--cov-fail-under=90", "-p", "no:cacheprovider", *extra, env=env)
+    return code
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "up", "install"}:
+        print(__doc__)
+        return 2
+    command, extra = sys.argv[1], sys.argv[2:]
+    ensure_installed()
+    if command == "install":
+        return 0
+    if command == "test":
+        return test(extra)
+    return run(BIN / "tasker", command, *extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""`tasker up` (every service and a worker as separate processes) and `tasker demo`
+(the same, plus sample workflows with live progress and their results)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from rich.console import Console
+
+from tasker_cli.cluster import Cluster
+from tasker_shared.db.connect import resolve_database_url
+from tasker_shared.db.migrate import migrate
+
+SERVICES = ("ingestion", "results", "finalizer", "worker", "gateway")
+EXAMPLE_HANDLERS = "tasker_worker.examples.handlers"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = subparsers.add_parser("up", help="run every service and a worker as processes")
+    _common(up)
+    up.set_defaults(func=_up)
+    demo = subparsers.add_parser("demo", help="run the services and sample workflows")
+    _common(demo)
+    demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for tasks")
+    demo.set_defaults(func=_demo)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="defaults to TASKER_DATABASE_URL; else embedded")
+    parser.add_argument("--replicas", default="1",
+                        help="N for every service, or name=N,... (e.g. results=2,worker=2)")
+    parser.add_argument("--namespace", default="examples", help="worker namespace")
+    parser.add_argument("--handlers", default=EXAMPLE_HANDLERS, help="worker handler module")
+    parser.add_argument("--templates", default=None,
+                        help="worker template path (default: the sample templates)")
+    parser.add_argument("--no-gateway", action="store_true", help="do not start the gateway")
+    parser.add_argument("--log-dir", default=None, help="write each process's log to this folder")
+
+
+def parse_replicas(spec: str, *, gateway: bool = True) -> dict[str, int]:
+    counts = dict.fromkeys(SERVICES, 1)
+    spec = spec.strip()
+    if spec.isdigit():
+        counts = dict.fromkeys(SERVICES, int(spec))
+    elif spec:
+        for part in spec.split(","):
+            name, _, value = part.partition("=")
+            name = name.strip()
+            if name not in counts or not value.strip().isdigit():
+                raise SystemExit(f"--replicas: bad entry {part!r} (services: {', '.join(SERVICES)})")
+            counts[name] = int(value)
+    if not gateway:
+        counts["gateway"] = 0
+    return counts
+
+
+def _cluster(args: argparse.Namespace, *, quiet: bool) -> Cluster:
+    from pathlib import Path
+
+    from tasker_worker.examples import templates_dir
+
+    url = resolve_database_url(args.database_url)
+    migrate(url)
+    gateway_available = _gateway_available() and not args.no_gateway
+    env = {
+        "TASKER_WORKER__NAMESPACES": json.dumps([args.namespace]),
+        "TASKER_WORKER__HANDLER_MODULES": json.dumps([args.handlers]),
+        "TASKER_WORKER__TEMPLATE_PATHS": json.dumps([args.templates or str(templates_dir())]),
+    }
+    if quiet:
+        env["TASKER_SERVICE__LOG_LEVEL"] = "WARNING"
+    return Cluster(database_url=url, replicas=parse_replicas(args.replicas,
+                                                              gateway=gateway_available),
+                   env=env, log_dir=Path(args.log_dir) if args.log_dir else None)
+
+
+def _gateway_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tasker_gateway.service") is not None
+
+
+def _up(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    cluster = _cluster(args, quiet=False)
+    cluster.start()
+    for proc in cluster.processes:
+        console.print(f"[green]ready[/] {proc.label} pid={proc.pid} health=:{proc.health_port}")
+    console.print("all services running; Ctrl-C stops them")
+    try:
+        while all(p.alive() for p in cluster.processes):
+            time.sleep(0.5)
+        console.print("[red]a service exited; stopping the rest[/]")
+        return 1
+    except KeyboardInterrupt:
+        console.print("stopping...")
+        return 0
+    finally:
+        cluster.stop()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tasker_cli.demo import run_demo
+
+    cluster = _cluster(args, quiet=True)
+    console = Console()
+    console.print("[bold]Tasker demo[/]: starting services as separate processes...")
+    with cluster:
+        for proc in cluster.processes:
+            console.print(f"  [green]ready[/] {proc.label} (pid {proc.pid})")
+        ok: bool = run_demo(cluster, console, timeout=args.timeout)
+    return 0 if ok else 1

@@ -1,0 +1,38 @@
+"""The `tasker` command: one parser, one module per command group under `commands/`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Each module defines `register(subparsers)`, adding parsers whose defaults set `func`
+# (a callable taking the parsed namespace and returning an exit code).
+COMMAND_MODULES: tuple[str, ...] = (
+    "tasker_cli.commands.db",
+    "tasker_cli.commands.template",
+    "tasker_cli.commands.serve",
+    "tasker_cli.commands.up",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tasker", description="Tasker: a PostgreSQL-backed DAG workflow orchestrator."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -87,3 +87,11 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
 
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def module_db_url(pg_server: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database shared by the tests of one module."""
+    name = create_database(pg_server, template=template_database)
+    yield with_database(pg_server, name)
+    drop_database(pg_server, name)

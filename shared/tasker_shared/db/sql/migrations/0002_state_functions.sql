@@ -91,6 +91,13 @@ BEGIN
                    'enqueued_as_error_for_orchestration') THEN
         UPDATE tasker.workflow_steps SET in_process = false, updated_at = now()
          WHERE workflow_step_uuid = p_step AND in_process;
+    ELSIF p_to = 'in_progress' THEN  -- Start / reclaim: the step is being executed
+        UPDATE tasker.workflow_steps SET in_process = true, updated_at = now()
+         WHERE workflow_step_uuid = p_step AND NOT in_process;
+    END IF;
+    IF p_event = 'reset_for_retry' THEN  -- ResetAttemptsAction (SPEC §2.2)
+        UPDATE tasker.workflow_steps SET attempts = 0, updated_at = now()
+         WHERE workflow_step_uuid = p_step;
     END IF;
     PERFORM pg_notify('tasker_step_events', json_build_object(
         'task_uuid', (SELECT task_uuid FROM tasker.workflow_steps
@@ -112,7 +119,7 @@ BEGIN
         RAISE EXCEPTION 'step % not found', p_step USING ERRCODE = 'TK404';
     END IF;
     v_current := tasker.get_current_step_state_v1(p_step);
-    IF NOT (v_current = ANY (p_from)) THEN
+    IF (v_current = ANY (p_from)) IS NOT TRUE THEN  -- also for a NULL or empty p_from
         RETURN NULL;
     END IF;
     SELECT to_state INTO v_to FROM tasker.step_state_transitions
@@ -249,7 +256,9 @@ LANGUAGE sql STABLE AS $$
                (count(*) FILTER (WHERE r.ready_for_execution))::integer AS ready,
                (count(*) FILTER (WHERE r.current_state = 'enqueued'))::integer AS enqueued,
                (count(*) FILTER (WHERE r.current_state = 'waiting_for_retry'))::integer AS waiting,
-               (count(*) FILTER (WHERE r.current_state = 'error' AND ws.retryable
+               (count(*) FILTER (WHERE r.current_state = 'error'
+                                   AND COALESCE((ws.results -> 'metadata' ->> 'retryable')::boolean,
+                                                false)
                                    AND COALESCE(ws.attempts, 0) >= ws.max_attempts))::integer
                    AS exhausted
           FROM unnest(p_tasks) AS u(task_uuid)

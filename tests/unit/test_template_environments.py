@@ -13,8 +13,8 @@ from tasker_shared.domain.template import (
     TaskTemplate,
     parse_template,
 )
-from tasker_shared.domain.template.loader import load_template_file
 from tasker_shared.errors import ValidationError
+from tasker_shared.templates_io import load_template_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "templates"
 

@@ -132,6 +132,8 @@ def _exercise(template: TaskTemplate) -> None:
     data = template.to_json()
     assert TaskTemplate.from_json(data) == template
     initial = initial_step_names(template)
+    for name in initial:  # the initial set never depends on a step created later
+        assert set(template.step(name).dependencies) <= set(initial)
     levels = dependency_levels(template)
     assert set(levels) == set(template.step_names)
     for step in template.steps:

@@ -16,8 +16,8 @@ from tasker_shared.domain.template import (
     parse_template,
     steps_for_decision,
 )
-from tasker_shared.domain.template.loader import load_template_file
 from tasker_shared.errors import ValidationError
+from tasker_shared.templates_io import load_template_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "templates"
 

@@ -1,9 +1,8 @@
-"""JSON Schema support for templates: checking `input_schema` and validating task context.
+"""JSON Schema support: checking `input_schema` and validating a task's context against it."""
 
-Remote `$ref` retrieval is disabled (an empty registry): validation never does I/O.
-Checked schemas and compiled validators are cached by the schema's canonical JSON text,
-so templates re-read from the database do not pay for compilation again.
-"""
+# Remote `$ref` retrieval is disabled (an empty registry), so validation never does I/O.
+# Checked schemas and compiled validators are cached by the schema's canonical JSON text,
+# so templates re-read from the database do not pay for compilation again.
 
 from __future__ import annotations
 

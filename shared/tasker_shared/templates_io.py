@@ -1,4 +1,5 @@
-"""The only file-reading part of templates: find YAML files and load them (I/O lives here)."""
+"""Template files on disk: find YAML template files and load them (the I/O half of
+`tasker_shared.domain.template`, which stays pure)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import glob
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...errors import TemplateError
-from .parse import template_error
-from .task import TaskTemplate
-from .text import parse_template_text
+from tasker_shared.domain.template.parse import template_error
+from tasker_shared.domain.template.task import TaskTemplate
+from tasker_shared.domain.template.text import parse_template_text
+from tasker_shared.errors import TemplateError
 
 YAML_SUFFIXES = (".yml", ".yaml")
 _GLOB_CHARS = frozenset("*?[")

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 import trio
@@ -23,12 +23,32 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tasker_shared.db.errors import translate
-from tasker_shared.errors import StoreUnavailable
+from tasker_shared.errors import StoreError, StoreTimeout, StoreUnavailable
+
+if TYPE_CHECKING:
+    from tasker_shared.runtime.circuit import CircuitBreaker
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 Row = dict[str, Any]
+
+
+class CountingConnection(psycopg.Connection[Row]):
+    """A connection that counts its round trips (statements and commits) for statistics."""
+
+    statements = 0
+    commits = 0
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        CountingConnection.statements += 1
+        return super().execute(*args, **kwargs)
+
+    def commit(self) -> None:
+        CountingConnection.commits += 1
+        super().commit()
+
+
 Conn = psycopg.Connection[Row]
 
 
@@ -42,6 +62,8 @@ class DatabaseStatistics:
     pool_available: int
     pool_max: int
     requests_waiting: int
+    statements: int
+    commits: int
 
 
 class Database:
@@ -57,6 +79,7 @@ class Database:
         application_name: str = "tasker",
         synchronous_commit: bool = True,
         acquire_timeout_seconds: float = 10.0,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         options = f"-c statement_timeout={int(statement_timeout_ms)}"
         if not synchronous_commit:
@@ -70,6 +93,7 @@ class Database:
             max_size=max_size,
             open=False,
             name=application_name,
+            connection_class=CountingConnection,
             kwargs={
                 "autocommit": False,
                 "row_factory": dict_row,
@@ -79,6 +103,7 @@ class Database:
             timeout=acquire_timeout_seconds,
         )
         self._limiter = trio.CapacityLimiter(max_size)
+        self.breaker = breaker  # fail fast with StoreUnavailable while it is open
         self._calls = 0
         self._failures = 0
         self._cancellations = 0
@@ -126,10 +151,16 @@ class Database:
             finally:
                 finished.set()
 
+        breaker = self.breaker
+        if breaker is not None and not breaker.allow():
+            self._failures += 1
+            raise StoreUnavailable(
+                f"database circuit breaker is open; retry in {breaker.retry_after():.0f}s",
+                retryable=True)
         self._calls += 1
         self._in_flight += 1
         try:
-            return await trio.to_thread.run_sync(
+            result = await trio.to_thread.run_sync(
                 work, limiter=self._limiter, abandon_on_cancel=True
             )
         except trio.Cancelled:
@@ -137,11 +168,19 @@ class Database:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(_cancel_and_wait, holder, finished)
             raise
-        except BaseException:
+        except BaseException as exc:
             self._failures += 1
+            if breaker is not None:
+                if is_outage(exc):
+                    breaker.record_failure()
+                else:
+                    breaker.record_success()  # the database answered
             raise
         finally:
             self._in_flight -= 1
+        if breaker is not None:
+            breaker.record_success()
+        return result
 
     async def fetchall(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         return await self.run(_fetchall, query, params)
@@ -165,7 +204,16 @@ class Database:
             pool_available=stats.get("pool_available", 0),
             pool_max=self.max_size,
             requests_waiting=stats.get("requests_waiting", 0),
+            statements=CountingConnection.statements,
+            commits=CountingConnection.commits,
         )
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Does this failure say the database is unreachable or overwhelmed (breaker-worthy)?"""
+    if isinstance(exc, (StoreUnavailable, StoreTimeout)):
+        return True
+    return isinstance(exc, StoreError) and (exc.sqlstate or "").startswith(("08", "53", "57P"))
 
 
 def _cancel_and_wait(holder: list[Conn], finished: threading.Event) -> None:
@@ -200,6 +248,7 @@ async def open_database(
     statement_timeout_ms: int = 30_000,
     application_name: str = "tasker",
     synchronous_commit: bool = True,
+    breaker: CircuitBreaker | None = None,
 ) -> AsyncIterator[Database]:
     """A `Database` opened for the duration of the block and closed (shielded) after."""
     db = Database(
@@ -209,6 +258,7 @@ async def open_database(
         statement_timeout_ms=statement_timeout_ms,
         application_name=application_name,
         synchronous_commit=synchronous_commit,
+        breaker=breaker,
     )
     await db.open()
     try:

@@ -70,28 +70,42 @@ def claim_steps(
     ]
 
 
-def record_result(
-    conn: Conn, step: ClaimedStep, *, success: bool, results: dict[str, Any], worker_id: str
-) -> str:
-    """Store the result, move the step on, delete its message, notify result processing."""
-    row = conn.execute(
-        "SELECT tasker.record_step_result_v1(%s::text, %s::bigint, %s::uuid, %s::int, %s::boolean, %s::jsonb, %s::text, %s::jsonb) AS outcome",
-        (step.queue, step.msg_id, step.step_uuid, step.attempt, success, Jsonb(results),
-         worker_id, Jsonb(step.headers) if step.headers else None),
-    ).fetchone()
-    return str(row["outcome"]) if row else "stale"
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepOutcome:
+    step: ClaimedStep
+    success: bool
+    payload: dict[str, Any]
+    handler: str
+    error: str | None
+
+
+def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -> list[str]:
+    """Record several results in ONE transaction: for each, store it, move the step on,
+    delete its message and notify result processing. Returns 'recorded' or 'stale' each."""
+    recorded: list[str] = []
+    for o in outcomes:
+        step = o.step
+        row = conn.execute(
+            "SELECT tasker.record_step_result_v1(%s::text, %s::bigint, %s::uuid, %s::int,"
+            " %s::boolean, %s::jsonb, %s::text, %s::jsonb) AS outcome",
+            (step.queue, step.msg_id, step.step_uuid, step.attempt, o.success, Jsonb(o.payload),
+             worker_id, Jsonb(step.headers) if step.headers else None),
+        ).fetchone()
+        recorded.append(str(row["outcome"]) if row else "stale")
+    return recorded
 
 
 def save_checkpoint(
     conn: Conn, step: ClaimedStep, *, cursor: Any, items_processed: int,
     accumulated: Any,
 ) -> dict[str, Any] | None:
-    conn.execute(
-        "SELECT tasker.save_checkpoint_v1(%s::uuid, %s::int, %s::jsonb, %s::bigint, %s::jsonb)",
+    """Persist progress; the saved checkpoint, or None when refused (the step was cancelled
+    or re-claimed by another attempt: this run no longer owns it)."""
+    row = conn.execute(
+        "SELECT tasker.save_checkpoint_v2(%s::uuid, %s::int, %s::jsonb, %s::bigint, %s::jsonb)"
+        " AS checkpoint",
         (step.step_uuid, step.attempt, Jsonb(cursor), items_processed, Jsonb(accumulated)),
-    )
-    row = conn.execute("SELECT checkpoint FROM tasker.workflow_steps WHERE workflow_step_uuid = %s",
-                       (step.step_uuid,)).fetchone()
+    ).fetchone()
     return row["checkpoint"] if row else None
 
 

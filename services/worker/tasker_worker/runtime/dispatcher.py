@@ -11,7 +11,13 @@ import trio
 from tasker_shared.db.database import Database
 from tasker_shared.queue.consumer import QueueConsumer
 
-from tasker_worker.runtime.claims import ClaimedStep, claim_steps, extend_visibility
+from tasker_worker.runtime.claims import (
+    ClaimedStep,
+    StepOutcome,
+    claim_steps,
+    extend_visibility,
+    record_results,
+)
 from tasker_worker.runtime.executor import StepExecutor
 
 log = structlog.get_logger("tasker.worker")
@@ -51,6 +57,8 @@ class Dispatcher:
         self._starved: set[QueueConsumer] = set()
         self._in_flight: dict[int, ClaimedStep] = {}
         self._send, self._recv = trio.open_memory_channel[ClaimedStep](capacity)
+        self._done_send, self._done_recv = trio.open_memory_channel[StepOutcome](capacity)
+        self.recorded_batches = 0
         self._stopping = False
         self._idle: set[trio.CancelScope] = set()
 
@@ -92,37 +100,71 @@ class Dispatcher:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._extend_loop)
-            async with trio.open_nursery() as executors:
-                for _ in range(self.capacity):
-                    executors.start_soon(self._executor_loop)
-                task_status.started()
+            async with trio.open_nursery() as recording:
+                recording.start_soon(self._recorder)
+                async with self._done_send, trio.open_nursery() as executors:
+                    for _ in range(self.capacity):
+                        executors.start_soon(self._executor_loop, self._done_send.clone())
+                    task_status.started()
             nursery.cancel_scope.cancel()
 
-    async def _executor_loop(self) -> None:
-        while True:
-            if self._stopping:
+    async def _executor_loop(self, done: trio.MemorySendChannel[StepOutcome]) -> None:
+        async with done:
+            while True:
+                if self._stopping:
+                    try:
+                        step = self._recv.receive_nowait()
+                    except trio.WouldBlock:
+                        return
+                else:
+                    with trio.CancelScope() as idle:
+                        self._idle.add(idle)
+                        step = await self._recv.receive()
+                    self._idle.discard(idle)
+                    if idle.cancelled_caught:
+                        continue
                 try:
-                    step = self._recv.receive_nowait()
-                except trio.WouldBlock:
-                    return
-            else:
-                with trio.CancelScope() as idle:
-                    self._idle.add(idle)
-                    step = await self._recv.receive()
-                self._idle.discard(idle)
-                if idle.cancelled_caught:
+                    outcome = await self.executor.execute(step)
+                except Exception as exc:  # noqa: BLE001 - the message reappears after its vt
+                    log.exception("step_execution_crashed", step_uuid=str(step.step_uuid),
+                                  error=str(exc))
+                    self._release([step])
                     continue
-            try:
-                await self.executor.execute(step)
-            except Exception as exc:  # noqa: BLE001 - the message reappears after its vt
-                log.exception("step_execution_crashed", step_uuid=str(step.step_uuid),
-                              error=str(exc))
-            finally:
-                self._in_flight.pop(step.msg_id, None)
-                self.free += 1
-                for consumer in list(self._starved):
-                    consumer.waker.request_poll()
-                self._starved.clear()
+                await done.send(outcome)
+
+    async def _recorder(self) -> None:
+        """Record finished steps in batches: one transaction (one commit) for all that are
+        ready, so a busy worker spends one round of commits on many steps."""
+        async with self._done_recv:
+            async for first in self._done_recv:
+                batch = [first]
+                while len(batch) < 64:
+                    try:
+                        batch.append(self._done_recv.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                for attempt in range(5):
+                    try:
+                        recorded = await self.db.run(record_results, batch,
+                                                     worker_id=self.worker_id)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - retried; else vt re-delivers
+                        log.warning("record_results_failed", attempt=attempt, error=str(exc))
+                        await trio.sleep(0.1 * 2**attempt)
+                else:
+                    recorded = ["failed"] * len(batch)
+                self.recorded_batches += 1
+                for outcome, status in zip(batch, recorded, strict=True):
+                    self.executor.count(outcome, status)
+                self._release([o.step for o in batch])
+
+    def _release(self, steps: list[ClaimedStep]) -> None:
+        for step in steps:
+            self._in_flight.pop(step.msg_id, None)
+        self.free += len(steps)
+        for consumer in list(self._starved):
+            consumer.waker.request_poll()
+        self._starved.clear()
 
     async def _extend_loop(self) -> None:
         period = max(self.visibility_seconds / 3.0, 0.2)

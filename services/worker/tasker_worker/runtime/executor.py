@@ -3,9 +3,11 @@ sync in a thread) with a timeout, follow checkpoint yields, record the result.""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from datetime import UTC, datetime
+
 import structlog
 import trio
 
@@ -15,8 +17,9 @@ from tasker_shared.domain.template import TaskTemplate
 from tasker_shared.errors import TaskerError
 from tasker_shared.runtime.metrics import STEP_DURATION, STEP_RESULTS
 from tasker_shared.runtime.settings import WorkerSettings
+from tasker_shared.runtime.tracing import inject_headers, message_span
 
-from tasker_worker.runtime.claims import ClaimedStep, record_result, save_checkpoint
+from tasker_worker.runtime.claims import ClaimedStep, StepOutcome, save_checkpoint
 from tasker_worker.runtime.templates import WorkerTemplates
 from tasker_worker.sdk.context import StepContext
 from tasker_worker.sdk.errors import HandlerNotFound
@@ -49,10 +52,22 @@ class StepExecutor:
         self.failed = 0
         self.stale = 0
 
-    async def execute(self, step: ClaimedStep) -> None:
-        structlog.contextvars.bind_contextvars(
-            task_uuid=str(step.task_uuid), step_uuid=str(step.step_uuid),
-            correlation_id=str(step.correlation_id))
+    async def execute(self, step: ClaimedStep) -> StepOutcome:
+        """Run the step's handler; the caller records the outcome (in a batch).
+
+        Traced as `worker.execute_step` (parent: the span that enqueued the step); the
+        outcome's headers carry this span to result processing.
+        """
+        with message_span("worker.execute_step", step.headers, attributes={
+                "tasker.task_uuid": str(step.task_uuid), "tasker.step_uuid": str(step.step_uuid),
+                "tasker.step_name": step.step_name, "tasker.namespace": step.namespace,
+                "tasker.attempt": step.attempt}) as current:
+            outcome = await self._execute(step)
+            current.set_attribute("tasker.success", outcome.success)
+            return dataclasses.replace(outcome, step=dataclasses.replace(
+                step, headers=inject_headers(step.headers) or None))
+
+    async def _execute(self, step: ClaimedStep) -> StepOutcome:
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         handler_name = "?"
@@ -76,20 +91,24 @@ class StepExecutor:
         payload = result.to_execution_result(
             step_uuid=str(step.step_uuid), execution_time_ms=elapsed_ms, started_at=started_at,
             completed_at=datetime.now(UTC), worker_id=self.worker_id)
-        outcome = await self.db.run(record_result, step, success=result.success,
-                                    results=payload, worker_id=self.worker_id)
-        if outcome == "stale":
+        return StepOutcome(step=step, success=result.success, payload=payload,
+                           handler=handler_name, error=result.error_message)
+
+    def count(self, outcome: StepOutcome, recorded: str) -> None:
+        """Statistics, metrics and a log line for a recorded outcome."""
+        step = outcome.step
+        if recorded == "stale":
             self.stale += 1
-        elif result.success:
+        elif outcome.success:
             self.completed += 1
         else:
             self.failed += 1
-        STEP_RESULTS.labels(step.namespace, "stale" if outcome == "stale" else
-                            ("success" if result.success else "failure")).inc()
-        log.info("step_executed", action="execute", handler=handler_name,
-                 success=result.success, outcome=outcome, ms=elapsed_ms, attempt=step.attempt,
-                 error=result.error_message)
-        structlog.contextvars.unbind_contextvars("task_uuid", "step_uuid", "correlation_id")
+        STEP_RESULTS.labels(step.namespace, "stale" if recorded == "stale" else
+                            ("success" if outcome.success else "failure")).inc()
+        log.info("step_executed", action="execute", handler=outcome.handler,
+                 success=outcome.success, outcome=recorded, attempt=step.attempt,
+                 task_uuid=str(step.task_uuid), step_uuid=str(step.step_uuid),
+                 correlation_id=str(step.correlation_id), error=outcome.error)
 
     async def _run(self, step: ClaimedStep, template: TaskTemplate, template_step: str,
                    resolved: ResolvedHandler, timeout: float) -> StepResult:
@@ -113,6 +132,13 @@ class StepExecutor:
                 save_checkpoint, step, cursor=result.result.get("cursor"),
                 items_processed=int(result.result.get("items_processed") or 0),
                 accumulated=result.result.get("accumulated_results"))
+            if checkpoint is None:
+                # Cancelled (fail_fast) or re-claimed: stop; the result would be refused.
+                log.info("checkpoint_refused", action="abandon", step_uuid=str(step.step_uuid),
+                         attempt=step.attempt)
+                return failure("checkpoint refused: the step is no longer in progress under "
+                               f"attempt {step.attempt}", error_type="checkpoint_refused",
+                               retryable=False)
         return failure("checkpoint loop did not finish", error_type="handler_error",
                        retryable=False)
 

@@ -41,6 +41,7 @@ DECLARE
 BEGIN
     INSERT INTO tasker.named_steps (name)
     SELECT DISTINCT s ->> 'name' FROM jsonb_array_elements(p_steps) s
+     ORDER BY 1  -- one global lock order: concurrent creators cannot deadlock
     ON CONFLICT (name) DO NOTHING;
 
     WITH ins AS (
@@ -87,12 +88,12 @@ LANGUAGE sql STABLE AS $$
         SELECT e.from_step_uuid, e.to_step_uuid FROM tasker.workflow_step_edges e
           JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = e.to_step_uuid
          WHERE ws.task_uuid = p_task
-    ), walk(origin, node, depth) AS (
-        SELECT from_step_uuid, to_step_uuid, 1 FROM e
-        UNION ALL
-        SELECT w.origin, e.to_step_uuid, w.depth + 1
+    ), walk(origin, node) AS (  -- reachable pairs (UNION: at most n^2 rows, never paths)
+        SELECT from_step_uuid, to_step_uuid FROM e
+        UNION
+        SELECT w.origin, e.to_step_uuid
           FROM walk w JOIN e ON e.from_step_uuid = w.node
-         WHERE w.node <> w.origin AND w.depth < 200
+         WHERE w.node <> w.origin
     )
     SELECT EXISTS (SELECT 1 FROM walk WHERE node = origin)
 $$;
@@ -138,7 +139,8 @@ INSERT INTO tasker.task_state_paths (from_state, target, events) VALUES
     ('pending', 'steps_in_process', '{start,ready_steps_found,steps_enqueued}'),
     ('initializing', 'steps_in_process', '{ready_steps_found,steps_enqueued}'),
     ('enqueuing_steps', 'steps_in_process', '{steps_enqueued}'),
-    ('steps_in_process', 'steps_in_process', '{step_completed,ready_steps_found,steps_enqueued}'),
+    -- a task whose steps are in process stays there while more steps are enqueued
+    ('steps_in_process', 'steps_in_process', '{}'),
     ('evaluating_results', 'steps_in_process', '{ready_steps_found,steps_enqueued}'),
     ('waiting_for_dependencies', 'steps_in_process',
         '{dependencies_ready,ready_steps_found,steps_enqueued}'),
@@ -244,14 +246,23 @@ CREATE FUNCTION tasker.evaluate_task_v1(
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_state text;
-    v_ctx record;
     v_queue text;
     v_corr uuid;
     v_step record;
+    v_ready uuid[] := '{}';
+    v_ready_states text[] := '{}';
+    v_total integer := 0;
+    v_done integer := 0;
+    v_failed integer := 0;
+    v_busy integer := 0;
+    v_waiting integer := 0;
+    v_exhausted integer := 0;
+    v_wake timestamptz;
+    v_status text;
     v_enqueued integer := 0;
     v_new text;
-    v_wake timestamptz;
     v_action text := 'none';
+    i integer;
 BEGIN
     SELECT 'worker_' || tn.name || '_queue', t.correlation_id INTO v_queue, v_corr
       FROM tasker.tasks t
@@ -267,35 +278,60 @@ BEGIN
         RETURN jsonb_build_object('task_uuid', p_task, 'state', v_state, 'action', 'terminal',
                                   'enqueued', 0);
     END IF;
-    SELECT * INTO v_ctx FROM tasker.get_task_execution_context_v1(p_task);
 
-    IF v_ctx.ready_steps > 0 THEN
-        FOR v_step IN
-            SELECT r.workflow_step_uuid, r.current_state
-              FROM tasker.get_step_readiness_status_v1(p_task) r
-             WHERE r.ready_for_execution
-             ORDER BY r.workflow_step_uuid
-        LOOP
-            IF v_step.current_state = 'waiting_for_retry' THEN
+    -- one readiness scan gives both the counts and the steps to enqueue
+    FOR v_step IN
+        SELECT r.workflow_step_uuid, r.current_state, r.ready_for_execution, r.next_retry_at
+          FROM tasker.get_step_readiness_status_v1(p_task) r
+         ORDER BY r.workflow_step_uuid
+    LOOP
+        v_total := v_total + 1;
+        IF v_step.ready_for_execution THEN
+            v_ready := v_ready || v_step.workflow_step_uuid;
+            v_ready_states := v_ready_states || v_step.current_state;
+        END IF;
+        CASE
+            WHEN v_step.current_state IN ('complete', 'resolved_manually') THEN
+                v_done := v_done + 1;
+            WHEN v_step.current_state = 'error' THEN
+                v_failed := v_failed + 1;
+            WHEN v_step.current_state IN ('enqueued', 'in_progress', 'enqueued_for_orchestration',
+                                          'enqueued_as_error_for_orchestration') THEN
+                v_busy := v_busy + 1;
+            WHEN v_step.current_state = 'waiting_for_retry' THEN
+                v_waiting := v_waiting + 1;
+                v_wake := LEAST(v_wake, v_step.next_retry_at);
+            ELSE
+                NULL;
+        END CASE;
+    END LOOP;
+    v_status := CASE
+        WHEN v_failed > 0 THEN 'blocked_by_failures'
+        WHEN cardinality(v_ready) > 0 THEN 'has_ready_steps'
+        WHEN v_busy > 0 THEN 'processing'
+        WHEN v_total > 0 AND v_done = v_total THEN 'all_complete'
+        ELSE 'waiting_for_dependencies' END;
+
+    IF cardinality(v_ready) > 0 THEN
+        FOR i IN 1 .. cardinality(v_ready) LOOP
+            IF v_ready_states[i] = 'waiting_for_retry' THEN
                 PERFORM tasker._append_step_transition_v1(
-                    v_step.workflow_step_uuid, 'waiting_for_retry', 'pending', 'retry', '{}');
+                    v_ready[i], 'waiting_for_retry', 'pending', 'retry', '{}');
             END IF;
-            PERFORM tasker._append_step_transition_v1(
-                v_step.workflow_step_uuid, 'pending', 'enqueued', 'enqueue', '{}');
+            PERFORM tasker._append_step_transition_v1(v_ready[i], 'pending', 'enqueued',
+                                                      'enqueue', '{}');
             PERFORM tasker.send_v1(v_queue,
-                jsonb_build_object('task_uuid', p_task,
-                                   'step_uuid', v_step.workflow_step_uuid,
+                jsonb_build_object('task_uuid', p_task, 'step_uuid', v_ready[i],
                                    'correlation_id', v_corr), p_headers);
-            v_enqueued := v_enqueued + 1;
         END LOOP;
+        v_enqueued := cardinality(v_ready);
         v_new := tasker._walk_task_v1(p_task, v_state, 'steps_in_process', p_processor,
                                       jsonb_build_object('enqueued', v_enqueued));
         v_action := 'enqueued';
-    ELSIF v_ctx.enqueued_steps + v_ctx.in_progress_steps > 0 THEN
+    ELSIF v_busy > 0 THEN
         v_new := v_state;
         v_action := 'processing';
-    ELSIF v_ctx.total_steps > 0 AND v_ctx.completed_steps = v_ctx.total_steps
-          OR v_ctx.total_steps = 0 THEN
+    ELSIF v_done = v_total THEN
         IF p_finalize THEN
             v_new := tasker._walk_task_v1(p_task, v_state, 'complete', p_processor, '{}');
             v_action := 'completed';
@@ -305,18 +341,25 @@ BEGIN
             v_new := v_state;
             v_action := 'finalization_requested';
         END IF;
-    ELSIF v_ctx.failed_steps > 0 THEN
+    ELSIF v_failed > 0 THEN
         IF p_finalize THEN
             v_new := tasker._walk_task_v1(p_task, v_state, 'blocked_by_failures', p_processor,
-                                          jsonb_build_object('failed_steps', v_ctx.failed_steps));
+                                          jsonb_build_object('failed_steps', v_failed));
             v_action := 'blocked';
-            IF v_ctx.exhausted_failed_steps > 0 THEN
+            -- steps whose retryable failures used up every attempt end the task in error
+            SELECT count(*) INTO v_exhausted
+              FROM tasker.workflow_steps ws
+             WHERE ws.task_uuid = p_task
+               AND tasker.get_current_step_state_v1(ws.workflow_step_uuid) = 'error'
+               AND COALESCE((ws.results -> 'metadata' ->> 'retryable')::boolean, false)
+               AND COALESCE(ws.attempts, 0) >= ws.max_attempts;
+            IF v_exhausted > 0 THEN
                 INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason,
                                               task_snapshot, metadata)
                 VALUES (p_task, 'blocked_by_failures', 'max_retries_exceeded',
                         tasker.task_snapshot_v1(p_task),
                         jsonb_build_object('detection_method', 'finalization',
-                                           'exhausted_steps', v_ctx.exhausted_failed_steps))
+                                           'exhausted_steps', v_exhausted))
                 ON CONFLICT (task_uuid) WHERE resolution_status = 'pending' DO NOTHING;
                 PERFORM tasker._append_task_transition_v1(
                     p_task, 'blocked_by_failures', 'error', 'give_up', p_processor,
@@ -330,24 +373,18 @@ BEGIN
             v_new := v_state;
             v_action := 'finalization_requested';
         END IF;
+    ELSIF v_waiting > 0 THEN
+        v_new := tasker._walk_task_v1(p_task, v_state, 'waiting_for_retry', p_processor, '{}');
+        PERFORM tasker.send_v1('orchestration_task_finalizations',
+            jsonb_build_object('task_uuid', p_task, 'reason', 'retry_timer'), p_headers,
+            GREATEST(COALESCE(v_wake, clock_timestamp()), clock_timestamp()));
+        v_action := 'waiting_for_retry';
     ELSE
-        IF v_ctx.waiting_for_retry_steps > 0 THEN
-            v_new := tasker._walk_task_v1(p_task, v_state, 'waiting_for_retry', p_processor, '{}');
-            SELECT min(r.next_retry_at) INTO v_wake
-              FROM tasker.get_step_readiness_status_v1(p_task) r
-             WHERE r.current_state = 'waiting_for_retry';
-            PERFORM tasker.send_v1('orchestration_task_finalizations',
-                jsonb_build_object('task_uuid', p_task, 'reason', 'retry_timer'), p_headers,
-                GREATEST(COALESCE(v_wake, clock_timestamp()), clock_timestamp()));
-            v_action := 'waiting_for_retry';
-        ELSE
-            v_new := tasker._walk_task_v1(p_task, v_state, 'waiting_for_dependencies',
-                                          p_processor, '{}');
-            v_action := 'waiting_for_dependencies';
-        END IF;
+        v_new := tasker._walk_task_v1(p_task, v_state, 'waiting_for_dependencies',
+                                      p_processor, '{}');
+        v_action := 'waiting_for_dependencies';
     END IF;
     RETURN jsonb_build_object('task_uuid', p_task, 'state', v_new, 'action', v_action,
-                              'enqueued', v_enqueued,
-                              'execution_status', v_ctx.execution_status);
+                              'enqueued', v_enqueued, 'execution_status', v_status);
 END
 $$;

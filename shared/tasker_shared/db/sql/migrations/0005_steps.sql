@@ -46,6 +46,9 @@ DECLARE
     v_state text;
     v_ws record;
     v_claimed bigint[] := '{}';
+    v_steps uuid[] := '{}';
+    v_reads integer[] := '{}';
+    v_headers jsonb[] := '{}';
 BEGIN
     FOR m IN SELECT * FROM tasker.lock_messages_v1(p_queue, p_ids, p_limit) LOOP
         IF jsonb_typeof(m.message) IS DISTINCT FROM 'object'
@@ -94,6 +97,9 @@ BEGIN
                in_process = true, updated_at = now()
          WHERE workflow_step_uuid = v_step;
         v_claimed := v_claimed || m.msg_id;
+        v_steps := v_steps || v_step;
+        v_reads := v_reads || m.read_ct;
+        v_headers := v_headers || m.headers;
     END LOOP;
 
     IF cardinality(v_claimed) = 0 THEN
@@ -104,23 +110,22 @@ BEGIN
                    pgmq.format_table_name(p_queue, 'q'))
     USING v_claimed, p_vt_seconds::double precision;
 
-    RETURN QUERY EXECUTE format($q$
-        SELECT q.msg_id, q.read_ct, ws.task_uuid, ws.workflow_step_uuid, t.correlation_id,
-               ns.name::text, ws.attempts, ws.max_attempts, ws.retryable, ws.inputs,
-               ws.checkpoint, t.context, tn.name::text, nt.name::text, nt.version::text,
-               nt.named_task_uuid,
-               (SELECT COALESCE(jsonb_object_agg(d.name, d.results), '{}')
-                  FROM tasker.get_step_transitive_dependencies_v1(ws.workflow_step_uuid) d
-                 WHERE d.results IS NOT NULL),
-               q.headers
-          FROM pgmq.%I q
-          JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = (q.message ->> 'step_uuid')::uuid
-          JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
-          JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
-          JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-          JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-         WHERE q.msg_id = ANY ($1) ORDER BY q.msg_id $q$, pgmq.format_table_name(p_queue, 'q'))
-    USING v_claimed;
+    RETURN QUERY
+    SELECT c.id, c.reads + 1, ws.task_uuid, ws.workflow_step_uuid, t.correlation_id,
+           ns.name::text, ws.attempts, ws.max_attempts, ws.retryable, ws.inputs,
+           ws.checkpoint, t.context, tn.name::text, nt.name::text, nt.version::text,
+           nt.named_task_uuid,
+           (SELECT COALESCE(jsonb_object_agg(d.name, d.results), '{}')
+              FROM tasker.get_step_transitive_dependencies_v1(ws.workflow_step_uuid) d
+             WHERE d.results IS NOT NULL),
+           c.hdrs
+      FROM unnest(v_claimed, v_steps, v_reads, v_headers) AS c(id, step, reads, hdrs)
+      JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = c.step
+      JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+      JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+      JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+      JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+     ORDER BY c.id;
 END
 $$;
 
@@ -272,6 +277,7 @@ BEGIN
     SELECT ch.task_uuid, ch.state, ch.cp::double precision, ch.es
       FROM chosen ch
       JOIN tasker.tasks t ON t.task_uuid = ch.task_uuid
+     ORDER BY ch.cp DESC, t.created_at
        FOR UPDATE OF t SKIP LOCKED;
 END
 $$;

@@ -14,6 +14,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tasker_cli.commands.template",
     "tasker_cli.commands.serve",
     "tasker_cli.commands.up",
+    "tasker_cli.commands.config",
+    "tasker_cli.commands.task",
+    "tasker_cli.commands.step",
+    "tasker_cli.commands.dlq",
+    "tasker_cli.commands.analytics",
 )
 
 

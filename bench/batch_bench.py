@@ -21,7 +21,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     CompletionTracker,
     cluster,
     fresh_database,
@@ -29,7 +29,7 @@ from bench.common import (  # noqa: E402
     send_requests,
     summary_ms,
 )
-from tasker_worker.examples import templates_dir  # noqa: E402
+from tasker_worker.examples import templates_dir
 
 REFERENCE = "Rust reference (published): 358-368 ms. Target: p50 <= 150 ms."
 WARMUP = 3

@@ -34,13 +34,16 @@ def service_settings(url: str, **overrides: Any) -> Settings:
 
 
 def submit(url: str, name: str, context: dict[str, Any], *, namespace: str = "examples",
-           version: str = "1.0.0", request_id: str | None = None, **fields: Any) -> str:
-    """Send a task request message the way the gateway does; returns the request id."""
+           version: str = "1.0.0", request_id: str | None = None,
+           headers: dict[str, Any] | None = None, **fields: Any) -> str:
+    """Send a task request message the way the gateway does (with optional PGMQ headers,
+    e.g. a W3C `traceparent`); returns the request id."""
     rid = request_id or str(uuid.uuid4())
     message = {"request_id": rid, "task_request": {
         "name": name, "namespace": namespace, "version": version, "context": context, **fields}}
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT tasker.send_v1('orchestration_task_requests', %s)", (Jsonb(message),))
+        conn.execute("SELECT tasker.send_v1('orchestration_task_requests', %s, %s)",
+                     (Jsonb(message), Jsonb(headers) if headers else None))
     return rid
 
 

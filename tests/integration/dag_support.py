@@ -49,7 +49,8 @@ def make_task(
         "SELECT tasker.create_task_v1(%s, %s, %s, %s) AS t",
         (nt, Jsonb(task), Jsonb(steps), Jsonb(edges)),
     ).fetchone()
-    assert row is not None and row["t"] is not None
+    assert row is not None
+    assert row["t"] is not None
     task_uuid = UUID(str(row["t"]))
     rows = conn.execute(
         "SELECT ws.workflow_step_uuid AS id, ns.name FROM tasker.workflow_steps ws"

@@ -10,8 +10,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-
+from psycopg.types.json import Jsonb
 from tasker_shared.domain.states import StepState
+
 from tests.integration.dag_support import (
     DictConn,
     context,
@@ -60,11 +61,15 @@ def test_roots_have_no_parents_and_are_ready(conn: DictConn, nt: UUID) -> None:
     task, ids = make_task(conn, nt, DIAMOND)
     r = readiness(conn, task, ids)
     assert {n for n, row in r.items() if row["ready_for_execution"]} == {"a"}
-    assert r["a"]["total_parents"] == 0 and r["a"]["dependencies_satisfied"]
+    assert r["a"]["total_parents"] == 0
+    assert r["a"]["dependencies_satisfied"]
     assert (r["d"]["total_parents"], r["d"]["completed_parents"]) == (2, 0)
-    assert r["a"]["attempts"] == 0 and r["a"]["max_attempts"] == 3
-    assert r["a"]["next_retry_at"] is None and r["a"]["last_failure_at"] is None
-    assert r["a"]["name"].endswith("a") and r["a"]["task_uuid"] == task
+    assert r["a"]["attempts"] == 0
+    assert r["a"]["max_attempts"] == 3
+    assert r["a"]["next_retry_at"] is None
+    assert r["a"]["last_failure_at"] is None
+    assert r["a"]["name"].endswith("a")
+    assert r["a"]["task_uuid"] == task
 
 
 def test_resolved_manually_parents_satisfy_dependencies(conn: DictConn, nt: UUID) -> None:
@@ -73,7 +78,8 @@ def test_resolved_manually_parents_satisfy_dependencies(conn: DictConn, nt: UUID
         force_step_state(conn, ids[name], "complete")
     force_step_state(conn, ids["c"], "resolved_manually")
     r = readiness(conn, task, ids)["d"]
-    assert r["dependencies_satisfied"] and r["ready_for_execution"]
+    assert r["dependencies_satisfied"]
+    assert r["ready_for_execution"]
     assert r["completed_parents"] == 2
 
 
@@ -94,7 +100,8 @@ def test_processed_and_in_process_flags_block(conn: DictConn, nt: UUID, processe
     task, ids = make_task(conn, nt, {"x": []})
     set_step(conn, ids["x"], processed=processed, in_process=in_process)
     r = readiness(conn, task, ids)["x"]
-    assert r["dependencies_satisfied"] and r["retry_eligible"]
+    assert r["dependencies_satisfied"]
+    assert r["retry_eligible"]
     assert not r["ready_for_execution"]
 
 
@@ -138,7 +145,8 @@ def test_requested_backoff_not_yet_expired(conn: DictConn, nt: UUID) -> None:
     force_step_state(conn, ids["x"], "waiting_for_retry")
     r = readiness(conn, task, ids)["x"]
     assert r["next_retry_at"] == last + timedelta(seconds=30)
-    assert r["retry_eligible"] and not r["ready_for_execution"]
+    assert r["retry_eligible"]
+    assert not r["ready_for_execution"]
     assert r["backoff_request_seconds"] == Decimal(30)
     assert r["last_attempted_at"] == last
 
@@ -207,7 +215,8 @@ def test_next_retry_time_function(conn: DictConn) -> None:
     assert call(None, None, t, None) == t + timedelta(seconds=1)
     row = conn.execute("SELECT tasker.calculate_step_next_retry_time_v1(NULL, NULL, %s, 3, 5, 3)"
                        " AS r", (t,)).fetchone()
-    assert row is not None and row["r"] == t + timedelta(seconds=5)
+    assert row is not None
+    assert row["r"] == t + timedelta(seconds=5)
 
 
 def test_readiness_predicate_truth_table(conn: DictConn) -> None:
@@ -233,7 +242,8 @@ def test_readiness_predicate_truth_table(conn: DictConn) -> None:
 def test_context_has_ready_steps(conn: DictConn, nt: UUID) -> None:
     task, _ = make_task(conn, nt, DIAMOND)
     c = context(conn, task)
-    assert c["task_uuid"] == task and c["named_task_uuid"] == nt
+    assert c["task_uuid"] == task
+    assert c["named_task_uuid"] == nt
     assert c["status"] == "pending"
     assert (c["total_steps"], c["pending_steps"], c["ready_steps"], c["completed_steps"]) == (
         4, 4, 1, 0)
@@ -252,7 +262,9 @@ def test_context_processing(conn: DictConn, nt: UUID) -> None:
         c = context(conn, task)
         assert c["execution_status"] == "processing", state
         assert c["recommended_action"] == "wait_for_completion"
-        assert c[field] == 1 and c["ready_steps"] == 0 and c["pending_steps"] == 3
+        assert c[field] == 1
+        assert c["ready_steps"] == 0
+        assert c["pending_steps"] == 3
         assert c["health_status"] == "healthy"
 
 
@@ -260,7 +272,8 @@ def test_context_blocked_by_failures_wins(conn: DictConn, nt: UUID) -> None:
     task, ids = make_task(conn, nt, DIAMOND)
     force_step_state(conn, ids["a"], "complete")
     force_step_state(conn, ids["b"], "error")  # c is ready, but an error blocks the task
-    set_step(conn, ids["b"], attempts=3)
+    # Exhausted: the last result asked for a retry, but no attempt is left.
+    set_step(conn, ids["b"], attempts=3, results=Jsonb({"metadata": {"retryable": True}}))
     c = context(conn, task)
     assert c["execution_status"] == "blocked_by_failures"
     assert c["recommended_action"] == "handle_failures"
@@ -378,18 +391,20 @@ def ancestors(conn: DictConn, step: UUID, ids: dict[str, UUID]) -> dict[str, dic
 
 
 def test_transitive_dependencies_with_distances(conn: DictConn, nt: UUID) -> None:
-    task, ids = make_task(conn, nt, TREE)
+    _, ids = make_task(conn, nt, TREE)
     conn.execute("UPDATE tasker.workflow_steps SET results = '{\"v\": 1}', processed = true"
                  " WHERE workflow_step_uuid = %s", (ids["root"],))
     up = ancestors(conn, ids["final"], ids)
     assert {n: r["distance"] for n, r in up.items()} == {
         "ld": 1, "le": 1, "rf": 1, "rg": 1, "left": 2, "right": 2, "root": 3}
-    assert up["root"]["results"] == {"v": 1} and up["root"]["processed"]
-    assert up["ld"]["results"] is None and not up["ld"]["processed"]
+    assert up["root"]["results"] == {"v": 1}
+    assert up["root"]["processed"]
+    assert up["ld"]["results"] is None
+    assert not up["ld"]["processed"]
     assert up["ld"]["name"].endswith("ld")
     assert ancestors(conn, ids["root"], ids) == {}
     # The nearest distance counts when an ancestor is reachable along several paths.
-    task, ids = make_task(conn, nt, {"a": [], "b": ["a"], "c": ["b"], "d": ["a", "c"]})
+    _task, ids = make_task(conn, nt, {"a": [], "b": ["a"], "c": ["b"], "d": ["a", "c"]})
     assert {n: r["distance"] for n, r in ancestors(conn, ids["d"], ids).items()} == {
         "a": 1, "c": 1, "b": 2}
 
@@ -475,5 +490,6 @@ def test_discovery_skips_locked_tasks(conn: DictConn, db_url: str, nt: UUID) -> 
             "SELECT * FROM tasker.get_next_ready_tasks_v1(2)").fetchall()}
         second = {r["task_uuid"] for r in b.execute(
             "SELECT * FROM tasker.get_next_ready_tasks_v1(5)").fetchall()}
-        assert len(first) == 2 and first.isdisjoint(second)
+        assert len(first) == 2
+        assert first.isdisjoint(second)
         assert len(second) >= 1

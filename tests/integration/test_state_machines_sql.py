@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-
+from tasker_shared.db.connect import with_database
 from tasker_shared.domain.states import (
     STEP_TRANSITIONS,
     TASK_TRANSITIONS,
@@ -25,7 +25,7 @@ from tasker_shared.domain.states import (
     TaskEvent,
     TaskState,
 )
-from tasker_shared.db.connect import with_database
+
 from tests.conftest import create_database, drop_database
 from tests.integration.dag_support import (
     DictConn,
@@ -173,7 +173,8 @@ def test_task_cas_matches_python(shared_conn: DictConn, nt: UUID, state: TaskSta
     last = rows[-1]
     assert (last["from_state"], last["to_state"]) == (state.value, expected.value)
     assert last["processor_uuid"] == processor
-    assert last["metadata"]["event"] == event.value and last["metadata"]["why"] == "test"
+    assert last["metadata"]["event"] == event.value
+    assert last["metadata"]["why"] == "test"
     flags = conn.execute("SELECT complete, completed_at FROM tasker.tasks WHERE task_uuid = %s",
                          (task,)).fetchone()
     assert flags is not None
@@ -203,7 +204,8 @@ def test_task_event_sequences(shared_conn: DictConn, nt: UUID, events: list[Task
         assert_one_most_recent(rows)
         current = conn.execute("SELECT tasker.get_current_task_state_v1(%s) AS s",
                                (task,)).fetchone()
-        assert current is not None and current["s"] == state.value
+        assert current is not None
+        assert current["s"] == state.value
 
 
 def test_task_cas_unknown_task_is_not_found(conn: DictConn) -> None:
@@ -251,7 +253,8 @@ def test_step_cas_matches_python(shared_conn: DictConn, nt: UUID, state: StepSta
                       " WHERE workflow_step_uuid = %s", (step,)).fetchone()
     assert ws is not None
     if expected in _TO_PROCESSED:
-        assert ws["processed"] and not ws["in_process"]
+        assert ws["processed"]
+        assert not ws["in_process"]
     elif expected is StepState.IN_PROGRESS:
         assert ws["in_process"]  # Start: in_process = true (SPEC §2.2)
     else:
@@ -278,7 +281,8 @@ def test_step_event_sequences(shared_conn: DictConn, nt: UUID, events: list[Step
         assert_one_most_recent(step_rows(conn, step))
         current = conn.execute("SELECT tasker.get_current_step_state_v1(%s) AS s",
                                (step,)).fetchone()
-        assert current is not None and current["s"] == state.value
+        assert current is not None
+        assert current["s"] == state.value
 
 
 def test_step_cas_with_null_or_empty_from_changes_nothing(conn: DictConn) -> None:
@@ -289,10 +293,12 @@ def test_step_cas_with_null_or_empty_from_changes_nothing(conn: DictConn) -> Non
     assert transition_step(conn, step, [], "enqueue") is None
     row = conn.execute("SELECT tasker.transition_step_v1(%s, NULL, 'enqueue') AS s",
                        (step,)).fetchone()
-    assert row is not None and row["s"] is None
+    assert row is not None
+    assert row["s"] is None
     row = conn.execute("SELECT tasker.transition_step_v1(%s, ARRAY[NULL]::text[], 'enqueue') AS s",
                        (step,)).fetchone()
-    assert row is not None and row["s"] is None
+    assert row is not None
+    assert row["s"] is None
     assert step_rows(conn, step) == before
 
 
@@ -304,7 +310,8 @@ def test_concurrent_cas_only_one_wins(db_url: str, conn: DictConn) -> None:
             psycopg.connect(db_url, row_factory=dict_row) as b:
         first = a.execute("SELECT tasker.transition_task_v1(%s, 'pending', 'start') AS s",
                           (task,)).fetchone()
-        assert first is not None and first["s"] == "initializing"
+        assert first is not None
+        assert first["s"] == "initializing"
         import threading
 
         result: list[Any] = []

@@ -11,6 +11,7 @@ from tasker_shared.contracts.payloads import FinalizationRequest
 from tasker_shared.db.database import Conn
 from tasker_shared.queue.processor import Envelope
 from tasker_shared.runtime.metrics import DLQ_ENTRIES, TASKS_FINISHED
+from tasker_shared.runtime.tracing import inject_headers, message_span
 from tasker_shared.store.tasks import evaluate_task
 
 log = structlog.get_logger("tasker.finalizer")
@@ -43,9 +44,13 @@ class FinalizerHandlers:
         if exists is None:
             log.warning("finalize_unknown_task", action="skip", task_uuid=str(task_uuid))
             return {"action": "unknown_task"}
-        result = evaluate_task(conn, task_uuid, processor=self.processor_uuid, finalize=True,
-                               headers=dict(headers) if headers else None)
-        action = str(result.get("action"))
+        with message_span("finalizer.finalize", headers,
+                          attributes={"tasker.task_uuid": str(task_uuid),
+                                      "tasker.reason": reason or ""}) as current:
+            result = evaluate_task(conn, task_uuid, processor=self.processor_uuid,
+                                   finalize=True, headers=inject_headers(headers) or None)
+            action = str(result.get("action"))
+            current.set_attribute("tasker.action", action)
         if action in _OUTCOMES:
             self.finalized += 1
             TASKS_FINISHED.labels(_OUTCOMES[action]).inc()

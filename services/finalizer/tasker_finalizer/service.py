@@ -1,5 +1,5 @@
 """The finalization service: consumes `orchestration_task_finalizations` and runs the
-readiness safety-net poller (and, with the operations issue, the staleness detector)."""
+readiness safety-net poller and the staleness detector (`staleness.py`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
 
 from tasker_finalizer.handlers import FinalizerHandlers
+from tasker_finalizer.staleness import StalenessDetector
+from tasker_finalizer.stalls import watch_checkpoint_stalls
 
 
 async def readiness_loop(rt: Runtime, handlers: FinalizerHandlers) -> None:
@@ -37,6 +39,11 @@ async def serve(
         rt.consume(ORCHESTRATION_TASK_FINALIZATIONS, decode=decode_finalization_request,
                    handle=handlers.handle_finalizations)
         rt.add_background("readiness", lambda: readiness_loop(rt, handlers))
+        rt.add_background("checkpoint_stalls", lambda: watch_checkpoint_stalls(rt))
+        detector = StalenessDetector(db=rt.db, settings=settings.staleness,
+                                     processor_uuid=rt.processor_uuid)
+        rt.add_background("staleness", detector.run)
         rt.extra_details.append(lambda: {"finalizer": {
-            "finalized": handlers.finalized, "swept": handlers.swept}})
+            "finalized": handlers.finalized, "swept": handlers.swept},
+            "staleness": detector.statistics()})
         await rt.run(task_status=task_status)

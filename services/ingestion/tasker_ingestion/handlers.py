@@ -13,6 +13,7 @@ from tasker_shared.contracts.payloads import TaskRequestMessage
 from tasker_shared.db.database import Conn
 from tasker_shared.errors import NotFoundError, ValidationError
 from tasker_shared.queue.processor import Envelope
+from tasker_shared.runtime.tracing import inject_headers, message_span
 from tasker_shared.store.tasks import create_task, evaluate_task, task_identity
 from tasker_shared.store.templates import TemplateCache
 
@@ -43,7 +44,12 @@ class IngestionHandlers:
 
     def handle_task_requests(self, conn: Conn, batch: list[Envelope[TaskRequestMessage]]) -> None:
         for envelope in batch:
-            outcome = self._ingest(conn, envelope.payload, envelope.headers)
+            with message_span("ingestion.task_request", envelope.headers,
+                              attributes={"tasker.request_id": envelope.payload.request_id,
+                                          "tasker.msg_id": envelope.msg_id}) as current:
+                outcome = self._ingest(conn, envelope.payload, envelope.headers)
+                current.set_attribute("tasker.outcome", outcome.outcome)
+                current.set_attribute("tasker.task_uuid", str(outcome.task_uuid or ""))
             _announce(conn, outcome)
             log.info("task_request", action="ingest", request_id=outcome.request_id,
                      outcome=outcome.outcome, task_uuid=str(outcome.task_uuid or ""),
@@ -75,7 +81,7 @@ class IngestionHandlers:
                            reason="a task with the same identity already exists",
                            error_code="conflict")
         evaluate_task(conn, task_uuid, processor=self.processor_uuid, finalize=False,
-                      headers=dict(headers) if headers else None)
+                      headers=inject_headers(headers) or None)
         self.created += 1
         return Outcome(request_id=rid, outcome="created", task_uuid=task_uuid)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
@@ -19,6 +20,7 @@ from tasker_shared.queue import pgmq
 from tasker_shared.queue.processor import Envelope
 from tasker_shared.runtime.metrics import RETRIES, TRANSITIONS
 from tasker_shared.runtime.settings import Settings
+from tasker_shared.runtime.tracing import inject_headers, message_span
 from tasker_shared.store.tasks import evaluate_task
 from tasker_shared.store.templates import TemplateCache
 
@@ -43,20 +45,33 @@ class ResultHandlers:
         ids = [e.payload.step_uuid for e in batch]
         rows = {
             r["step_uuid"]: r
-            for r in conn.execute("SELECT * FROM tasker.load_step_results_v1(%s::uuid[])", (ids,))
+            # locked: a result delivered twice at once is applied once, the other copy waits
+            # and then finds the step no longer awaiting orchestration
+            for r in conn.execute("SELECT * FROM tasker.lock_step_results_v1(%s::uuid[])", (ids,))
         }
         touched: dict[UUID, dict[str, Any] | None] = {}
+        seen: set[UUID] = set()
         for envelope in batch:
             row = rows.get(envelope.payload.step_uuid)
             if row is None:
                 pgmq.set_aside(conn, "orchestration_step_results", envelope.msg_id,
                                f"unknown step {envelope.payload.step_uuid}")
                 continue
-            if self._apply(conn, row):
-                touched[row["task_uuid"]] = envelope.headers
-        for task_uuid, headers in touched.items():
-            evaluate_task(conn, task_uuid, processor=self.processor_uuid, finalize=False,
-                          headers=headers)
+            if row["step_uuid"] in seen:  # the same result twice in one batch
+                self.duplicates += 1
+                continue
+            seen.add(row["step_uuid"])
+            with message_span("results.step_result", envelope.headers, attributes={
+                    "tasker.task_uuid": str(row["task_uuid"]),
+                    "tasker.step_uuid": str(row["step_uuid"]),
+                    "tasker.step_name": str(row["step_name"])}):
+                if self._apply(conn, row):
+                    touched[row["task_uuid"]] = inject_headers(envelope.headers)
+        for task_uuid, headers in sorted(touched.items(), key=lambda item: str(item[0])):
+            with message_span("results.evaluate_task", headers,
+                              attributes={"tasker.task_uuid": str(task_uuid)}):
+                evaluate_task(conn, task_uuid, processor=self.processor_uuid, finalize=False,
+                              headers=inject_headers(headers) or None)
 
     def _apply(self, conn: Conn, row: dict[str, Any]) -> bool:
         state = StepState(row["current_state"])
@@ -88,7 +103,7 @@ class ResultHandlers:
             if decision.event is StepEvent.WAIT_FOR_RETRY:
                 RETRIES.labels(template.namespace).inc()
             if decision.event is StepEvent.FAIL and strategy == "fail_fast":
-                self._skip_remaining_batches(conn, row)
+                self._skip_remaining_batches(conn, row, decision.reason)
         log.info("step_result_applied", action=str(decision.event),
                  step_uuid=str(row["step_uuid"]), task_uuid=str(row["task_uuid"]),
                  reason=decision.reason, backoff_seconds=decision.backoff_seconds)
@@ -121,8 +136,17 @@ class ResultHandlers:
             self._record_plan_error(conn, row, str(exc))
             return Decision(event=StepEvent.FAIL, reason=str(exc))
         if plan is not None and not plan.empty:
-            conn.execute("SELECT tasker.create_steps_v1(%s::uuid, %s::jsonb, %s::jsonb)",
-                         (row["task_uuid"], Jsonb(plan.steps), Jsonb(plan.edges)))
+            try:
+                with conn.transaction():  # a savepoint: a rejected plan leaves nothing behind
+                    conn.execute("SELECT tasker.create_steps_v1(%s::uuid, %s::jsonb, %s::jsonb)",
+                                 (row["task_uuid"], Jsonb(plan.steps), Jsonb(plan.edges)))
+            except psycopg.Error as exc:
+                if exc.sqlstate != "TK400":  # a cycle; anything else is not the plan's fault
+                    raise
+                message = (f"step '{template_step}': its steps cannot be created: "
+                           f"{exc.diag.message_primary or exc}")
+                self._record_plan_error(conn, row, message)
+                return Decision(event=StepEvent.FAIL, reason=message)
         return decision
 
     @staticmethod
@@ -144,17 +168,11 @@ class ResultHandlers:
         )
 
     @staticmethod
-    def _skip_remaining_batches(conn: Conn, row: dict[str, Any]) -> None:
-        """fail_fast: cancel sibling batch workers that have not started."""
-        batchable = ((row["inputs"] or {}).get("batch_metadata") or {}).get("batchable_step")
-        conn.execute(
-            "SELECT tasker.transition_step_v1(e2.to_step_uuid, ARRAY['pending','enqueued'],"
-            " 'cancel', '{\"reason\": \"fail_fast\"}'::jsonb)"
-            " FROM tasker.workflow_step_edges e1"
-            " JOIN tasker.workflow_step_edges e2 ON e2.from_step_uuid = e1.from_step_uuid"
-            "  AND e2.name = 'batch_dependency' AND e2.to_step_uuid <> e1.to_step_uuid"
-            " JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = e1.from_step_uuid"
-            " JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid"
-            " WHERE e1.to_step_uuid = %s AND e1.name = 'batch_dependency' AND ns.name = %s",
-            (row["step_uuid"], batchable),
-        )
+    def _skip_remaining_batches(conn: Conn, row: dict[str, Any], reason: str | None) -> None:
+        """fail_fast: cancel the sibling batch workers that have not finished."""
+        cancelled = conn.execute(
+            "SELECT tasker.cancel_batch_siblings_v1(%s::uuid, %s::jsonb) AS n",
+            (row["step_uuid"], Jsonb({"reason": "fail_fast", "error": reason})),
+        ).fetchone()
+        log.info("batch_fail_fast", action="cancel_siblings", step_uuid=str(row["step_uuid"]),
+                 task_uuid=str(row["task_uuid"]), cancelled=cancelled["n"] if cancelled else 0)

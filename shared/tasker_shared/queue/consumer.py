@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
@@ -16,6 +17,9 @@ import trio
 from tasker_shared.queue.waker import Waker
 from tasker_shared.runtime.metrics import IN_FLIGHT
 from tasker_shared.runtime.settings import QueueSettings
+
+if TYPE_CHECKING:
+    from tasker_shared.runtime.circuit import CircuitBreaker
 
 log = structlog.get_logger("tasker.consumer")
 
@@ -59,8 +63,10 @@ class QueueConsumer:
         settings: QueueSettings,
         counters: ConsumerCounters | None = None,
         handler_tasks: int | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.queue = queue
+        self.breaker = breaker  # while open, batches wait and are re-polled later
         self._process = process
         self.settings = settings
         self.counters = counters or ConsumerCounters()
@@ -144,15 +150,27 @@ class QueueConsumer:
                 self._used -= 1
                 if self._stopping:
                     continue
+                breaker = self.breaker
+                if breaker is not None and not breaker.allow():
+                    # Nothing is lost: the messages stay in the queue; look again later.
+                    await trio.sleep(min(max(breaker.retry_after(), 0.05),
+                                         self.settings.poll_interval_ms / 1000.0))
+                    self.waker.request_poll()
+                    continue
                 self._in_flight += 1
                 gauge.inc()
                 try:
                     taken = await self._process(item, self.settings.batch_size)
                 except Exception as exc:  # noqa: BLE001 - a processor must not kill the loop
                     self.counters.failed += 1
+                    if breaker is not None:
+                        breaker.record_failure()
                     log.exception("consumer_process_failed", queue=self.queue, error=str(exc))
                     await trio.sleep(min(1.0, self.settings.poll_interval_ms / 1000.0))
                     taken = 0
+                else:
+                    if breaker is not None:
+                        breaker.record_success()
                 finally:
                     self._in_flight -= 1
                     gauge.dec()

@@ -65,3 +65,7 @@ POOL_CONNECTIONS = Gauge(
 IN_FLIGHT = Gauge(
     "tasker_consumer_in_flight", "Messages being processed now", ["queue"], registry=REGISTRY,
 )
+STUCK_TASKS = Gauge(
+    "tasker_stuck_tasks", "Tasks in an active state longer than staleness.stuck_active_minutes",
+    ["state"], registry=REGISTRY,
+)

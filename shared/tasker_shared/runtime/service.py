@@ -21,14 +21,22 @@ import trio
 from tasker_shared.db.connect import resolve_database_url
 from tasker_shared.db.database import Database, open_database
 from tasker_shared.db.listen import RECONNECTED, Notification, NotificationListener
+from tasker_shared.errors import Unavailable
 from tasker_shared.queue.consumer import ConsumerCounters, QueueConsumer
 from tasker_shared.queue.processor import Handle, TransactionalProcessor
-from tasker_shared.queue.pgmq import queue_channel
+from tasker_shared.queue.pgmq import queue_channel, queue_depths
+from tasker_shared.runtime.circuit import CircuitBreaker, CircuitState
 from tasker_shared.runtime.health import HealthApp, serve_health
 from tasker_shared.runtime.logging import configure_logging
-from tasker_shared.runtime.metrics import POOL_CONNECTIONS
+from tasker_shared.runtime.metrics import (
+    CIRCUIT_STATE,
+    POOL_CONNECTIONS,
+    QUEUE_DEPTH,
+    QUEUE_OLDEST_AGE,
+)
 from tasker_shared.runtime.ports import HEALTH_PORTS
 from tasker_shared.runtime.settings import Settings
+from tasker_shared.runtime.tracing import configure_tracing
 
 log = structlog.get_logger("tasker.service")
 M = TypeVar("M")
@@ -43,12 +51,23 @@ class Drainable(Protocol):
 
 NotificationHandler = Callable[[Notification], None]
 
+SATURATION_WARNING = 0.8  # channel fill that is reported (and logged) before it is full
+
+
+def breaker_gauge(name: str, state: CircuitState) -> None:
+    """`on_change` hook keeping `tasker_circuit_breaker_state` current (logs transitions)."""
+    CIRCUIT_STATE.labels(name).set(state.gauge_value)
+    log.info("circuit_breaker", action="transition", breaker=name, state=state.value)
+
 
 class Runtime:
     """Everything a running service shares; built by `service_runtime`."""
 
-    def __init__(self, *, name: str, settings: Settings, db: Database, url: str) -> None:
+    def __init__(
+        self, *, name: str, settings: Settings, db: Database, url: str, health_server: bool = True
+    ) -> None:
         self.name = name
+        self.health_server = health_server  # False: the service serves /health/* itself
         self.settings = settings
         self.db = db
         self.url = url
@@ -64,8 +83,26 @@ class Runtime:
         self.health_port: int | None = None
         self._shutdown = trio.Event()
         self._listener: NotificationListener | None = None
+        self.queue_breaker = CircuitBreaker.from_settings(
+            "queue", settings.circuit_breakers, on_change=breaker_gauge)
+        self.breakers: dict[str, CircuitBreaker] = {"queue": self.queue_breaker}
+        if db.breaker is not None:
+            self.breakers["database"] = db.breaker
+
+    @property
+    def accepting_work(self) -> bool:
+        """False while starting, draining or stopped: the API must refuse new work."""
+        return self.state == "normal"
+
+    def check_accepting(self, *, retry_after: int = 5) -> None:
+        """Raise `Unavailable` unless the service is in its normal operational state."""
+        if not self.accepting_work:
+            raise Unavailable(f"service {self.name} is {self.state}; not accepting new work",
+                              retry_after=retry_after)
 
     def add_consumer(self, consumer: QueueConsumer) -> None:
+        if consumer.breaker is None:
+            consumer.breaker = self.queue_breaker
         self.consumers.append(consumer)
         self.on_notification(queue_channel(consumer.queue), lambda n: consumer.waker.on_notification(n.payload))
 
@@ -101,6 +138,11 @@ class Runtime:
     def request_shutdown(self) -> None:
         self._shutdown.set()
 
+    @property
+    def listening(self) -> bool:
+        """True while the NOTIFY listener is connected (never in polling mode)."""
+        return self._listener is not None and self._listener.connected
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         listener_ok = self._listener is None or self._listener.connected
         consumers_ok = all(c.running for c in self.consumers)
@@ -110,20 +152,39 @@ class Runtime:
             "listener": "ok" if listener_ok else "disconnected",
             "state": self.state,
         }
-        saturated = [
-            c.queue for c in self.consumers
-            if c.statistics().channel_used >= c.statistics().channel_capacity
-        ]
+        saturated = [s["channel"] for s in self.channel_saturation()
+                     if s["used"] >= s["capacity"]]
         if saturated:
             checks["saturated_channels"] = ",".join(saturated)
-        ok = self.db_ok and consumers_ok and listener_ok and self.state == "normal"
+        db_breaker = self.breakers.get("database")
+        breaker_ok = db_breaker is None or db_breaker.state is not CircuitState.OPEN
+        checks["circuit_breakers"] = ",".join(
+            f"{name}:{b.state.value}" for name, b in sorted(self.breakers.items()))
+        ok = (self.db_ok and consumers_ok and listener_ok and breaker_ok and not saturated
+              and self.state == "normal")
         return ok, checks
+
+    def channel_saturation(self) -> list[dict[str, Any]]:
+        """Fill of each consumer's intake channel (`warning` from 80%)."""
+        out = []
+        for consumer in self.consumers:
+            stats = consumer.statistics()
+            fill = stats.channel_used / stats.channel_capacity if stats.channel_capacity else 0.0
+            out.append({"channel": stats.queue, "used": stats.channel_used,
+                        "capacity": stats.channel_capacity,
+                        "saturation_percent": round(fill * 100, 1),
+                        "warning": fill >= SATURATION_WARNING})
+        return out
 
     def details(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "database": asdict(self.db.statistics()),
             "consumers": [asdict(c.statistics()) for c in self.consumers],
+            "operational_state": self.state,
+            "circuit_breakers": {name: asdict(b.statistics())
+                                 for name, b in sorted(self.breakers.items())},
+            "channel_saturation": self.channel_saturation(),
         }
         if self._listener is not None:
             out["listener"] = {"received": self._listener.received,
@@ -146,7 +207,26 @@ class Runtime:
             stats = self.db.statistics()
             POOL_CONNECTIONS.labels("size").set(stats.pool_size)
             POOL_CONNECTIONS.labels("available").set(stats.pool_available)
+            POOL_CONNECTIONS.labels("max").set(stats.pool_max)
+            POOL_CONNECTIONS.labels("in_use").set(stats.pool_size - stats.pool_available)
             await trio.sleep(2.0)
+
+    async def _sample_queues(self) -> None:
+        """Queue depth and oldest-message age gauges, every `metrics_sample_interval_seconds`."""
+        while True:
+            try:
+                with trio.fail_after(10):
+                    depths = await self.db.run(queue_depths)
+            except Exception as exc:  # a sample is optional; keep sampling
+                log.debug("queue_sample_failed", error=str(exc))
+            else:
+                for queue, (depth, _visible, age) in depths.items():
+                    QUEUE_DEPTH.labels(queue).set(depth)
+                    QUEUE_OLDEST_AGE.labels(queue).set(age)
+                for consumer in self.consumers:
+                    if consumer.queue in depths:
+                        consumer.counters.queue_depth = depths[consumer.queue][0]
+            await trio.sleep(self.settings.service.metrics_sample_interval_seconds)
 
     async def _route(self, recv: trio.MemoryReceiveChannel[Notification]) -> None:
         async for note in recv:
@@ -168,6 +248,7 @@ class Runtime:
         http_shutdown = trio.Event()
         async with trio.open_nursery() as outer:
             outer.start_soon(self._check_database)
+            outer.start_soon(self._sample_queues)
             if self.channel_handlers and self.settings.queues.deployment_mode.listens:
                 self._listener = NotificationListener(self.url, list(self.channel_handlers))
                 send, recv = trio.open_memory_channel[Notification](10_000)
@@ -177,7 +258,7 @@ class Runtime:
             if port is None:
                 port = HEALTH_PORTS.get(self.name, 0)
             self.health_port = port
-            if port:
+            if port and self.health_server:
                 app = HealthApp(service=self.name, ready=self.readiness, details=self.details)
                 await outer.start(lambda task_status: serve_health(
                     app, host=self.settings.service.health_host, port=port,
@@ -223,11 +304,19 @@ async def _guarded(name: str, fn: Background) -> None:
 
 
 @asynccontextmanager
-async def service_runtime(name: str, settings: Settings) -> AsyncIterator[Runtime]:
-    """Logging, database URL (embedded if unset) and an open pool for one service."""
+async def service_runtime(
+    name: str, settings: Settings, *, health_server: bool = True
+) -> AsyncIterator[Runtime]:
+    """Logging, database URL (embedded if unset) and an open pool for one service.
+
+    `health_server=False` when the service answers /health/* and /metrics on its own port.
+    """
     configure_logging(service=name, level=settings.service.log_level,
                       fmt=settings.service.log_format)
+    configure_tracing(settings.telemetry, service=name)
     url = await trio.to_thread.run_sync(resolve_database_url, settings.database.url)
+    breaker = CircuitBreaker.from_settings("database", settings.circuit_breakers,
+                                           on_change=breaker_gauge)
     async with open_database(
         url,
         min_size=settings.database.pool_min,
@@ -235,8 +324,9 @@ async def service_runtime(name: str, settings: Settings) -> AsyncIterator[Runtim
         statement_timeout_ms=settings.database.statement_timeout_ms,
         application_name=f"tasker-{name}",
         synchronous_commit=settings.database.synchronous_commit,
+        breaker=breaker,
     ) as db:
-        yield Runtime(name=name, settings=settings, db=db, url=url)
+        yield Runtime(name=name, settings=settings, db=db, url=url, health_server=health_server)
 
 
 async def run_until_signalled(

@@ -70,6 +70,7 @@ class ServiceSettings(_Section):
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|console)$")
     instance_id: str | None = None
+    metrics_sample_interval_seconds: float = Field(5.0, gt=0, description="queue depth sampling")
 
 
 class BackoffSettings(_Section):
@@ -105,6 +106,7 @@ class BatchSettings(_Section):
     max_parallel_batches: int = Field(50, ge=1)
     default_batch_size: int = Field(1000, ge=1)
     checkpoint_stall_minutes: float = Field(15.0, gt=0)
+    stall_check_interval_seconds: float = Field(60.0, gt=0, description="checkpoint stall scan")
 
 
 class StalenessSettings(_Section):
@@ -117,6 +119,15 @@ class StalenessSettings(_Section):
     steps_in_process_minutes: float = Field(30.0, gt=0)
     task_max_lifetime_hours: float = Field(24.0, gt=0)
     stuck_active_minutes: float = Field(10.0, gt=0)
+    auto_transition_to_error: bool = True
+    auto_move_to_dlq: bool = True
+
+
+class CircuitBreakerSettings(_Section):
+    enabled: bool = True
+    failure_threshold: int = Field(5, ge=1, description="consecutive failures that open it")
+    timeout_seconds: float = Field(30.0, ge=0, description="open for this long, then half-open")
+    success_threshold: int = Field(2, ge=1, description="half-open successes that close it")
 
 
 class AuthApiKey(_Section):
@@ -136,6 +147,9 @@ class AuthSettings(_Section):
     jwt_allowed_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     permissions_claim: str = "permissions"
     strict_validation: bool = True
+    jwt_private_key_path: str | None = Field(
+        None, description="signing key for `tasker auth token` (development only)")
+    jwt_token_expiry_hours: float = Field(24.0, gt=0, description="lifetime of issued tokens")
 
 
 class GatewaySettings(_Section):
@@ -150,6 +164,13 @@ class GatewaySettings(_Section):
     backpressure_refresh_seconds: float = Field(1.0, gt=0)
     analytics_cache_seconds: float = Field(60.0, ge=0)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    request_timeout_seconds: float = Field(30.0, gt=0, description="REST answers 408 past this")
+    max_request_bytes: int = Field(1_048_576, ge=1024, description="largest accepted body")
+    stream_resync_seconds: float = Field(
+        30.0, gt=0, description="StreamTaskStatus re-reads the task this often (safety net)")
+    max_streams: int = Field(1000, ge=1, description="concurrent StreamTaskStatus calls")
+    grpc_reflection: bool = True
+    grpc_health_service: bool = True
 
 
 class TelemetrySettings(_Section):
@@ -180,6 +201,7 @@ class Settings(BaseSettings):
     staleness: StalenessSettings = Field(default_factory=StalenessSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    circuit_breakers: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

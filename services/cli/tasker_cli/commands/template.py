@@ -1,4 +1,4 @@
-"""`tasker template validate|register PATH...`: check and register template files."""
+"""`tasker template validate|register PATH...` (local files) and `list|show` (over gRPC)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import sys
 import psycopg
 from psycopg.rows import dict_row
 from rich.console import Console
+from tasker_client import SyncTaskerClient
 from tasker_shared.db.connect import resolve_database_url
 from tasker_shared.errors import TemplateError
 from tasker_shared.store.templates import register_template
 from tasker_shared.templates_io import find_template_files, load_template_file
+
+from tasker_cli.remote import Output, connection_options, remote
+from tasker_cli.render import template_steps, template_table
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +28,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reg.add_argument("paths", nargs="+")
     reg.add_argument("--database-url")
     reg.set_defaults(func=_register)
+    common = [connection_options()]
+    lst = sub.add_parser("list", parents=common, help="templates known to the gateway")
+    lst.add_argument("--namespace")
+    lst.set_defaults(func=remote(_list))
+    show = sub.add_parser("show", parents=common, help="one template and its steps")
+    show.add_argument("namespace")
+    show.add_argument("name")
+    show.add_argument("version")
+    show.set_defaults(func=remote(_show))
 
 
 def _load(paths: list[str]) -> tuple[list[object], list[str]]:
@@ -62,4 +75,22 @@ def _register(args: argparse.Namespace) -> int:
         for template in loaded:
             uuid = register_template(conn, template)  # type: ignore[arg-type]
             console.print(f"registered {template.key} as {uuid}")  # type: ignore[attr-defined]
+    return 0
+
+
+def _list(client: SyncTaskerClient, args: argparse.Namespace, out: Output) -> int:
+    catalog = client.list_templates(namespace=args.namespace)
+    if out.json:
+        out.emit({"templates": catalog.templates, "namespaces": catalog.namespaces})
+    else:
+        out.console.print(template_table(catalog.templates))
+    return 0
+
+
+def _show(client: SyncTaskerClient, args: argparse.Namespace, out: Output) -> int:
+    template = client.get_template(args.namespace, args.name, args.version)
+    if out.json:
+        out.emit(template)
+    else:
+        out.console.print(template_steps(template))
     return 0

@@ -135,6 +135,14 @@ def steps_for_decision(
                 edges[(dep, name)] = None
             elif not step.is_deferred_convergence:
                 edges[(decision_step, name)] = None
+    # A convergence step created earlier (by another decision) also waits for the new
+    # steps among its declared dependencies: intersection with what exists now.
+    created = set(new_steps)
+    for step in template.steps:
+        if step.is_deferred_convergence and step.name in have:
+            for dep in step.dependencies:
+                if dep in created:
+                    edges[(dep, step.name)] = None
     return DecisionPlan(decision_step=decision_step, step_names=new_steps, edges=tuple(edges))
 
 

@@ -261,7 +261,7 @@ LANGUAGE sql STABLE AS $$
                                                 false)
                                    AND COALESCE(ws.attempts, 0) >= ws.max_attempts))::integer
                    AS exhausted
-          FROM unnest(p_tasks) AS u(task_uuid)
+          FROM (SELECT DISTINCT x FROM unnest(p_tasks) AS x) AS u(task_uuid)
           JOIN tasker.tasks t ON t.task_uuid = u.task_uuid
           LEFT JOIN r ON r.task_uuid = t.task_uuid
           LEFT JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.workflow_step_uuid
@@ -316,7 +316,7 @@ LANGUAGE sql STABLE AS $$
         SELECT s.workflow_step_uuid, 0 FROM steps s
          WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_step_edges e
                             WHERE e.to_step_uuid = s.workflow_step_uuid)
-        UNION ALL
+        UNION  -- not ALL: one row per (step, level), never one per path
         SELECT e.to_step_uuid, w.level + 1
           FROM walk w JOIN tasker.workflow_step_edges e ON e.from_step_uuid = w.step_uuid
          WHERE w.level < 50

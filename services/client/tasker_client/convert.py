@@ -1,0 +1,86 @@
+"""Conversions between Python values and the generated messages (Struct, enums, UUIDs, JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import IntEnum
+from typing import Any, TypeVar
+from uuid import UUID
+
+import betterproto2
+from tasker_shared.contracts.generated.google.protobuf import Struct
+from tasker_shared.errors import ValidationError
+
+E = TypeVar("E", bound=IntEnum)
+
+UuidLike = str | UUID
+
+
+def to_struct(value: Mapping[str, Any] | None) -> Any:
+    """A google.protobuf.Struct from a JSON-like mapping (None stays None)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"expected a JSON object, got {type(value).__name__}")
+    try:
+        return Struct.from_dict(dict(value))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"not JSON-serialisable: {exc}") from exc
+
+
+def from_struct(value: Any) -> dict[str, Any]:
+    """A Struct (or None) as a plain dict."""
+    if value is None:
+        return {}
+    result: dict[str, Any] = value.to_dict()
+    return result
+
+
+def uuid_text(value: UuidLike, what: str) -> str:
+    """`value` as a canonical UUID string; ValidationError naming `what` otherwise."""
+    if isinstance(value, UUID):
+        return str(value)
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        raise ValidationError(f"{what}: {str(value)[:64]!r} is not a valid UUID") from None
+
+
+def enum_prefix(cls: type[IntEnum]) -> str:
+    """The proto prefix of an enum's value names, e.g. "TASK_STATE_"."""
+    for member in cls:
+        proto_name = getattr(member, "proto_name", None)
+        if proto_name and proto_name.endswith(member.name):
+            return str(proto_name[: len(proto_name) - len(member.name)])
+    return ""  # pragma: no cover - every generated enum has proto names
+
+
+def parse_enum(cls: type[E], value: E | str | int) -> E:
+    """An enum member from itself, its number, "complete", "COMPLETE" or "TASK_STATE_COMPLETE"."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return cls(value)
+    text = str(value).strip().upper().replace("-", "_")
+    prefix = enum_prefix(cls)
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix):]
+    if text in cls.__members__ and text != "UNSPECIFIED":
+        return cls[text]
+    choices = ", ".join(label(m) for m in cls if m.name != "UNSPECIFIED")
+    raise ValidationError(f"unknown {cls.__name__} {value!r} (choose from {choices})")
+
+
+def label(value: IntEnum | None) -> str:
+    """A lower-case display name for an enum value ("complete"); "" for None/UNSPECIFIED."""
+    if value is None or value.value == 0:
+        return ""
+    return value.name.lower() if value.name else f"unknown({int(value)})"
+
+
+def to_jsonable(message: Any) -> dict[str, Any]:
+    """A message as a JSON-ready dict: proto3 JSON mapping, .proto field names, defaults kept."""
+    result: dict[str, Any] = message.to_dict(
+        casing=betterproto2.Casing.SNAKE, include_default_values=True
+    )
+    return result

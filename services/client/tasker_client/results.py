@@ -1,0 +1,76 @@
+"""Small typed results for calls whose reply is more than one message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tasker_shared.contracts.generated.tasker.v1 import (
+    CreateTaskStatus,
+    Step,
+    StepState,
+    Task,
+    TaskState,
+    TemplateSummary,
+)
+
+TERMINAL_TASK_STATES = frozenset(
+    {TaskState.COMPLETE, TaskState.ERROR, TaskState.CANCELLED, TaskState.RESOLVED_MANUALLY}
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CreateTaskResult:
+    """The outcome of create_task: `task` is set once ingestion created it."""
+
+    status: CreateTaskStatus
+    request_id: str
+    task_uuid: str | None
+    task: Task | None
+
+    @property
+    def created(self) -> bool:
+        """True when the task exists (not merely accepted onto the queue)."""
+        return bool(self.status == CreateTaskStatus.CREATED)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskPage:
+    """One page of list_tasks."""
+
+    tasks: tuple[Task, ...]
+    page: int
+    per_page: int
+    total_count: int
+    total_pages: int
+    has_next: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepResolution:
+    """The step after resolve_step and the state it left."""
+
+    step: Step
+    previous_state: StepState
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TemplateCatalog:
+    """list_templates: the summaries and the distinct namespaces among them."""
+
+    templates: tuple[TemplateSummary, ...]
+    namespaces: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskContext:
+    """A task's request context and its steps' results so far, keyed by step name."""
+
+    task_uuid: str
+    context: dict[str, Any]
+    step_results: dict[str, Any]
+
+
+def is_terminal(state: TaskState | None) -> bool:
+    """Whether a TaskState is final (complete, error, cancelled, resolved manually)."""
+    return state in TERMINAL_TASK_STATES

@@ -1,0 +1,104 @@
+"""Fan-out of task and step transition NOTIFYs (`tasker_task_events`, `tasker_step_events`)
+to the StreamTaskStatus subscribers of each task."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import structlog
+import trio
+
+from tasker_shared.db.listen import Notification
+
+log = structlog.get_logger("tasker.gateway.streams")
+
+TASK_EVENTS_CHANNEL = "tasker_task_events"
+STEP_EVENTS_CHANNEL = "tasker_step_events"
+SUBSCRIPTION_CAPACITY = 256
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StateEvent:
+    """One transition as announced by the database."""
+
+    task_uuid: UUID
+    step_uuid: UUID | None  # None for a task transition
+    from_state: str | None
+    to_state: str
+    event: str
+
+
+def parse_event(payload: str, *, step: bool) -> StateEvent | None:
+    try:
+        data: Any = json.loads(payload)
+        step_uuid = UUID(data["step_uuid"]) if step else None
+        return StateEvent(task_uuid=UUID(data["task_uuid"]), step_uuid=step_uuid,
+                          from_state=data.get("from_state"), to_state=str(data["to_state"]),
+                          event=str(data.get("event", "")))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+class Subscription:
+    """Events of one task for one watcher; `overflowed` means some were dropped."""
+
+    def __init__(self, task_uuid: UUID, capacity: int) -> None:
+        self.task_uuid = task_uuid
+        self.send, self.receive = trio.open_memory_channel[StateEvent](capacity)
+        self.overflowed = False
+
+    def offer(self, event: StateEvent) -> None:
+        try:
+            self.send.send_nowait(event)
+        except trio.WouldBlock:
+            self.overflowed = True
+
+
+class StatusHub:
+    """Routes each notification to the subscriptions of its task (no database access)."""
+
+    def __init__(self, *, capacity: int = SUBSCRIPTION_CAPACITY) -> None:
+        self.capacity = capacity
+        self._subs: dict[UUID, set[Subscription]] = {}
+        self.delivered = 0
+        self.malformed = 0
+
+    @property
+    def active(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    def subscribe(self, task_uuid: UUID) -> Subscription:
+        sub = Subscription(task_uuid, self.capacity)
+        self._subs.setdefault(task_uuid, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.task_uuid)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.task_uuid]
+        sub.send.close()
+
+    def on_task_event(self, note: Notification) -> None:
+        self._route(parse_event(note.payload, step=False), note)
+
+    def on_step_event(self, note: Notification) -> None:
+        self._route(parse_event(note.payload, step=True), note)
+
+    def _route(self, event: StateEvent | None, note: Notification) -> None:
+        if event is None:
+            self.malformed += 1
+            log.warning("malformed_state_notification", channel=note.channel,
+                        payload=note.payload[:200])
+            return
+        for sub in self._subs.get(event.task_uuid, ()):
+            self.delivered += 1
+            sub.offer(event)
+
+    def statistics(self) -> dict[str, int]:
+        return {"subscriptions": self.active, "delivered": self.delivered,
+                "malformed": self.malformed}

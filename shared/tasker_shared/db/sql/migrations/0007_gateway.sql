@@ -1,0 +1,237 @@
+-- Gateway reads and operator actions: task views and listing, step views, summaries,
+-- audit history, and the audited step resolution that re-evaluates its task.
+
+-- One page of the tasks matching the filters (NULL = no filter), newest first unless
+-- p_ascending, with the number of matching tasks.
+CREATE FUNCTION tasker.list_tasks_v1(
+    p_namespace text, p_status text, p_initiator text, p_source_system text, p_name text,
+    p_created_from timestamptz, p_created_to timestamptz, p_ascending boolean,
+    p_limit integer, p_offset integer)
+RETURNS TABLE (total_count bigint, task_uuids uuid[])
+LANGUAGE sql STABLE AS $$
+    WITH m AS (
+        SELECT t.task_uuid, t.created_at
+          FROM tasker.tasks t
+          JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+          JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+          LEFT JOIN tasker.task_transitions tt ON tt.task_uuid = t.task_uuid AND tt.most_recent
+         WHERE (p_namespace IS NULL OR tn.name = p_namespace)
+           AND (p_status IS NULL OR COALESCE(tt.to_state, 'pending') = p_status)
+           AND (p_initiator IS NULL OR t.initiator = p_initiator)
+           AND (p_source_system IS NULL OR t.source_system = p_source_system)
+           AND (p_name IS NULL OR nt.name = p_name)
+           AND (p_created_from IS NULL OR t.created_at >= p_created_from)
+           AND (p_created_to IS NULL OR t.created_at < p_created_to)
+    )
+    SELECT (SELECT count(*) FROM m),
+           ARRAY(SELECT m.task_uuid FROM m
+                  ORDER BY CASE WHEN p_ascending THEN m.created_at END ASC,
+                           CASE WHEN NOT p_ascending THEN m.created_at END DESC,
+                           CASE WHEN p_ascending THEN m.task_uuid END ASC,
+                           CASE WHEN NOT p_ascending THEN m.task_uuid END DESC
+                  LIMIT p_limit OFFSET p_offset)
+$$;
+
+-- Tasks with their template identity, current state and execution context (SPEC 7.1
+-- TaskResponse without the steps). Unknown task ids are simply absent.
+CREATE FUNCTION tasker.get_task_views_v1(p_tasks uuid[])
+RETURNS TABLE (
+    task_uuid uuid, name text, namespace text, version text, status text,
+    created_at timestamptz, updated_at timestamptz, completed_at timestamptz, context jsonb,
+    initiator text, source_system text, reason text, priority integer, tags jsonb,
+    correlation_id uuid, parent_correlation_id uuid, total_steps integer,
+    pending_steps integer, in_progress_steps integer, completed_steps integer,
+    failed_steps integer, ready_steps integer, enqueued_steps integer,
+    execution_status text, recommended_action text, completion_percentage numeric,
+    health_status text)
+LANGUAGE sql STABLE AS $$
+    SELECT t.task_uuid, nt.name::text, tn.name::text, nt.version::text, c.status,
+           t.created_at, GREATEST(t.updated_at, tt.created_at), t.completed_at, t.context,
+           t.initiator::text, t.source_system::text, t.reason::text, t.priority, t.tags,
+           t.correlation_id, t.parent_correlation_id, c.total_steps, c.pending_steps,
+           c.in_progress_steps, c.completed_steps, c.failed_steps, c.ready_steps,
+           c.enqueued_steps, c.execution_status, c.recommended_action,
+           c.completion_percentage, c.health_status
+      FROM tasker.get_task_execution_contexts_batch_v1(p_tasks) c
+      JOIN tasker.tasks t ON t.task_uuid = c.task_uuid
+      JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+      JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+      LEFT JOIN tasker.task_transitions tt ON tt.task_uuid = t.task_uuid AND tt.most_recent
+$$;
+
+-- Steps of several tasks (or the listed steps) with their rows and readiness, in DAG
+-- order: by task, then dependency level, then name.
+CREATE FUNCTION tasker.get_step_views_v1(p_tasks uuid[], p_steps uuid[] DEFAULT NULL)
+RETURNS TABLE (
+    workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text,
+    current_state text, retryable boolean, max_attempts integer, attempts integer,
+    in_process boolean, processed boolean, processed_at timestamptz,
+    last_attempted_at timestamptz, backoff_request_seconds numeric, inputs jsonb,
+    results jsonb, created_at timestamptz, updated_at timestamptz,
+    dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
+    last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer,
+    completed_parents integer, dependency_level integer)
+LANGUAGE sql STABLE AS $$
+    WITH l AS (
+        SELECT d.workflow_step_uuid, d.dependency_level
+          FROM unnest(p_tasks) AS u(task_uuid),
+               LATERAL tasker.calculate_dependency_levels_v1(u.task_uuid) d
+    )
+    SELECT r.workflow_step_uuid, r.task_uuid, r.named_step_uuid, r.name, r.current_state,
+           ws.retryable, ws.max_attempts, r.attempts, ws.in_process, ws.processed,
+           ws.processed_at, ws.last_attempted_at, ws.backoff_request_seconds, ws.inputs,
+           ws.results, ws.created_at, ws.updated_at, r.dependencies_satisfied,
+           r.retry_eligible, r.ready_for_execution, r.last_failure_at, r.next_retry_at,
+           r.total_parents, r.completed_parents, COALESCE(l.dependency_level, 0)
+      FROM tasker.get_step_readiness_status_batch_v1(p_tasks, p_steps) r
+      JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.workflow_step_uuid
+      LEFT JOIN l ON l.workflow_step_uuid = r.workflow_step_uuid
+     ORDER BY r.task_uuid, COALESCE(l.dependency_level, 0), r.name
+$$;
+
+-- Per-step view of one task for visualisation: template step type, parent names, the
+-- last error recorded in the step's result (SPEC 3.2 get_task_summary).
+CREATE FUNCTION tasker.get_step_summaries_v1(p_task uuid)
+RETURNS TABLE (
+    workflow_step_uuid uuid, name text, step_type text, current_state text,
+    dependencies text[], attempts integer, max_attempts integer,
+    dependencies_satisfied boolean, retry_eligible boolean, created_at timestamptz,
+    completed_at timestamptz, last_attempted_at timestamptz, error jsonb,
+    dependency_level integer)
+LANGUAGE sql STABLE AS $$
+    SELECT v.workflow_step_uuid, v.name,
+           COALESCE((SELECT s ->> 'type'
+                       FROM tasker.tasks t
+                       JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid,
+                            jsonb_array_elements(nt.configuration -> 'steps') s
+                      WHERE t.task_uuid = p_task
+                        AND s ->> 'name' = COALESCE(v.inputs ->> '__template_step_name', v.name)
+                      LIMIT 1), 'standard'),
+           v.current_state,
+           ARRAY(SELECT pns.name::text
+                   FROM tasker.workflow_step_edges e
+                   JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+                   JOIN tasker.named_steps pns ON pns.named_step_uuid = p.named_step_uuid
+                  WHERE e.to_step_uuid = v.workflow_step_uuid
+                  ORDER BY pns.name),
+           v.attempts, v.max_attempts, v.dependencies_satisfied, v.retry_eligible,
+           v.created_at,
+           CASE WHEN v.current_state IN ('complete', 'resolved_manually', 'cancelled')
+                THEN v.processed_at END,
+           v.last_attempted_at,
+           CASE WHEN v.current_state IN ('error', 'waiting_for_retry',
+                                         'enqueued_as_error_for_orchestration')
+                     AND jsonb_typeof(v.results -> 'error') = 'object'
+                THEN v.results -> 'error' END,
+           v.dependency_level
+      FROM tasker.get_step_views_v1(ARRAY[p_task]) v
+$$;
+
+-- The latest DLQ entry of a task, if any.
+CREATE FUNCTION tasker.get_task_dlq_status_v1(p_task uuid)
+RETURNS TABLE (dlq_entry_uuid uuid, dlq_reason text, resolution_status text)
+LANGUAGE sql STABLE AS $$
+    SELECT d.dlq_entry_uuid, d.dlq_reason::text, d.resolution_status::text
+      FROM tasker.tasks_dlq d
+     WHERE d.task_uuid = p_task
+     ORDER BY d.dlq_timestamp DESC, d.dlq_entry_uuid DESC
+     LIMIT 1
+$$;
+
+-- Recorded results of a step joined with the transitions that recorded them, newest
+-- first. Raises TK404 when the step is not a step of the task.
+CREATE FUNCTION tasker.get_step_audit_v1(p_task uuid, p_step uuid)
+RETURNS TABLE (
+    audit_uuid uuid, workflow_step_uuid uuid, workflow_step_transition_uuid uuid,
+    task_uuid uuid, step_name text, recorded_at timestamptz, worker_uuid text,
+    correlation_id uuid, success boolean, execution_time_ms bigint, from_state text,
+    to_state text, transition_metadata jsonb)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM 1 FROM tasker.workflow_steps ws
+     WHERE ws.workflow_step_uuid = p_step AND ws.task_uuid = p_task;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'step % not found in task %', p_step, p_task USING ERRCODE = 'TK404';
+    END IF;
+    RETURN QUERY
+    SELECT a.workflow_step_result_audit_uuid, a.workflow_step_uuid,
+           a.workflow_step_transition_uuid, a.task_uuid, ns.name::text, a.recorded_at,
+           a.worker_uuid, a.correlation_id, a.success, a.execution_time_ms,
+           tr.from_state::text, tr.to_state::text, tr.metadata
+      FROM tasker.workflow_step_result_audit a
+      JOIN tasker.workflow_step_transitions tr
+        ON tr.workflow_step_transition_uuid = a.workflow_step_transition_uuid
+      JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = a.workflow_step_uuid
+      JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+     WHERE a.workflow_step_uuid = p_step
+     ORDER BY a.recorded_at DESC, tr.sort_key DESC;
+END
+$$;
+
+-- An operator action on a step (SPEC 6.3): reset_for_retry (error -> pending, attempts
+-- reset), resolve_manually, or complete_manually with p_results stored as the step's
+-- result. The transition carries p_metadata (actor, reason) as its audit record; the task
+-- is then re-evaluated. Raises TK404 for an unknown step, TK001 when the action is not
+-- allowed from the step's (or its task's) state. Returns the states before and after.
+CREATE FUNCTION tasker.resolve_step_v1(
+    p_task uuid, p_step uuid, p_action text, p_processor uuid, p_metadata jsonb,
+    p_results jsonb DEFAULT NULL)
+RETURNS TABLE (previous_state text, new_state text, task_state text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev text;
+    v_new text;
+    v_task_state text;
+    v_from text[];
+BEGIN
+    IF p_action = 'reset_for_retry' THEN
+        v_from := ARRAY['error'];
+    ELSIF p_action IN ('resolve_manually', 'complete_manually') THEN
+        v_from := ARRAY['pending', 'enqueued', 'in_progress', 'enqueued_for_orchestration',
+                        'enqueued_as_error_for_orchestration', 'waiting_for_retry', 'error'];
+    ELSE
+        RAISE EXCEPTION 'unknown step action %', p_action USING ERRCODE = 'TK400';
+    END IF;
+    PERFORM 1 FROM tasker.workflow_steps ws
+     WHERE ws.workflow_step_uuid = p_step AND ws.task_uuid = p_task
+       FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'step % not found in task %', p_step, p_task USING ERRCODE = 'TK404';
+    END IF;
+    v_prev := tasker.get_current_step_state_v1(p_step);
+    v_task_state := tasker.get_current_task_state_v1(p_task);
+    IF p_action = 'reset_for_retry'
+       AND v_task_state IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+        RAISE EXCEPTION 'cannot reset_for_retry a step of task % in terminal state %',
+            p_task, v_task_state USING ERRCODE = 'TK001';
+    END IF;
+    IF NOT (v_prev = ANY (v_from)) THEN
+        RAISE EXCEPTION 'cannot % step % in state % (allowed from: %)', p_action, p_step,
+            v_prev, array_to_string(v_from, ', ') USING ERRCODE = 'TK001';
+    END IF;
+    IF p_action = 'complete_manually' THEN
+        UPDATE tasker.workflow_steps SET results = p_results, updated_at = now()
+         WHERE workflow_step_uuid = p_step;
+    END IF;
+    v_new := tasker.transition_step_v1(p_step, v_from, p_action, p_metadata);
+    IF p_action = 'reset_for_retry' THEN
+        UPDATE tasker.workflow_steps
+           SET attempts = 0, backoff_request_seconds = NULL, updated_at = now()
+         WHERE workflow_step_uuid = p_step;
+    END IF;
+    v_task_state := tasker.evaluate_task_v1(p_task, p_processor, true) ->> 'state';
+    RETURN QUERY SELECT v_prev, v_new, v_task_state;
+END
+$$;
+
+-- Current state of a task and of each of its steps (StreamTaskStatus snapshots).
+CREATE FUNCTION tasker.get_task_state_snapshot_v1(p_task uuid)
+RETURNS TABLE (task_state text, step_uuid uuid, step_name text, step_state text)
+LANGUAGE sql STABLE AS $$
+    SELECT tasker.get_current_task_state_v1(t.task_uuid), ws.workflow_step_uuid,
+           ns.name::text, tasker.get_current_step_state_v1(ws.workflow_step_uuid)
+      FROM tasker.tasks t
+      LEFT JOIN tasker.workflow_steps ws ON ws.task_uuid = t.task_uuid
+      LEFT JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+     WHERE t.task_uuid = p_task
+$$;

@@ -1,0 +1,1 @@
+"""Tests of tasker_client and the gRPC commands of tasker_cli."""

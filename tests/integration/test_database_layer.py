@@ -1,0 +1,156 @@
+"""The Trio database layer: transactions, real cancellation, error mapping, LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+import pytest
+import trio
+from tasker_shared.db.database import Conn, Database, open_database
+from tasker_shared.db.listen import RECONNECTED, Notification, NotificationListener
+from tasker_shared.errors import (
+    ConflictError,
+    NotFoundError,
+    StoreTimeout,
+    TransitionRejected,
+    ValidationError,
+)
+
+from tests.integration.dag_support import DictConn
+
+
+@pytest.fixture
+def table(conn: DictConn) -> str:
+    conn.execute("CREATE TABLE public.probe (x integer PRIMARY KEY CHECK (x >= 0))")
+    return "public.probe"
+
+
+def probe_values(conn: DictConn) -> list[int]:
+    return [r["x"] for r in conn.execute("SELECT x FROM public.probe ORDER BY x").fetchall()]
+
+
+async def test_run_commits(db: Database, conn: DictConn, table: str) -> None:
+    def insert(c: Conn, value: int) -> int:
+        c.execute("INSERT INTO public.probe VALUES (%s)", (value,))
+        c.execute("INSERT INTO public.probe VALUES (%s)", (value + 1,))
+        return value
+
+    assert await db.run(insert, 1) == 1
+    assert probe_values(conn) == [1, 2]
+
+
+async def test_run_rolls_back_on_error(db: Database, conn: DictConn, table: str) -> None:
+    def insert_then_fail(c: Conn) -> None:
+        c.execute("INSERT INTO public.probe VALUES (7)")
+        raise RuntimeError("handler failed")
+
+    with pytest.raises(RuntimeError, match="handler failed"):
+        await db.run(insert_then_fail)
+    assert probe_values(conn) == []
+    await db.execute("INSERT INTO public.probe VALUES (8)")  # the connection is still good
+    assert probe_values(conn) == [8]
+
+
+async def test_unique_violation_is_a_conflict(db: Database, table: str) -> None:
+    await db.execute("INSERT INTO public.probe VALUES (1)")
+    with pytest.raises(ConflictError) as info:
+        await db.execute("INSERT INTO public.probe VALUES (1)")
+    assert info.value.details["constraint"] == "probe_pkey"
+    assert not info.value.retryable
+    with pytest.raises(ValidationError):
+        await db.execute("INSERT INTO public.probe VALUES (-1)")
+
+
+async def test_tasker_sqlstates_map_to_error_classes(db: Database, conn: DictConn) -> None:
+    with pytest.raises(NotFoundError):
+        await db.execute("SELECT tasker.transition_task_v1(%s, 'pending', 'start')",
+                         (uuid.uuid4(),))
+    nt = conn.execute("SELECT tasker.register_template_v1('dbl', 'dbl', '1', NULL, '{}')"
+                      " AS id").fetchone()
+    assert nt is not None
+    task = conn.execute(
+        "SELECT tasker.create_task_v1(%s, jsonb_build_object('identity_hash', 'x',"
+        " 'correlation_id', gen_random_uuid()), '[]', '[]') AS t", (nt["id"],)).fetchone()
+    assert task is not None
+    with pytest.raises(TransitionRejected):
+        await db.execute("SELECT tasker.transition_task_v1(%s, 'pending', 'give_up')",
+                         (task["t"],))
+
+
+async def test_cancellation_stops_the_running_query(db_url: str, conn: DictConn) -> None:
+    async with open_database(db_url, min_size=1, max_size=1,
+                             application_name="tasker-cancel-test") as db:
+        started = time.monotonic()
+        with trio.move_on_after(0.2) as scope:
+            await db.fetchone("SELECT pg_sleep(5)")
+        elapsed = time.monotonic() - started
+        assert scope.cancelled_caught
+        assert elapsed < 1.0, f"cancellation took {elapsed:.2f}s"
+        running = conn.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name ="
+            " 'tasker-cancel-test' AND query LIKE '%%pg_sleep%%' AND state = 'active'"
+        ).fetchone()
+        assert running is not None
+        assert running["n"] == 0
+        with trio.fail_after(2):  # the single pooled connection is reusable at once
+            assert await db.fetchone("SELECT 41 + 1 AS v") == {"v": 42}
+        stats = db.statistics()
+        assert stats.cancellations == 1
+        assert stats.in_flight == 0
+
+
+async def test_statement_timeout_is_a_store_timeout(db_url: str) -> None:
+    async with open_database(db_url, min_size=1, max_size=1, statement_timeout_ms=100) as db:
+        started = time.monotonic()
+        with pytest.raises(StoreTimeout) as info:
+            await db.fetchone("SELECT pg_sleep(3)")
+        assert time.monotonic() - started < 1.5
+        assert info.value.retryable
+        assert info.value.sqlstate == "57014"
+        assert await db.fetchone("SELECT 1 AS v") == {"v": 1}
+
+
+async def _expect(receive: trio.MemoryReceiveChannel[Notification], channel: str) -> Notification:
+    with trio.fail_after(5):
+        while True:
+            item = await receive.receive()
+            if item.channel == channel:
+                return item
+
+
+async def test_listener_receives_and_reconnects(db_url: str, conn: DictConn) -> None:
+    listener = NotificationListener(db_url, ["tasker_probe", "tasker_probe"],
+                                    reconnect_delay_seconds=0.05)
+    assert listener.channels == ("tasker_probe",)
+    send, receive = trio.open_memory_channel[Notification](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(listener.run, send)
+        conn.execute("SELECT pg_notify('tasker_probe', 'one')")
+        assert (await _expect(receive, "tasker_probe")).payload == "one"
+
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
+            " WHERE application_name = 'tasker-listener' AND datname = current_database()"
+        ).fetchone()
+        assert killed is not None
+        assert killed["n"] == 1
+        await _expect(receive, RECONNECTED)
+        assert listener.reconnects == 1
+        assert listener.connected
+
+        conn.execute("SELECT pg_notify('tasker_probe', 'two')")
+        assert (await _expect(receive, "tasker_probe")).payload == "two"
+        assert listener.received >= 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_listener_keeps_retrying_while_it_cannot_connect(db_url: str) -> None:
+    """A URL that cannot connect yet keeps the listener retrying instead of crashing."""
+    bad = psycopg.conninfo.make_conninfo(db_url, dbname="tasker_no_such_db")
+    listener = NotificationListener(bad, ["x"], reconnect_delay_seconds=0.05)
+    send, _receive = trio.open_memory_channel[Notification](1)
+    with trio.move_on_after(0.5):
+        await listener.run(send)
+    assert not listener.connected

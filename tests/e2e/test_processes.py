@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tasker_cli.cluster import free_port, health
 from tests.e2e.cluster_support import ROOT, TEMPLATES, cluster_env, make_cluster
 from tests.support import outcome, steps_of, submit, wait_task
 
@@ -78,3 +79,33 @@ def test_up_starts_everything_and_stops_on_ctrl_c(db_url: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_cli_worker_and_visibility_extension(db_url: str, tmp_path: Path) -> None:
+    """`tasker worker ...` runs the handlers; a step longer than the visibility timeout is
+    not handed to anyone else because the worker keeps extending it."""
+    env = cluster_env(namespaces=["e2e"], handlers=["tests.e2e.pipeline_handlers"],
+                      templates=[str(TEMPLATES / "pipeline")],
+                      TASKER_QUEUES__VISIBILITY_TIMEOUT_SECONDS="1")
+    cluster = make_cluster(db_url, tmp_path / "logs", env=env, replicas={"worker": 0})
+    with cluster:
+        port = free_port()
+        worker_env = {**_env(db_url), **env, "TASKER_SERVICE__HEALTH_PORT": str(port)}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tasker_cli", "worker", "--namespace", "e2e",
+             "--handlers", "tests.e2e.pipeline_handlers",
+             "--templates", str(TEMPLATES / "pipeline" / "*.yaml"), "--concurrency", "4"],
+            env=worker_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "cli-worker.log", "wb"))  # noqa: SIM115
+        try:
+            deadline = time.monotonic() + 30
+            while health(port, "/health/ready") is None:
+                assert worker.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            rid = submit(db_url, "e2e_graceful", {"nonce": uuid.uuid4().hex}, namespace="e2e")
+            task = outcome(db_url, rid)["task_uuid"]
+            assert wait_task(db_url, task, timeout=30) == "complete"
+            assert steps_of(db_url, task)["grace_sleep"]["attempts"] == 1  # 1.5 s > vt 1 s
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=20) == 0

@@ -75,7 +75,7 @@ async def test_task_commands(stack: Stack, capsys: pytest.CaptureFixture[str]) -
     assert watched[0] == 0
     assert lines[-1]["task_state"] == "TASK_STATE_COMPLETE"
 
-    code, out, err = await tasker(capsys, *CREATE, *addr, "--context", '{"even_number": 2}',
+    code, out, err = await tasker(capsys, *CREATE, *addr, "--context", '{"even_number": 4}',
                                   "--watch")
     assert code == 0, err
     assert "task: " in out
@@ -133,7 +133,7 @@ async def test_step_resolve(idle_stack: Stack, capsys: pytest.CaptureFixture[str
                                   *addr)
     assert cancelled["status"] == "TASK_STATE_CANCELLED"
     other = (await tasker_json(capsys, *CREATE, *addr, "--context",
-                               '{"even_number": 2}'))["task_uuid"]
+                               '{"even_number": 4}'))["task_uuid"]
     code, out, _ = await tasker(capsys, "task", "cancel", other, *addr)
     assert code == 0
     assert "cancelled" in out
@@ -208,7 +208,7 @@ async def test_create_without_waiting_and_env_address(
                                   '{"even_number": 2}', "--timeout", "5")
     assert code == 0, err
     assert "accepted request" in out
-    code, out, _ = await tasker(capsys, *CREATE, "--context", '{"even_number": 2}')
+    code, out, _ = await tasker(capsys, *CREATE, "--context", '{"even_number": 4}')
     assert code == 0
     assert "steps_in_process" in out or "pending" in out or "initializing" in out
 

@@ -17,10 +17,9 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+from tasker_gateway import permissions as perms
 from tasker_shared.errors import AuthError, ConfigError, PermissionDenied
 from tasker_shared.runtime.settings import AuthSettings
-
-from tasker_gateway import permissions as perms
 
 _ASYMMETRIC = ("RS", "PS", "ES", "Ed")
 

@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 import structlog
 import trio
 
+from tasker_gateway.errors import Backpressure
 from tasker_shared.db.database import Database
 from tasker_shared.queue.pgmq import queue_depths
 from tasker_shared.runtime.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from tasker_shared.runtime.settings import GatewaySettings
-
-from tasker_gateway.errors import Backpressure
 
 log = structlog.get_logger("tasker.gateway.backpressure")
 
@@ -89,7 +88,7 @@ class BackpressureMonitor:
         try:
             with trio.fail_after(max(2.0, 2 * self.settings.backpressure_refresh_seconds)):
                 raw = await self.db.run(queue_depths)
-        except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
+        except Exception as exc:
             self.record_failure(str(exc) or exc.__class__.__name__)
             return
         self.record_depths(raw)

@@ -6,15 +6,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from tasker_shared.db.database import Database
-from tasker_shared.runtime.settings import Settings
-from tasker_shared.store.analytics import AnalyticsCache
-from tasker_shared.store.templates import TemplateCache
-
 from tasker_gateway.auth import Authenticator
 from tasker_gateway.backpressure import BackpressureMonitor
 from tasker_gateway.outcomes import OutcomeWaiter
 from tasker_gateway.streams import StatusHub
+from tasker_shared.db.database import Database
+from tasker_shared.runtime.settings import Settings
+from tasker_shared.store.analytics import AnalyticsCache
+from tasker_shared.store.templates import TemplateCache
 
 
 class RuntimeView(Protocol):

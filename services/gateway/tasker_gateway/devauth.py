@@ -11,9 +11,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tasker_shared.errors import ValidationError
-
 from tasker_gateway import permissions as perms
+from tasker_shared.errors import ValidationError
 
 
 def generate_key_pair(*, bits: int = 2048) -> tuple[bytes, bytes]:

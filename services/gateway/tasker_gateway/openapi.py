@@ -56,7 +56,8 @@ def _strip_null(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _models(routes: Sequence[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(ErrorBody, "serialization"): None}
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
+        (ErrorBody, "serialization"): None}
     for route in routes:
         for model in route.responses.values():
             if isinstance(model, type) and issubclass(model, BaseModel):

@@ -9,16 +9,6 @@ from uuid import UUID
 
 from pydantic import Field
 
-from tasker_shared.contracts.payloads import (
-    DEFAULT_INITIATOR,
-    DEFAULT_NAMESPACE,
-    DEFAULT_REASON,
-    DEFAULT_SOURCE_SYSTEM,
-    DEFAULT_VERSION,
-    PRIORITY_MAX,
-    PRIORITY_MIN,
-)
-
 from tasker_gateway.models.common import (
     ApiModel,
     ExecutionStatus,
@@ -29,6 +19,15 @@ from tasker_gateway.models.common import (
     RecommendedAction,
     StepState,
     TaskState,
+)
+from tasker_shared.contracts.payloads import (
+    DEFAULT_INITIATOR,
+    DEFAULT_NAMESPACE,
+    DEFAULT_REASON,
+    DEFAULT_SOURCE_SYSTEM,
+    DEFAULT_VERSION,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
 )
 
 # Printable text without surrounding whitespace (names, versions, keys).

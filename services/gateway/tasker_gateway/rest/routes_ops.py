@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tasker_shared.runtime.metrics import REGISTRY
-
 from tasker_gateway import permissions as P
 from tasker_gateway.models.operations import (
     BottleneckAnalysisView,
@@ -34,6 +32,8 @@ from tasker_gateway.rest.params import (
 from tasker_gateway.rest.spec import Reply, RestRequest, Route
 from tasker_gateway.usecases import operations, system, templates
 from tasker_gateway.usecases.inputs import parse_uuid
+from tasker_shared.runtime.metrics import REGISTRY
+
 
 async def list_templates(req: RestRequest) -> Reply:
     q: TemplateListParams = req.query

@@ -14,19 +14,18 @@ from uuid import uuid4
 
 import trio
 
-from tasker_shared.contracts.messages import encode_task_request_message
-from tasker_shared.contracts.payloads import TaskRequest, TaskRequestMessage, TaskRequestMetadata
-from tasker_shared.contracts.queues import ORCHESTRATION_TASK_REQUESTS
-from tasker_shared.db.database import Conn
-from tasker_shared.errors import ConflictError, NotFoundError
-from tasker_shared.queue import pgmq
-
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import UnprocessableRequest
 from tasker_gateway.models.tasks import TaskRequestBody, TaskView
 from tasker_gateway.outcomes import IngestionOutcome, Waiter, read_outcome
 from tasker_gateway.usecases.inputs import parse_request_id
 from tasker_gateway.usecases.views import task_view
+from tasker_shared.contracts.messages import encode_task_request_message
+from tasker_shared.contracts.payloads import TaskRequest, TaskRequestMessage, TaskRequestMetadata
+from tasker_shared.contracts.queues import ORCHESTRATION_TASK_REQUESTS
+from tasker_shared.db.database import Conn
+from tasker_shared.errors import ConflictError, NotFoundError
+from tasker_shared.queue import pgmq
 
 MAX_WAIT_SECONDS = 60.0
 _POLL_FIRST, _POLL_MAX = 0.01, 0.25
@@ -86,15 +85,14 @@ async def create_task(
                   MAX_WAIT_SECONDS)
     with ctx.outcomes.expect(rid) as waiter:
         await ctx.db.run(_send, payload)
-        outcome = await _await_outcome(ctx, waiter, rid, timeout)
+        outcome = await _await_outcome(ctx, waiter, rid, trio.current_time() + timeout)
     if outcome is None:
         return CreateOutcome(request_id=rid, task=None)
     return CreateOutcome(request_id=rid, task=await _resolve(ctx, outcome, request))
 
 
-async def _await_outcome(ctx: GatewayContext, waiter: Waiter, rid: str, timeout: float
+async def _await_outcome(ctx: GatewayContext, waiter: Waiter, rid: str, deadline: float
                          ) -> IngestionOutcome | None:
-    deadline = trio.current_time() + timeout
     if ctx.runtime.listening:
         with trio.move_on_at(deadline):
             await waiter.event.wait()

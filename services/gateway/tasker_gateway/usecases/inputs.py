@@ -65,3 +65,22 @@ def bounded(value: int, field: str, *, low: int, high: int) -> int:
         raise ValidationError(f"{field}: must be between {low} and {high}, got {value}",
                               details={"field": field})
     return value
+
+
+def reject_nul(value: object, where: str) -> None:
+    """ValidationError if any string in `value` contains NUL (PostgreSQL cannot store it)."""
+    stack: list[tuple[object, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValidationError(f"{path}: strings must not contain NUL (\\u0000)",
+                                      details={"field": path})
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    raise ValidationError(f"{path}: keys must not contain NUL (\\u0000)",
+                                          details={"field": path})
+                stack.append((sub, f"{path}.{key}"))
+        elif isinstance(item, list | tuple):
+            stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))

@@ -5,10 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from tasker_shared.db.database import Conn
-from tasker_shared.errors import NotFoundError
-from tasker_shared.store import analytics, dlq
-
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.models.operations import (
     BottleneckAnalysisView,
@@ -25,6 +21,9 @@ from tasker_gateway.models.operations import (
 )
 from tasker_gateway.usecases.inputs import bounded
 from tasker_gateway.usecases.views import pick
+from tasker_shared.db.database import Conn
+from tasker_shared.errors import NotFoundError
+from tasker_shared.store import analytics, dlq
 
 MAX_HOURS = 24 * 365
 MAX_LIMIT = 1000

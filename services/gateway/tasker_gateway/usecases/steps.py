@@ -14,15 +14,6 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from tasker_shared.contracts.messages import encode_step_execution_result
-from tasker_shared.contracts.payloads import (
-    StepExecutionMetadata,
-    StepExecutionResult,
-    StepResultStatus,
-)
-from tasker_shared.db.database import Conn
-from tasker_shared.errors import ValidationError
-
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.models.common import StepState
 from tasker_gateway.models.steps import (
@@ -32,6 +23,14 @@ from tasker_gateway.models.steps import (
     StepView,
 )
 from tasker_gateway.usecases.views import pick, require_task, step_view, step_views
+from tasker_shared.contracts.messages import encode_step_execution_result
+from tasker_shared.contracts.payloads import (
+    StepExecutionMetadata,
+    StepExecutionResult,
+    StepResultStatus,
+)
+from tasker_shared.db.database import Conn
+from tasker_shared.errors import ValidationError
 
 ACTIONS = ("reset_for_retry", "resolve_manually", "complete_manually")
 

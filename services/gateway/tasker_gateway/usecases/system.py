@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
-from tasker_shared.errors import NotFoundError
-
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.models.system import (
     BackpressureView,
@@ -21,6 +19,7 @@ from tasker_gateway.models.system import (
     ReadinessView,
     SimpleHealthView,
 )
+from tasker_shared.errors import NotFoundError
 
 REDACTED = "***REDACTED***"
 _SECRET_NAMES = frozenset({"key", "password", "secret", "token", "jwt_public_key",

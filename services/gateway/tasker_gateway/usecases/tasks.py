@@ -10,9 +10,6 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from tasker_shared.db.database import Conn
-from tasker_shared.errors import NotFoundError, TransitionRejected, ValidationError
-
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.models.common import Pagination, TaskState
 from tasker_gateway.models.tasks import (
@@ -29,6 +26,8 @@ from tasker_gateway.models.tasks import (
 )
 from tasker_gateway.outcomes import read_outcome
 from tasker_gateway.usecases.views import pick, task_view, task_views
+from tasker_shared.db.database import Conn
+from tasker_shared.errors import NotFoundError, TransitionRejected, ValidationError
 
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100

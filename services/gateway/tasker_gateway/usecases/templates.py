@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from tasker_shared.contracts.queues import is_valid_namespace
-from tasker_shared.db.database import Conn
-from tasker_shared.errors import ValidationError
-from tasker_shared.store.templates import TemplateCache, list_templates
-
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.models.templates import (
     TemplateDetailView,
@@ -14,6 +9,10 @@ from tasker_gateway.models.templates import (
     TemplateStepView,
     TemplateSummaryView,
 )
+from tasker_shared.contracts.queues import is_valid_namespace
+from tasker_shared.db.database import Conn
+from tasker_shared.errors import ValidationError
+from tasker_shared.store.templates import TemplateCache, list_templates
 
 
 def _list(conn: Conn, namespace: str | None) -> TemplateListView:

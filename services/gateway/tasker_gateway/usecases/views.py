@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from tasker_shared.db.database import Conn
-from tasker_shared.errors import NotFoundError
-
 from tasker_gateway.models.common import ApiModel
 from tasker_gateway.models.steps import StepView
 from tasker_gateway.models.tasks import StepReadinessView, TaskView
+from tasker_shared.db.database import Conn
+from tasker_shared.errors import NotFoundError
 
 M = TypeVar("M", bound=ApiModel)
 

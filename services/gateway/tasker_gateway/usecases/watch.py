@@ -19,14 +19,13 @@ from uuid import UUID
 
 import trio
 
-from tasker_shared.db.database import Conn
-from tasker_shared.domain.states import TASK_TERMINAL
-from tasker_shared.errors import NotFoundError, Unavailable
-
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.models.common import StepState, TaskState
 from tasker_gateway.models.tasks import StatusUpdate, UpdateType
 from tasker_gateway.streams import StateEvent, Subscription
+from tasker_shared.db.database import Conn
+from tasker_shared.domain.states import TASK_TERMINAL
+from tasker_shared.errors import NotFoundError, Unavailable
 
 _FINAL = {TaskState.COMPLETE: UpdateType.TASK_COMPLETE,
           TaskState.RESOLVED_MANUALLY: UpdateType.TASK_COMPLETE,

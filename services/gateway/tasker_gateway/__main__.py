@@ -1,0 +1,17 @@
+"""Run the gateway service: `python -m tasker_gateway` (or `tasker serve gateway`)."""
+
+from __future__ import annotations
+
+import trio
+
+from tasker_gateway.service import serve
+from tasker_shared.runtime.service import run_until_signalled
+from tasker_shared.runtime.settings import load_settings
+
+
+def main() -> None:
+    trio.run(run_until_signalled, serve, load_settings())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The gRPC transport: grpclib (asyncio) bridged to Trio with trio-asyncio."""

@@ -1,0 +1,112 @@
+"""The asyncio side of the gRPC server: server event hooks (authentication, trailers, metrics)
+and `call`, which runs a Trio use case from a grpclib handler and maps its errors.
+
+grpclib runs each call in its own asyncio task; the hooks and the handler run in that task, so
+per-call state travels in context variables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+import structlog
+from grpclib.const import Status
+from grpclib.events import RecvRequest, SendTrailingMetadata
+from grpclib.exceptions import GRPCError
+from trio_asyncio import trio_as_aio
+
+from tasker_gateway.auth import ANONYMOUS, Principal
+from tasker_gateway.context import GatewayContext
+from tasker_gateway.errors import classify
+from tasker_gateway.metrics import observe
+from tasker_gateway.permissions import grpc_permission
+from tasker_shared.errors import TaskerError, Unavailable
+
+log = structlog.get_logger("tasker.gateway.grpc")
+T = TypeVar("T")
+
+RETRY_AFTER_KEY = "retry-after"
+
+_principal: ContextVar[Principal] = ContextVar("tasker_principal", default=ANONYMOUS)
+_retry_after: ContextVar[int | None] = ContextVar("tasker_retry_after", default=None)
+_call_info: ContextVar[tuple[str, float] | None] = ContextVar("tasker_call", default=None)
+
+
+def principal() -> Principal:
+    """The caller of the current gRPC call."""
+    return _principal.get()
+
+
+def to_grpc_error(exc: BaseException) -> GRPCError:
+    """The GRPCError reporting `exc`; a retry hint goes out as `retry-after` trailer."""
+    info = classify(exc)
+    if info.retry_after is not None:
+        _retry_after.set(info.retry_after)
+    if info.grpc_status is Status.INTERNAL:
+        log.error("grpc_call_failed", action="grpc", exc_info=exc)
+    message = info.message
+    if info.retry_after is not None:
+        message = f"{message} (retry after {info.retry_after}s)"
+    return GRPCError(info.grpc_status, message)
+
+
+async def call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """`await fn(*args, **kwargs)` in Trio, from asyncio; failures become GRPCErrors."""
+    try:
+        result: T = await trio_as_aio(fn)(*args, **kwargs)
+    except GRPCError:
+        raise
+    except Exception as exc:
+        raise to_grpc_error(exc) from None
+    return result
+
+
+class _Headers:
+    """gRPC metadata seen through the `get` the authenticator needs (text values only)."""
+
+    def __init__(self, metadata: Any) -> None:
+        self._metadata = metadata
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        value = self._metadata.get(key)
+        return value if isinstance(value, str) else default
+
+
+class ServerHooks:
+    """RecvRequest: authenticate and authorise; SendTrailingMetadata: retry hint, metrics."""
+
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+
+    async def on_request(self, event: RecvRequest) -> None:
+        _call_info.set((event.method_name, time.perf_counter()))
+        _retry_after.set(None)
+        _principal.set(ANONYMOUS)
+        try:
+            permission = grpc_permission(event.method_name)
+        except KeyError:
+            raise GRPCError(Status.PERMISSION_DENIED,
+                            f"{event.method_name} has no permission defined") from None
+        if permission is None:
+            return
+        try:
+            if not self.ctx.accepting():
+                raise Unavailable(f"the gateway is {self.ctx.runtime.state}; retry shortly",
+                                  retry_after=5)
+            caller = self.ctx.auth.authenticate(_Headers(event.metadata))
+            self.ctx.auth.authorize(caller, permission)
+        except TaskerError as exc:
+            raise to_grpc_error(exc) from None
+        _principal.set(caller)
+
+    async def on_trailers(self, event: SendTrailingMetadata) -> None:
+        retry = _retry_after.get()
+        if retry is not None:
+            event.metadata[RETRY_AFTER_KEY] = str(retry)
+        info = _call_info.get()
+        if info is not None:
+            method, started = info
+            observe("grpc", method, event.status.name, time.perf_counter() - started)

@@ -1,0 +1,83 @@
+"""Requests of tasker.v1 turned into use-case inputs (proto3 defaults mean "unset")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasker_gateway.grpc.convert import from_struct, state_name
+from tasker_gateway.models.common import TaskState
+from tasker_gateway.models.operations import DlqResolutionStatus, DlqUpdateBody
+from tasker_gateway.models.tasks import TaskRequestBody
+from tasker_gateway.usecases.inputs import reject_nul, validated
+from tasker_gateway.usecases.steps import StepAction
+from tasker_gateway.usecases.tasks import DEFAULT_PER_PAGE, TaskListQuery
+from tasker_shared.contracts.generated.tasker import v1 as pb
+from tasker_shared.errors import ValidationError
+
+_ACTIONS = {pb.ResolutionStrategy.RESET_FOR_RETRY: "reset_for_retry",
+            pb.ResolutionStrategy.RESOLVE_MANUALLY: "resolve_manually",
+            pb.ResolutionStrategy.COMPLETE_MANUALLY: "complete_manually"}
+
+
+def task_request(message: pb.TaskRequest | None) -> TaskRequestBody:
+    if message is None:
+        raise ValidationError("task: the task request is required")
+    data: dict[str, Any] = {"name": message.name}
+    for key in ("namespace", "version", "initiator", "source_system", "reason",
+                "correlation_id"):
+        value = getattr(message, key)
+        if value:
+            data[key] = value
+    if message.context is not None:
+        data["context"] = from_struct(message.context)
+    if message.options is not None:
+        data["options"] = from_struct(message.options)
+    for key in ("priority", "parent_correlation_id", "idempotency_key", "requested_at"):
+        value = getattr(message, key)
+        if value is not None:
+            data[key] = value
+    data["tags"] = list(message.tags)
+    reject_nul(data, "task")
+    return validated(lambda: TaskRequestBody.model_validate(data), where="task")
+
+
+def list_query(message: pb.ListTasksRequest) -> TaskListQuery:
+    page = message.pagination
+    created = message.created_at
+    status = message.status
+    return TaskListQuery(
+        page=(page.page if page and page.page else 1),
+        per_page=(page.per_page if page and page.per_page else DEFAULT_PER_PAGE),
+        namespace=message.namespace or None,
+        status=TaskState(state_name(status)) if status else None,
+        initiator=message.initiator or None, source_system=message.source_system or None,
+        name=message.name or None,
+        ascending=message.sort_direction == pb.SortDirection.ASC,
+        created_from=created.start if created else None,
+        created_to=created.end if created else None)
+
+
+def step_action(message: pb.ResolveStepRequest, actor: str) -> StepAction:
+    action = _ACTIONS.get(message.action)
+    if action is None:
+        raise ValidationError("action: choose RESET_FOR_RETRY, RESOLVE_MANUALLY or"
+                              " COMPLETE_MANUALLY")
+    result = from_struct(message.result)
+    metadata = from_struct(message.metadata)
+    reject_nul([message.reason, message.actor, result, metadata], "request")
+    if action == "complete_manually" and result is None:
+        result = {}
+    return StepAction(action=action, reason=message.reason or f"{action} through gRPC",
+                      actor=message.actor or actor, result=result, metadata=metadata)
+
+
+def dlq_update(message: pb.UpdateInvestigationRequest) -> DlqUpdateBody:
+    status = message.resolution_status
+    data: dict[str, Any] = {
+        "resolution_status": DlqResolutionStatus(state_name(status)) if status else None,
+        "resolution_notes": message.resolution_notes,
+        "resolved_by": message.resolved_by,
+        "metadata": from_struct(message.metadata),
+    }
+    reject_nul(data, "request")
+    return validated(lambda: DlqUpdateBody.model_validate(data), where="request")

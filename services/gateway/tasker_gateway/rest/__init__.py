@@ -1,0 +1,1 @@
+"""The REST transport: quart-trio on hypercorn."""

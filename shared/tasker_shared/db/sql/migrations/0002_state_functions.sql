@@ -1,14 +1,18 @@
 -- State functions: current state, compare-and-swap transitions, readiness, execution context.
 
 CREATE FUNCTION tasker.get_current_task_state_v1(p_task uuid) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT to_state FROM tasker.task_transitions WHERE task_uuid = p_task AND most_recent
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT to_state FROM tasker.task_transitions WHERE task_uuid = p_task AND most_recent);
+END
 $$;
 
 CREATE FUNCTION tasker.get_current_step_state_v1(p_step uuid) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT COALESCE((SELECT to_state FROM tasker.workflow_step_transitions
-                     WHERE workflow_step_uuid = p_step AND most_recent), 'pending')
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT COALESCE((SELECT to_state FROM tasker.workflow_step_transitions
+                     WHERE workflow_step_uuid = p_step AND most_recent), 'pending'));
+END
 $$;
 
 -- Append a transition row; the caller has checked the transition and holds the task lock.
@@ -169,46 +173,12 @@ RETURNS TABLE (
     ready_for_execution boolean, last_failure_at timestamptz, next_retry_at timestamptz,
     total_parents integer, completed_parents integer, attempts integer, max_attempts integer,
     backoff_request_seconds numeric, last_attempted_at timestamptz)
-LANGUAGE sql STABLE AS $$
-    WITH s AS (
-        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
-               COALESCE(st.to_state, 'pending')::text AS current_state,
-               ws.processed, ws.in_process, ws.retryable, ws.attempts, ws.max_attempts,
-               ws.backoff_request_seconds, ws.last_attempted_at
-          FROM tasker.workflow_steps ws
-          JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
-          LEFT JOIN tasker.workflow_step_transitions st
-                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
-         WHERE ws.task_uuid = ANY (p_tasks)
-           AND (p_steps IS NULL OR ws.workflow_step_uuid = ANY (p_steps))
-    ), p AS (
-        SELECT e.to_step_uuid,
-               count(*)::integer AS total,
-               (count(*) FILTER (WHERE pst.to_state IN ('complete', 'resolved_manually')))::integer
-                   AS done
-          FROM s
-          JOIN tasker.workflow_step_edges e ON e.to_step_uuid = s.workflow_step_uuid
-          LEFT JOIN tasker.workflow_step_transitions pst
-                 ON pst.workflow_step_uuid = e.from_step_uuid AND pst.most_recent
-         GROUP BY e.to_step_uuid
-    ), f AS (
-        SELECT t.workflow_step_uuid, max(t.created_at) AS last_failure_at
-          FROM s JOIN tasker.workflow_step_transitions t
-                   ON t.workflow_step_uuid = s.workflow_step_uuid AND t.to_state = 'error'
-         GROUP BY t.workflow_step_uuid
-    ), c AS (
-        SELECT s.*, COALESCE(p.total, 0) AS total_parents, COALESCE(p.done, 0) AS completed_parents,
-               (p.total IS NULL OR p.total = p.done) AS deps_ok,
-               (COALESCE(s.attempts, 0) = 0
-                OR (COALESCE(s.retryable, true)
-                    AND COALESCE(s.attempts, 0) < COALESCE(s.max_attempts, 3))) AS retry_ok,
-               f.last_failure_at,
-               tasker.calculate_step_next_retry_time_v1(
-                   s.backoff_request_seconds, s.last_attempted_at, f.last_failure_at,
-                   s.attempts) AS next_retry_at
-          FROM s LEFT JOIN p ON p.to_step_uuid = s.workflow_step_uuid
-                 LEFT JOIN f ON f.workflow_step_uuid = s.workflow_step_uuid
-    )
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    -- Parents and the last failure are looked up per step (index probes), so the cost
+    -- follows the number of steps asked for, never the size of the transition history.
     SELECT c.workflow_step_uuid, c.task_uuid, c.named_step_uuid, c.name, c.current_state,
            c.deps_ok, c.retry_ok,
            tasker.evaluate_step_state_readiness_v1(c.current_state, c.processed, c.in_process,
@@ -216,7 +186,41 @@ LANGUAGE sql STABLE AS $$
            c.last_failure_at, c.next_retry_at, c.total_parents, c.completed_parents,
            COALESCE(c.attempts, 0), c.max_attempts, c.backoff_request_seconds,
            c.last_attempted_at
-      FROM c
+      FROM (
+        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
+               COALESCE(st.to_state, 'pending')::text AS current_state,
+               ws.processed, ws.in_process, ws.attempts, ws.max_attempts,
+               ws.backoff_request_seconds, ws.last_attempted_at,
+               par.total AS total_parents, par.done AS completed_parents,
+               par.total = par.done AS deps_ok,
+               (COALESCE(ws.attempts, 0) = 0
+                OR (COALESCE(ws.retryable, true)
+                    AND COALESCE(ws.attempts, 0) < COALESCE(ws.max_attempts, 3))) AS retry_ok,
+               f.last_failure_at,
+               tasker.calculate_step_next_retry_time_v1(
+                   ws.backoff_request_seconds, ws.last_attempted_at, f.last_failure_at,
+                   ws.attempts) AS next_retry_at
+          FROM tasker.workflow_steps ws
+          JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+          LEFT JOIN tasker.workflow_step_transitions st
+                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+          CROSS JOIN LATERAL (
+              SELECT count(*)::integer AS total,
+                     (count(*) FILTER (WHERE pst.to_state IN ('complete', 'resolved_manually')))
+                         ::integer AS done
+                FROM tasker.workflow_step_edges e
+                LEFT JOIN tasker.workflow_step_transitions pst
+                       ON pst.workflow_step_uuid = e.from_step_uuid AND pst.most_recent
+               WHERE e.to_step_uuid = ws.workflow_step_uuid) par
+          CROSS JOIN LATERAL (
+              SELECT max(ft.created_at) AS last_failure_at
+                FROM tasker.workflow_step_transitions ft
+               WHERE ft.workflow_step_uuid = ws.workflow_step_uuid
+                 AND ft.to_state = 'error') f
+         WHERE ws.task_uuid = ANY (p_tasks)
+           AND (p_steps IS NULL OR ws.workflow_step_uuid = ANY (p_steps))
+      ) c;
+END
 $$;
 
 CREATE FUNCTION tasker.get_step_readiness_status_v1(p_task uuid, p_steps uuid[] DEFAULT NULL)
@@ -226,8 +230,12 @@ RETURNS TABLE (
     ready_for_execution boolean, last_failure_at timestamptz, next_retry_at timestamptz,
     total_parents integer, completed_parents integer, attempts integer, max_attempts integer,
     backoff_request_seconds numeric, last_attempted_at timestamptz)
-LANGUAGE sql STABLE AS $$
-    SELECT * FROM tasker.get_step_readiness_status_batch_v1(ARRAY[p_task], p_steps)
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT * FROM tasker.get_step_readiness_status_batch_v1(ARRAY[p_task], p_steps);
+END
 $$;
 
 -- Aggregate execution context of several tasks (SPEC §3.3).
@@ -239,7 +247,10 @@ RETURNS TABLE (
     waiting_for_retry_steps integer, exhausted_failed_steps integer,
     execution_status text, recommended_action text, completion_percentage numeric,
     health_status text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH r AS (
         SELECT * FROM tasker.get_step_readiness_status_batch_v1(p_tasks)
     ), agg AS (
@@ -291,7 +302,8 @@ LANGUAGE sql STABLE AS $$
            CASE WHEN st.failed > 0 THEN 'blocked'
                 WHEN st.waiting = 0 THEN 'healthy'
                 ELSE 'recovering' END
-      FROM st
+      FROM st;
+END
 $$;
 
 CREATE FUNCTION tasker.get_task_execution_context_v1(p_task uuid)
@@ -302,14 +314,21 @@ RETURNS TABLE (
     waiting_for_retry_steps integer, exhausted_failed_steps integer,
     execution_status text, recommended_action text, completion_percentage numeric,
     health_status text)
-LANGUAGE sql STABLE AS $$
-    SELECT * FROM tasker.get_task_execution_contexts_batch_v1(ARRAY[p_task])
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT * FROM tasker.get_task_execution_contexts_batch_v1(ARRAY[p_task]);
+END
 $$;
 
 -- Longest-path dependency level of each step of a task (roots are level 0).
 CREATE FUNCTION tasker.calculate_dependency_levels_v1(p_task uuid)
 RETURNS TABLE (workflow_step_uuid uuid, dependency_level integer)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH RECURSIVE steps AS (
         SELECT ws.workflow_step_uuid FROM tasker.workflow_steps ws WHERE ws.task_uuid = p_task
     ), walk(step_uuid, level) AS (
@@ -321,14 +340,18 @@ LANGUAGE sql STABLE AS $$
           FROM walk w JOIN tasker.workflow_step_edges e ON e.from_step_uuid = w.step_uuid
          WHERE w.level < 50
     )
-    SELECT step_uuid, max(level)::integer FROM walk GROUP BY step_uuid
+    SELECT step_uuid, max(level)::integer FROM walk GROUP BY step_uuid;
+END
 $$;
 
 -- All ancestors of a step with their distance (1 = direct parent), name and results.
 CREATE FUNCTION tasker.get_step_transitive_dependencies_v1(p_step uuid)
 RETURNS TABLE (workflow_step_uuid uuid, name text, results jsonb, processed boolean,
                distance integer)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH RECURSIVE up(step_uuid, distance) AS (
         SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = p_step
         UNION
@@ -341,5 +364,6 @@ LANGUAGE sql STABLE AS $$
     SELECT ws.workflow_step_uuid, ns.name::text, ws.results, ws.processed, n.distance
       FROM nearest n
       JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = n.step_uuid
-      JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+      JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid;
+END
 $$;

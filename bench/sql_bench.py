@@ -1,6 +1,7 @@
 """SQL function benchmark at scale: readiness, execution context and discovery.
 
-    python bench/sql_bench.py [--tasks 100000] [--calls 300] [--keep]
+    python bench/sql_bench.py [--tasks 100000] [--calls 300] [--mix steady|backlog]
+                              [--verbose] [--keep]
 
 Creates a fresh database (on the server of TASKER_DATABASE_URL / DATABASE_URL, else an
 embedded PostgreSQL), loads N tasks of mixed shapes (linear-4, diamond-4, tree-8) with
@@ -8,6 +9,9 @@ realistic state spread and transition histories using set-based SQL, ANALYZEs, t
 `get_step_readiness_status_v1` (one task), `get_task_execution_context_v1` (one task) and
 `get_next_ready_tasks_v1(5)` (discovery) from the client, round trip included, and prints
 median and p99 next to tasker-core's published figures (SPEC §11.1, measured at 5K tasks).
+Discovery's cost follows the number of processable tasks (the backlog), hence `--mix`.
+`--keep` leaves the database for EXPLAIN ANALYZE (useful with an external server only: an
+embedded one stops with this process).
 """
 
 from __future__ import annotations
@@ -46,14 +50,27 @@ REFERENCE = {
 }
 
 # Share of tasks per category (cumulative thresholds on one random roll per task).
-CATEGORIES = (
-    ("complete", 0.80),       # finished: every step complete
-    ("in_process", 0.88),     # steps_in_process: a level running, later levels pending
-    ("waiting_deps", 0.93),   # waiting_for_dependencies: a step waiting for its retry
-    ("pending", 0.97),        # just created
-    ("blocked", 0.99),        # blocked_by_failures: a step in error
-    ("waiting_retry", 1.01),  # waiting_for_retry
-)
+# `steady`: a system keeping up (ingestion moves new tasks on at once, so few are pending;
+# waiting tasks are those with a step in retry backoff). `backlog`: ten times the waiting
+# and pending tasks, as when discovery has fallen far behind.
+MIXES = {
+    "steady": (
+        ("complete", 0.90),        # finished: every step complete
+        ("in_process", 0.960),     # steps_in_process: a level running, later levels pending
+        ("waiting_deps", 0.975),   # waiting_for_dependencies: a step waiting for its retry
+        ("pending", 0.980),        # just created
+        ("blocked", 0.995),        # blocked_by_failures: a step in error
+        ("waiting_retry", 1.01),   # waiting_for_retry
+    ),
+    "backlog": (
+        ("complete", 0.70),
+        ("in_process", 0.75),
+        ("waiting_deps", 0.90),
+        ("pending", 0.95),
+        ("blocked", 0.96),
+        ("waiting_retry", 1.01),
+    ),
+}
 
 STEP_PATHS = {
     "pending": ["pending"],
@@ -214,8 +231,24 @@ LOAD_SQL = [
 ]
 
 
-def load(url: str, n: int, *, verbose: bool = False) -> dict[str, int]:
-    categories = " ".join(f"WHEN r < {limit} THEN '{name}'" for name, limit in CATEGORIES)
+LOADED_TABLES = ("tasks", "workflow_steps", "workflow_step_edges", "workflow_step_transitions",
+                 "task_transitions")
+
+
+def drop_secondary_indexes(conn: psycopg.Connection[Any]) -> list[str]:
+    """Drop the loaded tables' indexes that back no constraint; return their definitions."""
+    rows = conn.execute(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = 'tasker'"
+        " AND i.tablename = ANY (%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
+        " WHERE c.conname = i.indexname AND c.connamespace = 'tasker'::regnamespace)",
+        (list(LOADED_TABLES),)).fetchall()
+    for name, _ in rows:
+        conn.execute(f'DROP INDEX tasker."{name}"')
+    return [definition for _, definition in rows]
+
+
+def load(url: str, n: int, *, mix: str = "steady", verbose: bool = False) -> dict[str, int]:
+    categories = " ".join(f"WHEN r < {limit} THEN '{name}'" for name, limit in MIXES[mix])
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT setseed(0.4242)")
         steps, edges = shape_rows(url)
@@ -242,19 +275,25 @@ def load(url: str, n: int, *, verbose: bool = False) -> dict[str, int]:
             # Bulk load of consistent rows: skip per-row triggers (foreign key checks, the
             # result audit trigger) for the transaction.
             conn.execute("SET LOCAL session_replication_role = replica")
+            # Building an index once is much cheaper than maintaining it row by row.
+            indexes = drop_secondary_indexes(conn)
             for statement in LOAD_SQL:
                 started = time.monotonic()
-                conn.execute(statement.replace("{categories}", categories),  # type: ignore[arg-type]
+                conn.execute(statement.replace("{categories}", categories),
                              {"n": n})
                 if verbose:
-                    print(f"  {time.monotonic() - started:6.2f}s  {' '.join(statement.split())[:70]}")
-        for table in ("tasks", "workflow_steps", "workflow_step_edges",
-                      "workflow_step_transitions", "task_transitions", "named_steps"):
-            conn.execute(f"VACUUM ANALYZE tasker.{table}")  # type: ignore[arg-type]
+                    text = " ".join(statement.split())[:70]
+                    print(f"  {time.monotonic() - started:6.2f}s  {text}")
+            started = time.monotonic()
+            for definition in indexes:
+                conn.execute(definition)
+            if verbose:
+                print(f"  {time.monotonic() - started:6.2f}s  recreate {len(indexes)} indexes")
+        for table in (*LOADED_TABLES, "named_steps"):
+            conn.execute(f"VACUUM ANALYZE tasker.{table}")
         counts = {}
-        for table in ("tasks", "workflow_steps", "workflow_step_edges",
-                      "workflow_step_transitions", "task_transitions"):
-            row = conn.execute(f"SELECT count(*) FROM tasker.{table}").fetchone()  # type: ignore[arg-type]
+        for table in LOADED_TABLES:
+            row = conn.execute(f"SELECT count(*) FROM tasker.{table}").fetchone()
             counts[table] = int(row[0]) if row else 0
         by_state = conn.execute(
             "SELECT to_state, count(*) FROM tasker.task_transitions WHERE most_recent"
@@ -301,9 +340,9 @@ def measure(url: str, calls: int) -> dict[str, list[float]]:
         }
 
 
-def report(n: int, counts: dict[str, int], load_seconds: float,
+def report(n: int, mix: str, counts: dict[str, int], load_seconds: float,
            results: dict[str, list[float]]) -> None:
-    print(f"\nloaded {n:,} tasks in {load_seconds:.1f}s:",
+    print(f"\nloaded {n:,} tasks ({mix} mix) in {load_seconds:.1f}s:",
           ", ".join(f"{k} {v:,}" for k, v in counts.items() if not k.startswith("state:")))
     print("task states:", ", ".join(f"{k[6:]} {v:,}" for k, v in counts.items()
                                     if k.startswith("state:")))
@@ -322,15 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="steady",
+                        help="share of tasks per state (default: steady)")
     parser.add_argument("--verbose", action="store_true", help="time each load statement")
     args = parser.parse_args(argv)
     with fresh_database(args.keep) as url:
         migrate(url)
         started = time.monotonic()
-        counts = load(url, args.tasks, verbose=args.verbose)
+        counts = load(url, args.tasks, mix=args.mix, verbose=args.verbose)
         load_seconds = time.monotonic() - started
         results = measure(url, args.calls)
-        report(args.tasks, counts, load_seconds, results)
+        report(args.tasks, args.mix, counts, load_seconds, results)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import time
 import uuid
 from contextlib import aclosing
@@ -12,6 +14,7 @@ import trio
 import trio_asyncio
 
 from tasker_client import (
+    AioTaskerClient,
     DeadlineExceeded,
     RetryPolicy,
     SyncTaskerClient,
@@ -90,7 +93,7 @@ async def test_create_watch_and_inspect(stack: Stack) -> None:
         audit = await client.step_audit(task_uuid, last.workflow_step_uuid)
         assert audit
         assert audit[0].success
-        assert audit[0].to_state == StepState.COMPLETE
+        assert audit[0].to_state == StepState.ENQUEUED_FOR_ORCHESTRATION
 
         page = await client.list_tasks(namespace="examples", status="complete", per_page=10)
         assert task_uuid in {t.task_uuid for t in page.tasks}
@@ -290,6 +293,7 @@ async def test_dlq_via_staleness(start_stack: StackFactory) -> None:
 async def test_sync_client_from_a_thread(stack: Stack) -> None:
     def use() -> list[Any]:
         with SyncTaskerClient(stack.address) as client:
+            assert client.config.endpoint.host == "127.0.0.1"
             created = client.create_task(**LINEAR, context={"even_number": 2})
             updates = list(client.watch_task(created.task_uuid, include_steps=True))
             task = client.get_task(created.task_uuid)
@@ -328,3 +332,39 @@ async def test_sync_client_from_a_thread(stack: Stack) -> None:
     updates = await trio.to_thread.run_sync(use)
     assert updates[-1].update_type in {StatusUpdateType.TASK_COMPLETE,
                                        StatusUpdateType.TASK_STATE_CHANGE}
+
+
+async def test_asyncio_client_and_local_validation(stack: Stack) -> None:
+    async def use() -> None:
+        async with AioTaskerClient(stack.address) as client:
+            await client.open()  # already open: nothing happens
+            assert (await client.health()).status == "ok"
+            since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+            page = await client.list_tasks(created_after=since, created_before=None)
+            assert page.tasks == ()
+            with pytest.raises(ValidationError):
+                await client.create_task("")
+            with pytest.raises(ValidationError):
+                await client.list_tasks(page=0)
+            with pytest.raises(ValidationError):
+                await client.list_tasks(per_page=101)
+            with pytest.raises(ValidationError):
+                await client.dlq_list(limit=0)
+        await client.aclose()  # idempotent
+        with pytest.raises(RuntimeError, match="not open"):
+            await client.health()
+        with pytest.raises(RuntimeError, match="not open"):
+            await anext(client.watch_task(uuid.uuid4()))
+
+    async def unopened() -> None:
+        with pytest.raises(RuntimeError, match="not open"):
+            await AioTaskerClient(stack.address).get_task(uuid.uuid4())
+
+    def run() -> None:
+        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+            runner.run(use())
+            runner.run(unopened())
+
+    await trio.to_thread.run_sync(run)
+    client = TaskerClient(stack.address)
+    await client.__aexit__(None, None, None)  # never opened: nothing to close

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import jwt
 import pytest
 
 from tasker_client.config import (
@@ -13,6 +16,8 @@ from tasker_client.config import (
     resolve_config,
     resolve_credentials,
 )
+from tasker_client.signing import sign_token
+from tasker_gateway.devauth import generate_key_pair
 from tasker_shared.errors import ConfigError
 
 
@@ -112,3 +117,34 @@ def test_policies_validate() -> None:
             RetryPolicy(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         ClientConfig(endpoint=Endpoint(host="h", port=1), timeout=0)
+
+
+@pytest.fixture(scope="module")
+def private_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    private, public = generate_key_pair()
+    path = tmp_path_factory.mktemp("keys") / "private.pem"
+    path.write_bytes(private)
+    return path, public
+
+
+def test_private_key_signs_the_last_resort_token(private_key: tuple[Path, bytes]) -> None:
+    path, public = private_key
+    env = {"TASKER_JWT_PRIVATE_KEY_PATH": str(path), "TASKER_JWT_AUDIENCE": "aud-x"}
+    creds = resolve_credentials(environ=env)
+    assert creds.kind == "bearer"
+    assert creds.token is not None
+    claims = jwt.decode(creds.token, public, algorithms=["RS256"], audience="aud-x",
+                        issuer="tasker-core")
+    assert "tasks:*" in claims["permissions"]
+    assert claims["exp"] - claims["iat"] == 3600
+    # Any earlier source wins over signing.
+    assert resolve_credentials(environ={**env, "TASKER_API_KEY": "k"}).kind == "api_key"
+
+
+def test_signing_failures_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        sign_token(tmp_path / "missing.pem")
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    with pytest.raises(ConfigError, match="cannot sign"):
+        sign_token(bad)

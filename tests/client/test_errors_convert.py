@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +12,7 @@ import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
-from tasker_client import CreateTaskResult, is_terminal
+from tasker_client import CreateTaskResult, SyncTaskerClient, is_terminal
 from tasker_client.config import RetryPolicy
 from tasker_client.convert import (
     from_struct,
@@ -24,6 +24,7 @@ from tasker_client.convert import (
 )
 from tasker_client.errors import DeadlineExceeded, RpcError, from_grpc, retry_after_hint, translate
 from tasker_client.retry import Attempts
+from tasker_client.sync_client import _LoopStream
 from tasker_shared.contracts.generated.tasker.v1 import (
     CreateTaskStatus,
     DlqResolutionStatus,
@@ -41,6 +42,7 @@ from tasker_shared.errors import (
     Unavailable,
     ValidationError,
 )
+from tests.client.conftest import free_port
 
 
 @pytest.mark.parametrize(
@@ -91,8 +93,13 @@ def test_translate() -> None:
 
 
 def test_struct_round_trip() -> None:
-    data = {"a": 1, "b": [1, "x", None, True], "c": {"d": 2.5}}
-    assert from_struct(to_struct(data)) == data
+    data = {"a": 1, "b": [1, "x", None, True], "c": {"d": 2.5, "e": -3.0}, "f": 1e300}
+    back = from_struct(to_struct(data))
+    assert back == data
+    assert type(back["a"]) is int
+    assert type(back["c"]["e"]) is int
+    assert type(back["c"]["d"]) is float
+    assert type(back["f"]) is float
     assert to_struct(None) is None
     assert from_struct(None) == {}
     with pytest.raises(ValidationError):
@@ -210,3 +217,27 @@ def test_expired_deadline_names_the_last_error() -> None:
     with pytest.raises(DeadlineExceeded, match="server restarting") as info:
         attempts.begin()
     assert info.value.details["attempts"] == 1
+
+
+def test_loop_stream_close_cancels_a_running_step() -> None:
+    async def forever() -> AsyncGenerator[int, None]:
+        yield 1
+        await asyncio.sleep(3600)
+        yield 2  # pragma: no cover
+
+    async def scenario() -> None:
+        stream = _LoopStream(forever())
+        assert await stream.next() == 1
+        step = asyncio.ensure_future(stream.next())
+        await asyncio.sleep(0.01)  # the step is now inside the generator
+        await stream.close()
+        assert step.cancelled()
+
+    _run(scenario())
+
+
+def test_sync_client_close_ends_abandoned_calls() -> None:
+    client = SyncTaskerClient(f"127.0.0.1:{free_port()}")
+    abandoned = asyncio.run_coroutine_threadsafe(asyncio.sleep(3600), client._loop)
+    client.close()
+    assert abandoned.cancelled()

@@ -45,8 +45,9 @@ def _env(db_url: str) -> dict[str, str]:
     return env
 
 
-def test_demo_runs_sample_workflows_and_exits_zero(db_url: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "tasker_cli", "demo", "--no-gateway"],
+@pytest.mark.parametrize("flags", [[], ["--no-gateway"]], ids=["through-gateway", "queue-only"])
+def test_demo_runs_sample_workflows_and_exits_zero(db_url: str, flags: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tasker_cli", "demo", *flags],
                           env=_env(db_url), capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -55,6 +56,7 @@ def test_demo_runs_sample_workflows_and_exits_zero(db_url: str) -> None:
     for name in ("linear_workflow", "diamond_workflow", "flaky_workflow"):
         assert f"{name} → complete" in out
     assert "'value': 65536" in out  # linear: 2 squared four times
+    assert ("through the gateway" in out) is (not flags)
 
 
 def test_up_starts_everything_and_stops_on_ctrl_c(db_url: str) -> None:

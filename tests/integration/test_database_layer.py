@@ -8,6 +8,7 @@ import uuid
 import psycopg
 import pytest
 import trio
+
 from tasker_shared.db.database import Conn, Database, open_database
 from tasker_shared.db.listen import RECONNECTED, Notification, NotificationListener
 from tasker_shared.errors import (
@@ -17,7 +18,6 @@ from tasker_shared.errors import (
     TransitionRejected,
     ValidationError,
 )
-
 from tests.integration.dag_support import DictConn
 
 
@@ -154,3 +154,19 @@ async def test_listener_keeps_retrying_while_it_cannot_connect(db_url: str) -> N
     with trio.move_on_after(0.5):
         await listener.run(send)
     assert not listener.connected
+
+
+async def test_cancelled_while_waiting_for_a_connection_never_runs(
+        db_url: str, conn: DictConn, table: str) -> None:
+    """Cancelled before it got a pooled connection: the work must not run later, and the
+    cancellation must not wait for a connection to free up."""
+    async with open_database(db_url, min_size=1, max_size=1) as db:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db.execute, "SELECT pg_sleep(1)")  # holds the only connection
+            await trio.sleep(0.1)
+            started = time.monotonic()
+            with trio.move_on_after(0.1):
+                await db.execute("INSERT INTO public.probe VALUES (5)")
+            assert time.monotonic() - started < 0.5
+        await db.execute("INSERT INTO public.probe VALUES (6)")
+    assert probe_values(conn) == [6]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from tasker_shared.db import migrate as migrate_module
 from tasker_shared.db.migrate import (
     MIGRATION_LOCK_KEY,

@@ -5,6 +5,7 @@ One database serves every hypothesis example (a task or step is created per exam
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
 from tasker_shared.db.connect import with_database
 from tasker_shared.domain.states import (
     STEP_TRANSITIONS,
@@ -25,7 +27,6 @@ from tasker_shared.domain.states import (
     TaskEvent,
     TaskState,
 )
-
 from tests.conftest import create_database, drop_database
 from tests.integration.dag_support import (
     DictConn,
@@ -312,8 +313,6 @@ def test_concurrent_cas_only_one_wins(db_url: str, conn: DictConn) -> None:
                           (task,)).fetchone()
         assert first is not None
         assert first["s"] == "initializing"
-        import threading
-
         result: list[Any] = []
 
         def second() -> None:

@@ -12,13 +12,13 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
 from tasker_shared.contracts.payloads import TaskRequest
 from tasker_shared.domain.template import IdentityStrategy, TaskTemplate, initial_step_names
 from tasker_shared.errors import ValidationError
 from tasker_shared.store.tasks import create_task, task_identity
 from tasker_shared.store.templates import register_template
 from tasker_shared.templates_io import load_template_file
-
 from tests.integration.dag_support import DictConn, named_task
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "templates"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import psycopg
+import trio
 from psycopg.types.json import Jsonb
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -95,3 +97,13 @@ def detect(conn: Conn, *, dry_run: bool = False, batch: int = 100, deps: float =
         (dry_run, batch, deps, retry, in_process, lifetime_hours, auto_error, auto_dlq, now),
     ).fetchall()
     return {r["task_uuid"]: r for r in rows}
+
+
+async def until(condition: Callable[[], bool], *, period: float = 0.01,
+                limit: float = 30.0) -> None:
+    """Wait (checking every `period`) until `condition()` holds."""
+    with trio.fail_after(limit):
+        for _ in iter(int, 1):
+            if condition():
+                return
+            await trio.sleep(period)

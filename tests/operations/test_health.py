@@ -9,13 +9,15 @@ import trio
 from tasker_shared.errors import Unavailable
 from tasker_shared.queue.consumer import QueueConsumer
 from tasker_shared.runtime.service import Runtime, service_runtime
+from tests.operations.ops_support import until
 from tests.support import service_settings
 
 
 async def test_saturation_breakers_and_draining(db_url: str) -> None:
     settings = service_settings(db_url, queues={"channel_capacity": 1, "handler_tasks": 1,
                                                 "poll_interval_ms": 10},
-                                service={"shutdown_timeout_seconds": 30})
+                                service={"shutdown_timeout_seconds": 30,
+                                         "metrics_sample_interval_seconds": 0.01})
     release = trio.Event()
     started = trio.Event()
 
@@ -36,8 +38,7 @@ async def test_saturation_breakers_and_draining(db_url: str) -> None:
             await nursery.start(rt.run)
             rt.check_accepting()  # normal: accepted
             await started.wait()
-            while consumer.statistics().channel_used < 1:  # the poller fills the channel
-                await trio.sleep(0.01)
+            await until(lambda: consumer.statistics().channel_used >= 1)  # poller fills it
             ok, checks = await rt.readiness()
             assert not ok and checks["saturated_channels"] == "ops_test_queue"
             [sat] = rt.details()["channel_saturation"]
@@ -48,14 +49,17 @@ async def test_saturation_breakers_and_draining(db_url: str) -> None:
                 db_breaker.record_failure()
             ok, checks = await rt.readiness()
             assert "database:open" in checks["circuit_breakers"]
+            calls = rt.db.statistics().calls
+            await trio.sleep(0.1)  # samplers and health probes fail fast meanwhile
+            assert rt.db.statistics().calls == calls
+            assert db_breaker.statistics().rejected > 0
             details = rt.details()["circuit_breakers"]
             assert details["database"]["state"] == "open"
             assert details["queue"]["state"] == "closed"
             db_breaker.reset()
 
             rt.request_shutdown()
-            while rt.state != "draining":
-                await trio.sleep(0.01)
+            await until(lambda: rt.state == "draining")
             with pytest.raises(Unavailable, match="draining"):
                 rt.check_accepting()
             ok, checks = await rt.readiness()

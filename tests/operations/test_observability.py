@@ -89,9 +89,11 @@ SERIES = [
     ("tasker_step_handler_duration_seconds_count",
      {"namespace": "examples", "handler": "examples.flaky"}),
     ("tasker_messages_failed_total", {"queue": "orchestration_step_results"}),
+    ("tasker_transitions_total", {"kind": "task", "to_state": "complete"}),
+    ("tasker_transitions_total", {"kind": "task", "to_state": "error"}),
 ]
 # 2 linear (4 steps), 1 flaky (3 steps, 2 retries), 1 doomed (2 steps, 1 retry, then error).
-EXPECTED_DELTAS = [4, 16, 12, 4, 3, 3, 1, 1, 12, 3, 1, 10, 5, 0]
+EXPECTED_DELTAS = [4, 16, 12, 4, 3, 3, 1, 1, 12, 3, 1, 10, 5, 0, 3, 1]
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

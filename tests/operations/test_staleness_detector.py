@@ -18,7 +18,14 @@ from tasker_shared.runtime.circuit import CircuitBreaker
 from tasker_shared.runtime.metrics import REGISTRY
 from tasker_shared.runtime.service import Runtime
 from tasker_shared.runtime.settings import StalenessSettings
-from tests.operations.ops_support import Conn, dlq_rows, make_task, make_template, put_in_state
+from tests.operations.ops_support import (
+    Conn,
+    dlq_rows,
+    make_task,
+    make_template,
+    put_in_state,
+    until,
+)
 from tests.support import service_settings
 
 
@@ -94,8 +101,7 @@ async def test_loop_runs_every_interval(db: Database, conn: Conn, template: Any,
         nursery.start_soon(detector.run)
         await trio.sleep(299)
         assert detector.stats.passes == 0
-        while detector.stats.passes < 2:
-            await trio.sleep(1)
+        await until(lambda: detector.stats.passes >= 2, period=1, limit=10_000)
         assert trio.current_time() - start >= 600
         # A failing pass (database breaker open) is logged; the loop keeps going.
         db.breaker = CircuitBreaker("database", failure_threshold=1, timeout_seconds=10_000,
@@ -105,8 +111,7 @@ async def test_loop_runs_every_interval(db: Database, conn: Conn, template: Any,
         await trio.sleep(900)
         assert detector.stats.passes == passes
         db.breaker.reset()
-        while detector.stats.passes == passes:
-            await trio.sleep(1)
+        await until(lambda: detector.stats.passes > passes, period=1, limit=10_000)
         nursery.cancel_scope.cancel()
     db.breaker = None
     disabled = StalenessDetector(db=db, settings=StalenessSettings(enabled=False),

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+
 from tasker_shared.domain.template import parse_template
 from tasker_shared.domain.template.reader import MAX_DEPTH
 from tasker_shared.errors import TemplateError

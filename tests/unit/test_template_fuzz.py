@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tasker_shared.domain.template import (
     TaskTemplate,
     decision_graph_names,

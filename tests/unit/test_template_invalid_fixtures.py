@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tasker_shared.errors import TemplateError
 from tasker_shared.templates_io import load_template_file
 

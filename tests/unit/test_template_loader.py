@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tasker_shared.errors import TemplateError
 from tasker_shared.templates_io import (
     find_template_files,

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tasker_shared.domain.template import parse_template, parse_template_text
 from tasker_shared.errors import TemplateError
 

@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from tasker_shared.errors import TaskerError
+
 # Each module defines `register(subparsers)`, adding parsers whose defaults set `func`
 # (a callable taking the parsed namespace and returning an exit code).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -19,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tasker_cli.commands.step",
     "tasker_cli.commands.dlq",
     "tasker_cli.commands.analytics",
+    "tasker_cli.commands.openapi", "tasker_cli.commands.auth",
 )
 
 
@@ -35,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except TaskerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

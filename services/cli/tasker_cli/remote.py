@@ -13,6 +13,7 @@ from uuid import UUID
 
 import betterproto2
 from rich.console import Console
+
 from tasker_client import SyncTaskerClient, to_jsonable
 from tasker_client.config import DEFAULT_TIMEOUT_SECONDS
 from tasker_shared.errors import TaskerError
@@ -78,7 +79,8 @@ class Output:
 
     def __init__(self, *, json_mode: bool) -> None:
         self.json = json_mode
-        self.console = Console(highlight=False)
+        # Data (contexts, results, reasons) may hold "[...]": never read it as markup.
+        self.console = Console(highlight=False, markup=False)
 
     def emit(self, value: Any) -> None:
         """Print `value` (messages, dicts, lists of either) as indented JSON."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.table import Table
+
 from tasker_client import from_struct, label
 
 
@@ -207,13 +208,12 @@ def update_line(update: Any) -> str:
     stamp = update.timestamp.strftime("%H:%M:%S") if update.timestamp else "--:--:--"
     kind = label(update.update_type) or "update"
     if update.step_state is not None:
-        before = label(update.previous_step_state)
-        change = f"{before} -> {label(update.step_state)}" if before else label(update.step_state)
-        text = f"step {update.step_name or update.step_uuid}: {change}"
+        before, now_label = label(update.previous_step_state), label(update.step_state)
+        subject = f"step {update.step_name or update.step_uuid}"
     else:
-        before = label(update.previous_task_state)
-        now = label(update.task_state)
-        text = f"task: {before} -> {now}" if before else f"task: {now}"
-    if update.message:
+        before, now_label = label(update.previous_task_state), label(update.task_state)
+        subject = "task"
+    text = f"{subject}: {before} -> {now_label}" if before else f"{subject}: {now_label}"
+    if update.message and now_label not in update.message:  # skip what the line already says
         text += f" ({update.message})"
     return f"{stamp}  {kind:<17} {text}"

@@ -12,11 +12,23 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from grpclib.client import Channel
+
+from tasker_client.config import ClientConfig, RetryPolicy, resolve_config
+from tasker_client.convert import UuidLike, from_struct, parse_enum, to_struct, uuid_text
+from tasker_client.results import (
+    CreateTaskResult,
+    StepResolution,
+    TaskContext,
+    TaskPage,
+    TemplateCatalog,
+)
+from tasker_client.retry import Attempts
 from tasker_shared.contracts.generated.tasker.v1 import (
     AnalyticsServiceStub,
     BottleneckAnalysis,
@@ -74,18 +86,19 @@ from tasker_shared.contracts.generated.tasker.v1 import (
 )
 from tasker_shared.errors import ValidationError
 
-from tasker_client.config import ClientConfig, RetryPolicy, resolve_config
-from tasker_client.convert import UuidLike, from_struct, parse_enum, to_struct, uuid_text
-from tasker_client.results import (
-    CreateTaskResult,
-    StepResolution,
-    TaskContext,
-    TaskPage,
-    TemplateCatalog,
-)
-from tasker_client.retry import Attempts
-
 R = TypeVar("R")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Stubs:
+    """The generated service stubs, all on one channel."""
+
+    tasks: TaskServiceStub
+    steps: StepServiceStub
+    templates: TemplateServiceStub
+    dlq: DlqServiceStub
+    analytics: AnalyticsServiceStub
+    health: HealthServiceStub
 
 
 class AioTaskerClient:
@@ -111,6 +124,7 @@ class AioTaskerClient:
             retry=retry,
         )
         self._channel: Channel | None = None
+        self._stubs: _Stubs | None = None
         endpoint = self.config.endpoint
         self._target = f"gateway at {endpoint.host}:{endpoint.port}"
 
@@ -123,18 +137,26 @@ class AioTaskerClient:
         endpoint = self.config.endpoint
         self._channel = Channel(endpoint.host, endpoint.port, ssl=True if endpoint.tls else None)
         metadata = self.config.credentials.metadata()
-        self._tasks = TaskServiceStub(self._channel, metadata=metadata)
-        self._steps = StepServiceStub(self._channel, metadata=metadata)
-        self._templates = TemplateServiceStub(self._channel, metadata=metadata)
-        self._dlq = DlqServiceStub(self._channel, metadata=metadata)
-        self._analytics = AnalyticsServiceStub(self._channel, metadata=metadata)
-        self._health = HealthServiceStub(self._channel, metadata=metadata)
+        self._stubs = _Stubs(
+            tasks=TaskServiceStub(self._channel, metadata=metadata),
+            steps=StepServiceStub(self._channel, metadata=metadata),
+            templates=TemplateServiceStub(self._channel, metadata=metadata),
+            dlq=DlqServiceStub(self._channel, metadata=metadata),
+            analytics=AnalyticsServiceStub(self._channel, metadata=metadata),
+            health=HealthServiceStub(self._channel, metadata=metadata),
+        )
 
     async def aclose(self) -> None:
         """Close the channel; idempotent."""
-        channel, self._channel = self._channel, None
+        channel, self._channel, self._stubs = self._channel, None, None
         if channel is not None:
             channel.close()
+
+    @property
+    def _api(self) -> _Stubs:
+        if self._stubs is None:
+            raise RuntimeError("the client is not open: use `async with` (or await open())")
+        return self._stubs
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -149,8 +171,6 @@ class AioTaskerClient:
     async def _unary(
         self, method: Callable[..., Awaitable[R]], request: Any, call_timeout: float | None
     ) -> R:
-        if self._channel is None:
-            raise RuntimeError("the client is not open: use `async with` (or await open())")
         attempts = Attempts(
             self.config.retry, call_timeout or self.config.timeout, target=self._target
         )
@@ -208,7 +228,7 @@ class AioTaskerClient:
             # One id for every attempt, so a retried request is the same request.
             request_id=request_id or str(uuid.uuid4()),
         )
-        reply = await self._unary(self._tasks.create_task, request, call_timeout)
+        reply = await self._unary(self._api.tasks.create_task, request, call_timeout)
         return CreateTaskResult(
             status=reply.status,
             request_id=reply.request_id or request.request_id,
@@ -219,7 +239,7 @@ class AioTaskerClient:
     async def get_task(self, task_uuid: UuidLike, *, call_timeout: float | None = None) -> Task:
         """One task with its execution context and step readiness."""
         request = GetTaskRequest(task_uuid=uuid_text(task_uuid, "task_uuid"))
-        return (await self._unary(self._tasks.get_task, request, call_timeout)).task
+        return (await self._unary(self._api.tasks.get_task, request, call_timeout)).task
 
     async def list_tasks(
         self,
@@ -254,7 +274,7 @@ class AioTaskerClient:
             ),
             created_at=created,
         )
-        reply = await self._unary(self._tasks.list_tasks, request, call_timeout)
+        reply = await self._unary(self._api.tasks.list_tasks, request, call_timeout)
         pagination = reply.pagination
         return TaskPage(
             tasks=tuple(reply.tasks),
@@ -270,14 +290,14 @@ class AioTaskerClient:
     ) -> Task:
         """Cancel a task; TransitionRejected when it already finished."""
         request = CancelTaskRequest(task_uuid=uuid_text(task_uuid, "task_uuid"), reason=reason)
-        return (await self._unary(self._tasks.cancel_task, request, call_timeout)).task
+        return (await self._unary(self._api.tasks.cancel_task, request, call_timeout)).task
 
     async def get_task_context(
         self, task_uuid: UuidLike, *, call_timeout: float | None = None
     ) -> TaskContext:
         """The context a task was requested with and its steps' results so far."""
         request = GetTaskContextRequest(task_uuid=uuid_text(task_uuid, "task_uuid"))
-        reply = await self._unary(self._tasks.get_task_context, request, call_timeout)
+        reply = await self._unary(self._api.tasks.get_task_context, request, call_timeout)
         return TaskContext(
             task_uuid=reply.task_uuid,
             context=from_struct(reply.context),
@@ -289,7 +309,7 @@ class AioTaskerClient:
     ) -> TaskSummary:
         """A task, its step summaries and its DLQ status in one view."""
         request = GetTaskSummaryRequest(task_uuid=uuid_text(task_uuid, "task_uuid"))
-        return (await self._unary(self._tasks.get_task_summary, request, call_timeout)).summary
+        return (await self._unary(self._api.tasks.get_task_summary, request, call_timeout)).summary
 
     async def watch_task(
         self, task_uuid: UuidLike, *, include_steps: bool = False, call_timeout: float | None = None
@@ -298,15 +318,14 @@ class AioTaskerClient:
         request = StreamTaskStatusRequest(
             task_uuid=uuid_text(task_uuid, "task_uuid"), include_steps=include_steps
         )
-        if self._channel is None:
-            raise RuntimeError("the client is not open: use `async with` (or await open())")
+        stub = self._api.tasks
         attempts = Attempts(self.config.retry, call_timeout, target=self._target)
         received = False
         while True:
             left = attempts.begin()
             try:
                 async with aclosing(
-                    self._tasks.stream_task_status(request, timeout=left)
+                    stub.stream_task_status(request, timeout=left)
                 ) as stream:
                     async for update in stream:
                         received = True
@@ -324,7 +343,7 @@ class AioTaskerClient:
     ) -> tuple[Step, ...]:
         """The task's workflow steps with their readiness."""
         request = ListStepsRequest(task_uuid=uuid_text(task_uuid, "task_uuid"))
-        return tuple((await self._unary(self._steps.list_steps, request, call_timeout)).steps)
+        return tuple((await self._unary(self._api.steps.list_steps, request, call_timeout)).steps)
 
     async def get_step(
         self, task_uuid: UuidLike, step_uuid: UuidLike, *, call_timeout: float | None = None
@@ -333,7 +352,7 @@ class AioTaskerClient:
         request = GetStepRequest(
             task_uuid=uuid_text(task_uuid, "task_uuid"), step_uuid=uuid_text(step_uuid, "step_uuid")
         )
-        return (await self._unary(self._steps.get_step, request, call_timeout)).step
+        return (await self._unary(self._api.steps.get_step, request, call_timeout)).step
 
     async def resolve_step(
         self,
@@ -360,7 +379,7 @@ class AioTaskerClient:
             result=to_struct(result),
             metadata=to_struct(metadata),
         )
-        reply = await self._unary(self._steps.resolve_step, request, call_timeout)
+        reply = await self._unary(self._api.steps.resolve_step, request, call_timeout)
         return StepResolution(step=reply.step, previous_state=reply.previous_state)
 
     async def step_audit(
@@ -370,7 +389,8 @@ class AioTaskerClient:
         request = GetStepAuditRequest(
             task_uuid=uuid_text(task_uuid, "task_uuid"), step_uuid=uuid_text(step_uuid, "step_uuid")
         )
-        return tuple((await self._unary(self._steps.get_step_audit, request, call_timeout)).records)
+        reply = await self._unary(self._api.steps.get_step_audit, request, call_timeout)
+        return tuple(reply.records)
 
     # -- templates -------------------------------------------------------------------------
 
@@ -379,7 +399,7 @@ class AioTaskerClient:
     ) -> TemplateCatalog:
         """Known templates, optionally in one namespace."""
         request = ListTemplatesRequest(namespace=namespace)
-        reply = await self._unary(self._templates.list_templates, request, call_timeout)
+        reply = await self._unary(self._api.templates.list_templates, request, call_timeout)
         return TemplateCatalog(templates=tuple(reply.templates), namespaces=tuple(reply.namespaces))
 
     async def get_template(
@@ -387,7 +407,7 @@ class AioTaskerClient:
     ) -> TemplateDetail:
         """One template with its steps; NotFoundError when unknown."""
         request = GetTemplateRequest(namespace=namespace, name=name, version=version)
-        return (await self._unary(self._templates.get_template, request, call_timeout)).template
+        return (await self._unary(self._api.templates.get_template, request, call_timeout)).template
 
     # -- DLQ -------------------------------------------------------------------------------
 
@@ -409,12 +429,12 @@ class AioTaskerClient:
             ),
             pagination=OffsetPagination(limit=limit, offset=offset),
         )
-        return tuple((await self._unary(self._dlq.list_entries, request, call_timeout)).entries)
+        return tuple((await self._unary(self._api.dlq.list_entries, request, call_timeout)).entries)
 
     async def dlq_get(self, task_uuid: UuidLike, *, call_timeout: float | None = None) -> DlqEntry:
         """The latest DLQ entry of a task, with its snapshot; NotFoundError when none."""
         request = GetDlqEntryByTaskRequest(task_uuid=uuid_text(task_uuid, "task_uuid"))
-        return (await self._unary(self._dlq.get_entry_by_task, request, call_timeout)).entry
+        return (await self._unary(self._api.dlq.get_entry_by_task, request, call_timeout)).entry
 
     async def dlq_update(
         self,
@@ -437,11 +457,11 @@ class AioTaskerClient:
             resolved_by=resolved_by,
             metadata=to_struct(metadata),
         )
-        return (await self._unary(self._dlq.update_investigation, request, call_timeout)).entry
+        return (await self._unary(self._api.dlq.update_investigation, request, call_timeout)).entry
 
     async def dlq_stats(self, *, call_timeout: float | None = None) -> tuple[DlqReasonStats, ...]:
         """DLQ entries grouped by reason."""
-        reply = await self._unary(self._dlq.get_stats, GetDlqStatsRequest(), call_timeout)
+        reply = await self._unary(self._api.dlq.get_stats, GetDlqStatsRequest(), call_timeout)
         return tuple(reply.stats)
 
     async def dlq_investigation_queue(
@@ -449,7 +469,7 @@ class AioTaskerClient:
     ) -> tuple[InvestigationQueueEntry, ...]:
         """Pending DLQ entries, highest priority first."""
         request = GetInvestigationQueueRequest(limit=limit)
-        reply = await self._unary(self._dlq.get_investigation_queue, request, call_timeout)
+        reply = await self._unary(self._api.dlq.get_investigation_queue, request, call_timeout)
         return tuple(reply.entries)
 
     async def dlq_staleness(
@@ -457,7 +477,7 @@ class AioTaskerClient:
     ) -> tuple[StalenessMonitoringEntry, ...]:
         """Active tasks and how close each is to its staleness threshold."""
         request = GetStalenessMonitoringRequest(limit=limit)
-        reply = await self._unary(self._dlq.get_staleness_monitoring, request, call_timeout)
+        reply = await self._unary(self._api.dlq.get_staleness_monitoring, request, call_timeout)
         return tuple(reply.entries)
 
     # -- analytics and health --------------------------------------------------------------
@@ -467,7 +487,8 @@ class AioTaskerClient:
     ) -> PerformanceMetrics:
         """System performance over the last `hours` (server default 24)."""
         request = GetPerformanceMetricsRequest(hours=hours)
-        reply = await self._unary(self._analytics.get_performance_metrics, request, call_timeout)
+        method = self._api.analytics.get_performance_metrics
+        reply = await self._unary(method, request, call_timeout)
         return reply.metrics
 
     async def bottlenecks(
@@ -479,24 +500,25 @@ class AioTaskerClient:
     ) -> BottleneckAnalysis:
         """Slowest steps and tasks, resource use and recommendations."""
         request = GetBottleneckAnalysisRequest(limit=limit, min_executions=min_executions)
-        reply = await self._unary(self._analytics.get_bottleneck_analysis, request, call_timeout)
+        method = self._api.analytics.get_bottleneck_analysis
+        reply = await self._unary(method, request, call_timeout)
         return reply.analysis
 
     async def health(self, *, call_timeout: float | None = None) -> CheckHealthResponse:
         """Basic health ("ok" while the gateway serves)."""
-        return await self._unary(self._health.check_health, CheckHealthRequest(), call_timeout)
+        return await self._unary(self._api.health.check_health, CheckHealthRequest(), call_timeout)
 
     async def readiness(self, *, call_timeout: float | None = None) -> CheckReadinessResponse:
         """Readiness with its individual checks."""
         request = CheckReadinessRequest()
-        return await self._unary(self._health.check_readiness, request, call_timeout)
+        return await self._unary(self._api.health.check_readiness, request, call_timeout)
 
     async def detailed_health(
         self, *, call_timeout: float | None = None
     ) -> CheckDetailedHealthResponse:
         """Checks plus pools, queue depths, channel saturation and backpressure."""
         request = CheckDetailedHealthRequest()
-        return await self._unary(self._health.check_detailed_health, request, call_timeout)
+        return await self._unary(self._api.health.check_detailed_health, request, call_timeout)
 
 
 async def next_or_none(updates: AsyncIterator[R]) -> R | None:

@@ -10,6 +10,17 @@ from typing import Any, ParamSpec, Self, TypeVar
 
 import trio
 import trio_asyncio
+
+from tasker_client.aio_client import AioTaskerClient, next_or_none
+from tasker_client.config import ClientConfig, RetryPolicy
+from tasker_client.convert import UuidLike
+from tasker_client.results import (
+    CreateTaskResult,
+    StepResolution,
+    TaskContext,
+    TaskPage,
+    TemplateCatalog,
+)
 from tasker_shared.contracts.generated.tasker.v1 import (
     BottleneckAnalysis,
     CheckDetailedHealthResponse,
@@ -30,17 +41,6 @@ from tasker_shared.contracts.generated.tasker.v1 import (
     TaskStatusUpdate,
     TaskSummary,
     TemplateDetail,
-)
-
-from tasker_client.aio_client import AioTaskerClient, next_or_none
-from tasker_client.config import ClientConfig, RetryPolicy
-from tasker_client.convert import UuidLike
-from tasker_client.results import (
-    CreateTaskResult,
-    StepResolution,
-    TaskContext,
-    TaskPage,
-    TemplateCatalog,
 )
 
 P = ParamSpec("P")

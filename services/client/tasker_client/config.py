@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tasker_client.signing import sign_token
 from tasker_shared.errors import ConfigError
 
 DEFAULT_ADDRESS = "localhost:9190"
@@ -18,6 +19,10 @@ ADDRESS_ENV = "TASKER_GATEWAY_ADDRESS"
 TOKEN_ENVS: tuple[str, ...] = ("TASKER_ORCHESTRATION_AUTH_TOKEN", "TASKER_AUTH_TOKEN")
 API_KEY_ENV = "TASKER_API_KEY"
 API_KEY_HEADER_ENV = "TASKER_API_KEY_HEADER"
+# Last resort: sign a short-lived token locally (issuer/audience overridable).
+PRIVATE_KEY_ENV = "TASKER_JWT_PRIVATE_KEY_PATH"
+ISSUER_ENV = "TASKER_JWT_ISSUER"
+AUDIENCE_ENV = "TASKER_JWT_AUDIENCE"
 
 _PLAIN_SCHEMES = ("grpc://", "http://")
 _TLS_SCHEMES = ("grpcs://", "https://")
@@ -145,7 +150,8 @@ def resolve_credentials(
     environ: Mapping[str, str] | None = None,
 ) -> Credentials:
     """Explicit token > explicit API key > TASKER_ORCHESTRATION_AUTH_TOKEN > TASKER_AUTH_TOKEN
-    > TASKER_API_KEY (sent in TASKER_API_KEY_HEADER, default x-api-key)."""
+    > TASKER_API_KEY (sent in TASKER_API_KEY_HEADER, default x-api-key) > a token signed with
+    TASKER_JWT_PRIVATE_KEY_PATH."""
     env = os.environ if environ is None else environ
     header = api_key_header or _env(env, API_KEY_HEADER_ENV) or DEFAULT_API_KEY_HEADER
     if token:
@@ -156,7 +162,16 @@ def resolve_credentials(
         env_token = _env(env, name)
         if env_token:
             return Credentials(token=env_token, api_key_header=header)
-    return Credentials(api_key=_env(env, API_KEY_ENV), api_key_header=header)
+    env_key = _env(env, API_KEY_ENV)
+    key_path = _env(env, PRIVATE_KEY_ENV)
+    if env_key is None and key_path is not None:
+        signed = sign_token(
+            key_path,
+            issuer=_env(env, ISSUER_ENV) or "tasker-core",
+            audience=_env(env, AUDIENCE_ENV) or "tasker-api",
+        )
+        return Credentials(token=signed, api_key_header=header)
+    return Credentials(api_key=env_key, api_key_header=header)
 
 
 def resolve_config(

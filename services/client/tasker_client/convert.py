@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import betterproto2
+
 from tasker_shared.contracts.generated.google.protobuf import Struct
 from tasker_shared.errors import ValidationError
 
@@ -29,11 +30,22 @@ def to_struct(value: Mapping[str, Any] | None) -> Any:
 
 
 def from_struct(value: Any) -> dict[str, Any]:
-    """A Struct (or None) as a plain dict."""
+    """A Struct (or None) as a plain dict; integral numbers come back as ints."""
     if value is None:
         return {}
-    result: dict[str, Any] = value.to_dict()
+    result: dict[str, Any] = _integral(value.to_dict())
     return result
+
+
+def _integral(value: Any) -> Any:
+    # Struct numbers are doubles on the wire: 2 arrives as 2.0.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
 
 
 def uuid_text(value: UuidLike, what: str) -> str:

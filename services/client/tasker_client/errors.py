@@ -6,6 +6,7 @@ import re
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+
 from tasker_shared.errors import (
     AuthError,
     ConflictError,

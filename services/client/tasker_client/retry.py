@@ -8,10 +8,9 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-from tasker_shared.errors import TaskerError
-
 from tasker_client.config import RetryPolicy
 from tasker_client.errors import DeadlineExceeded, translate
+from tasker_shared.errors import TaskerError
 
 
 class Attempts:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
+from tasker_client.aio_client import AioTaskerClient, next_or_none
+from tasker_client.config import ClientConfig, RetryPolicy
+from tasker_client.convert import UuidLike
+from tasker_client.results import (
+    CreateTaskResult,
+    StepResolution,
+    TaskContext,
+    TaskPage,
+    TemplateCatalog,
+)
 from tasker_shared.contracts.generated.tasker.v1 import (
     BottleneckAnalysis,
     CheckDetailedHealthResponse,
@@ -31,18 +41,34 @@ from tasker_shared.contracts.generated.tasker.v1 import (
     TemplateDetail,
 )
 
-from tasker_client.aio_client import AioTaskerClient, next_or_none
-from tasker_client.config import ClientConfig, RetryPolicy
-from tasker_client.convert import UuidLike
-from tasker_client.results import (
-    CreateTaskResult,
-    StepResolution,
-    TaskContext,
-    TaskPage,
-    TemplateCatalog,
-)
-
 R = TypeVar("R")
+T = TypeVar("T")
+
+UNWIND_SECONDS = 2.0
+
+
+class _LoopStream(Generic[T]):
+    """An async iterator stepped from another thread; closable even while a step runs."""
+
+    def __init__(self, updates: AsyncGenerator[T, None]) -> None:
+        self._updates = updates
+        self._step: asyncio.Task[Any] | None = None
+
+    async def next(self) -> T | None:
+        """The next item, or None at the end (runs on the loop)."""
+        self._step = asyncio.current_task()
+        try:
+            return await next_or_none(self._updates)
+        finally:
+            self._step = None
+
+    async def close(self) -> None:
+        """Cancel a step still running (an interrupt left it behind), then close."""
+        step = self._step
+        if step is not None:
+            step.cancel()
+            await asyncio.wait({step}, timeout=UNWIND_SECONDS)
+        await self._updates.aclose()
 
 
 class SyncTaskerClient:
@@ -88,17 +114,25 @@ class SyncTaskerClient:
         return self._aio.config
 
     def close(self) -> None:
-        """Close the channel and stop the loop thread; idempotent."""
+        """Close the channel, end calls still in flight and stop the loop thread; idempotent."""
         if self._closed:
             return
         try:
-            self._run(self._aio.aclose())
-            self._run(self._loop.shutdown_asyncgens())
+            self._run(self._shutdown())
         finally:
             self._closed = True
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._loop.close()
+
+    async def _shutdown(self) -> None:
+        await self._aio.aclose()
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:  # calls an interrupt abandoned
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=UNWIND_SECONDS)
+        await self._loop.shutdown_asyncgens()
 
     def __enter__(self) -> Self:
         return self
@@ -200,15 +234,15 @@ class SyncTaskerClient:
         self, task_uuid: UuidLike, *, include_steps: bool = False, call_timeout: float | None = None
     ) -> Iterator[TaskStatusUpdate]:
         """Live updates until the task is terminal; closing the iterator ends the stream."""
-        updates = self._aio.watch_task(
+        stream = _LoopStream(self._aio.watch_task(
             task_uuid, include_steps=include_steps, call_timeout=call_timeout
-        )
+        ))
         try:
-            while (update := self._run(next_or_none(updates))) is not None:
+            while (update := self._run(stream.next())) is not None:
                 yield update
         finally:
             if not self._closed:
-                self._run(updates.aclose())
+                self._run(stream.close())
 
     # -- steps -----------------------------------------------------------------------------
 

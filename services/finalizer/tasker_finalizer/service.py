@@ -7,14 +7,13 @@ from collections.abc import Callable
 
 import trio
 
+from tasker_finalizer.handlers import FinalizerHandlers
+from tasker_finalizer.staleness import StalenessDetector
+from tasker_finalizer.stalls import watch_checkpoint_stalls
 from tasker_shared.contracts.messages import decode_finalization_request
 from tasker_shared.contracts.queues import ORCHESTRATION_TASK_FINALIZATIONS
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
-
-from tasker_finalizer.handlers import FinalizerHandlers
-from tasker_finalizer.staleness import StalenessDetector
-from tasker_finalizer.stalls import watch_checkpoint_stalls
 
 
 async def readiness_loop(rt: Runtime, handlers: FinalizerHandlers) -> None:
@@ -22,8 +21,10 @@ async def readiness_loop(rt: Runtime, handlers: FinalizerHandlers) -> None:
     settings = rt.settings.readiness
     while True:
         await trio.sleep(settings.poll_interval_seconds)
-        while await rt.db.run(handlers.sweep_ready_tasks, settings.batch_size) >= settings.batch_size:
-            await trio.sleep(0)
+        swept = settings.batch_size
+        while swept >= settings.batch_size:  # a full batch: more may be waiting
+            swept = await rt.db.run(handlers.sweep_ready_tasks, settings.batch_size)
+            await trio.lowlevel.checkpoint()
 
 
 async def serve(

@@ -21,6 +21,8 @@ from tasker_shared.runtime.tracing import span
 
 log = structlog.get_logger("tasker.staleness")
 
+STUCK_LOG_SAMPLE = 10  # stuck tasks named in the log line of a pass (oldest first)
+
 _DETECT = (
     "SELECT * FROM tasker.detect_and_transition_stale_tasks_v1("
     "%(dry)s::boolean, %(batch)s::int, %(deps)s::numeric, %(retry)s::numeric,"
@@ -120,12 +122,14 @@ class StalenessDetector:
         for state in ("initializing", "enqueuing_steps", "steps_in_process",
                       "evaluating_results"):
             STUCK_TASKS.labels(state).set(by_state.get(state, 0))
-        for row in result.stuck:
-            self.stats.stuck_reported += 1
-            log.warning("stuck_task", action="report", task_uuid=str(row["task_uuid"]),
-                        namespace=row["namespace_name"], task_name=row["task_name"],
-                        state=row["current_state"],
-                        minutes_in_state=float(row["minutes_in_state"]))
+        self.stats.stuck_reported += len(result.stuck)
+        if result.stuck:  # one line per pass, however many there are
+            log.warning("stuck_tasks", action="report", count=len(result.stuck),
+                        by_state=dict(by_state),
+                        oldest=[{"task_uuid": str(r["task_uuid"]), "state": r["current_state"],
+                                 "namespace": r["namespace_name"], "task_name": r["task_name"],
+                                 "minutes_in_state": float(r["minutes_in_state"])}
+                                for r in result.stuck[:STUCK_LOG_SAMPLE]])
         if result.actions:
             log.info("staleness_pass", action="detect", dry_run=result.dry_run,
                      **result.counts)

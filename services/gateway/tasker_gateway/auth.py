@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +21,12 @@ from tasker_shared.errors import AuthError, ConfigError, PermissionDenied
 from tasker_shared.runtime.settings import AuthSettings
 
 _ASYMMETRIC = ("RS", "PS", "ES", "Ed")
+
+
+class Headers(Protocol):
+    """Case-insensitive header lookup (HTTP headers, gRPC metadata)."""
+
+    def get(self, key: str) -> str | None: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -81,7 +86,7 @@ class Authenticator:
                 raise ConfigError("gateway.auth.jwt_allowed_algorithms mixes HMAC and public-key"
                                   " algorithms; choose one family")
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(self, headers: Headers) -> Principal:
         """The caller named by `headers` (lower-case keys); AuthError when it cannot be."""
         if not self.enabled:
             return ANONYMOUS

@@ -16,6 +16,7 @@ import trio
 from tasker_gateway.errors import Backpressure
 from tasker_shared.db.database import Database
 from tasker_shared.queue.pgmq import queue_depths
+from tasker_shared.runtime.circuit import CircuitState
 from tasker_shared.runtime.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from tasker_shared.runtime.settings import GatewaySettings
 
@@ -119,30 +120,37 @@ class BackpressureMonitor:
                         reason=self.status.reason, queue=self.status.queue_name)
 
     def _verdict(self, depths: dict[str, QueueDepth]) -> BackpressureStatus:
-        deepest = max(depths.values(), key=lambda q: q.depth, default=None)
+        deepest = max((q for q in depths.values() if q.depth > 0), key=lambda q: q.depth,
+                      default=None)
         name = deepest.queue_name if deepest else None
         depth = deepest.depth if deepest else 0
         level = deepest.tier if deepest else "normal"
-        database_ok = self.consecutive_failures < DATABASE_FAILURE_THRESHOLD
-        now = self._clock()
-        common = {"queue_name": name, "queue_depth": depth, "queue_depth_tier": level,
-                  "database_ok": database_ok, "evaluated_at": now}
+        database_ok = (self.consecutive_failures < DATABASE_FAILURE_THRESHOLD
+                       and not self.breaker_open())
         if not database_ok:
-            return BackpressureStatus(active=True, reason="database unavailable",
-                                      retry_after_seconds=DATABASE_RETRY_AFTER, **common)
-        if level == "overflow":
-            return BackpressureStatus(
-                active=True, reason=f"queue {name} overflowing ({depth} messages waiting)",
-                retry_after_seconds=OVERFLOW_RETRY_AFTER, **common)
-        if level == "critical":
-            return BackpressureStatus(
-                active=True, reason=f"queue {name} critically deep ({depth} messages waiting)",
-                retry_after_seconds=CRITICAL_RETRY_AFTER, **common)
-        return BackpressureStatus(active=False, reason="", retry_after_seconds=0, **common)
+            active, reason, retry = True, "database unavailable", DATABASE_RETRY_AFTER
+        elif level == "overflow":
+            active, reason = True, f"queue {name} overflowing ({depth} messages waiting)"
+            retry = OVERFLOW_RETRY_AFTER
+        elif level == "critical":
+            active, reason = True, f"queue {name} critically deep ({depth} messages waiting)"
+            retry = CRITICAL_RETRY_AFTER
+        else:
+            active, reason, retry = False, "", 0
+        return BackpressureStatus(active=active, reason=reason, retry_after_seconds=retry,
+                                  queue_name=name, queue_depth=depth, queue_depth_tier=level,
+                                  database_ok=database_ok, evaluated_at=self._clock())
+
+    def breaker_open(self) -> bool:
+        """True while the database circuit breaker refuses calls (SPEC 8.5, first rule)."""
+        breaker = self.db.breaker
+        return breaker is not None and breaker.state is CircuitState.OPEN
 
     def check(self) -> None:
         """Raise Backpressure while the cached status says new work must wait."""
         status = self.status
+        if not status.active and self.breaker_open():  # opened since the last refresh
+            status = self._verdict(self.depths)
         if status.active:
             self.rejections += 1
             raise Backpressure(f"not accepting new tasks: {status.reason}; retry after"

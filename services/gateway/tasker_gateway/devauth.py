@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from tasker_gateway import permissions as perms
 from tasker_shared.errors import ValidationError
@@ -38,8 +39,16 @@ def check_permissions(permissions: Sequence[str]) -> list[str]:
     return list(permissions)
 
 
+def load_private_key(pem: bytes) -> PrivateKeyTypes:
+    """A PEM private key, loaded once (loading validates the key, which is slow)."""
+    try:
+        return serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"not an unencrypted PEM private key: {exc}") from exc
+
+
 def issue_token(
-    private_key_pem: bytes,
+    private_key: bytes | PrivateKeyTypes,
     *,
     subject: str,
     permissions: Sequence[str],
@@ -62,10 +71,7 @@ def issue_token(
         "exp": issued + int(expiry_hours * 3600),
         permissions_claim: check_permissions(permissions),
     }
-    try:
-        key = serialization.load_pem_private_key(private_key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValidationError(f"not an unencrypted PEM private key: {exc}") from exc
+    key = load_private_key(private_key) if isinstance(private_key, bytes) else private_key
     return jwt.encode(claims, key, algorithm=algorithm)  # type: ignore[arg-type]
 
 

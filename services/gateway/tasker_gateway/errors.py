@@ -83,7 +83,8 @@ def classify(exc: BaseException) -> ErrorInfo:
                          message=message)
     if isinstance(exc, StoreError) and (exc.sqlstate or "").startswith("22"):
         return ErrorInfo(http_status=400, grpc_status=Status.INVALID_ARGUMENT,
-                         code="validation_error", message=f"the database refused a value: {message}")
+                         code="validation_error",
+                         message=f"the database refused a value: {message}")
     if isinstance(exc, StoreTimeout):
         return ErrorInfo(http_status=504, grpc_status=Status.DEADLINE_EXCEEDED, code=exc.code,
                          message="the database did not answer in time", retry_after=1)

@@ -41,6 +41,28 @@ _ERROR_TEXT = {
 }
 
 
+def _links(pointer: str, fields: dict[str, str], targets: tuple[str, ...]
+           ) -> dict[str, Any]:
+    params = {name: f"$response.body#{pointer}{field}" for name, field in fields.items()}
+    return {target: {"operationId": target, "parameters": params} for target in targets}
+
+
+_TASK_READS = ("get_task", "get_task_summary", "get_task_context", "list_steps",
+               "get_dlq_entry_by_task", "cancel_task")
+_STEP_READS = ("get_step", "get_step_audit", "resolve_step")
+# Where one response names resources other operations take (stateful testing, clients).
+LINKS: dict[tuple[str, int], dict[str, Any]] = {
+    ("create_task", 201): _links("/", {"task_uuid": "task_uuid"}, _TASK_READS),
+    ("get_task", 200): _links("/", {"task_uuid": "task_uuid"}, _TASK_READS),
+    ("list_steps", 200): _links("/steps/0/", {"task_uuid": "task_uuid",
+                                              "step_uuid": "workflow_step_uuid"}, _STEP_READS),
+    ("list_templates", 200): _links("/templates/0/", {"namespace": "namespace", "name": "name",
+                                                      "version": "version"}, ("get_template",)),
+    ("list_dlq_entries", 200): _links("/entries/0/", {"dlq_entry_uuid": "dlq_entry_uuid"},
+                                      ("update_dlq_entry",)),
+}
+
+
 def _strip_null(schema: dict[str, Any]) -> dict[str, Any]:
     """A query parameter cannot be null: drop the null branch of `X | None`."""
     options = schema.get("anyOf")
@@ -121,6 +143,9 @@ def _operation(route: Route, refs: dict[Any, dict[str, Any]], defs: dict[str, An
         elif model is not None:
             response["content"] = {route.content_type: {
                 "schema": refs[(model, "serialization")]}}
+        links = LINKS.get((route.name, status))
+        if links:
+            response["links"] = links
         op["responses"][str(status)] = response
     for status in _error_statuses(route):
         op["responses"][str(status)] = {

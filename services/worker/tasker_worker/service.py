@@ -10,13 +10,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import trio
+
 from tasker_shared.contracts.queues import worker_queue
 from tasker_shared.domain.template import TaskTemplate
 from tasker_shared.queue.consumer import QueueConsumer
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
 from tasker_shared.templates_io import load_templates
-
 from tasker_worker.runtime.dispatcher import ClaimFn, Dispatcher
 from tasker_worker.runtime.executor import StepExecutor
 from tasker_worker.runtime.templates import WorkerTemplates

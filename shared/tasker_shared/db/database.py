@@ -130,17 +130,17 @@ class Database:
         self, fn: Callable[Concatenate[Conn, P], T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run `fn(conn, *args, **kwargs)` in a thread, inside one transaction."""
-        holder: list[Conn] = []
-        finished = threading.Event()
+        running = _Running()
 
         def work() -> T:
             try:
                 with self._pool.connection(timeout=self._acquire_timeout) as conn:
-                    holder.append(conn)
+                    if not running.attach(conn):
+                        raise _Abandoned  # cancelled while waiting for the connection
                     try:
                         return fn(conn, *args, **kwargs)
                     finally:
-                        holder.clear()
+                        running.detach()
             except PoolTimeout as exc:
                 raise StoreUnavailable(
                     f"no database connection available within {self._acquire_timeout}s",
@@ -149,7 +149,7 @@ class Database:
             except psycopg.Error as exc:
                 raise translate(exc) from exc
             finally:
-                finished.set()
+                running.finished.set()
 
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
@@ -165,8 +165,9 @@ class Database:
             )
         except trio.Cancelled:
             self._cancellations += 1
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(_cancel_and_wait, holder, finished)
+            if running.stop():  # a statement may be running: stop it before going on
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(_cancel_and_wait, running)
             raise
         except BaseException as exc:
             self._failures += 1
@@ -216,27 +217,62 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, StoreError) and (exc.sqlstate or "").startswith(("08", "53", "57P"))
 
 
-def _cancel_and_wait(holder: list[Conn], finished: threading.Event) -> None:
+class _Abandoned(Exception):
+    """The caller was cancelled before the work got its connection; it never ran."""
+
+
+class _Running:
+    """The connection one `Database.run` call works on, shared with its cancel path."""
+
+    __slots__ = ("_lock", "_stopped", "conn", "finished")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.conn: Conn | None = None
+        self.finished = threading.Event()
+
+    def attach(self, conn: Conn) -> bool:
+        """Record the connection; False if the call was cancelled meanwhile."""
+        with self._lock:
+            if self._stopped:
+                return False
+            self.conn = conn
+            return True
+
+    def detach(self) -> None:
+        with self._lock:
+            self.conn = None
+
+    def stop(self) -> bool:
+        """Forbid starting the work; True when it already runs on a connection."""
+        with self._lock:
+            self._stopped = True
+            return self.conn is not None
+
+
+def _cancel_and_wait(running: _Running) -> None:
     deadline = time.monotonic() + 10.0
-    while not finished.is_set() and time.monotonic() < deadline:
-        if holder:
+    while not running.finished.is_set() and time.monotonic() < deadline:
+        conn = running.conn
+        if conn is not None:
             try:
-                holder[0].cancel_safe(timeout=2.0)
-            except Exception:  # noqa: BLE001 - best effort; the statement timeout still applies
+                conn.cancel_safe(timeout=2.0)
+            except Exception:  # best effort; the statement timeout still applies
                 pass
-        finished.wait(0.05)
+        running.finished.wait(0.05)
 
 
 def _fetchall(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> list[Row]:
-    return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+    return conn.execute(query, params).fetchall()
 
 
 def _fetchone(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> Row | None:
-    return conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    return conn.execute(query, params).fetchone()
 
 
 def _execute(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> None:
-    conn.execute(query, params)  # type: ignore[arg-type]
+    conn.execute(query, params)
 
 
 @asynccontextmanager

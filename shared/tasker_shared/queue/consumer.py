@@ -112,16 +112,18 @@ class QueueConsumer:
         send, recv = trio.open_memory_channel[list[int] | None](self._capacity)
         self._running = True
         try:
-            async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as handlers:
                 async with recv:
                     for _ in range(self.handler_tasks):
-                        nursery.start_soon(self._handle_loop, recv.clone())
-                nursery.start_soon(self.waker.run_timers)
-                if self.waker.polls:
-                    nursery.start_soon(self.waker.run_poller)
-                task_status.started()
-                await self._intake(send)
-                nursery.cancel_scope.cancel()  # timers and poller; handlers already exited
+                        handlers.start_soon(self._handle_loop, recv.clone())
+                async with trio.open_nursery() as timers:
+                    timers.start_soon(self.waker.run_timers)
+                    if self.waker.polls:
+                        timers.start_soon(self.waker.run_poller)
+                    task_status.started()
+                    await self._intake(send)
+                    timers.cancel_scope.cancel()
+                # Intake is closed: handlers finish the batch they hold, then exit.
         finally:
             self._running = False
 
@@ -141,7 +143,11 @@ class QueueConsumer:
 
     async def _put(self, send: trio.MemorySendChannel[list[int] | None], item: list[int] | None) -> None:
         self._used += 1
-        await send.send(item)
+        try:
+            await send.send(item)
+        except BaseException:
+            self._used -= 1  # cancelled while the channel was full (stop)
+            raise
 
     async def _handle_loop(self, recv: trio.MemoryReceiveChannel[list[int] | None]) -> None:
         gauge = IN_FLIGHT.labels(self.queue)

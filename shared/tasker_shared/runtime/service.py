@@ -23,8 +23,8 @@ from tasker_shared.db.database import Database, open_database
 from tasker_shared.db.listen import RECONNECTED, Notification, NotificationListener
 from tasker_shared.errors import Unavailable
 from tasker_shared.queue.consumer import ConsumerCounters, QueueConsumer
-from tasker_shared.queue.processor import Handle, TransactionalProcessor
 from tasker_shared.queue.pgmq import queue_channel, queue_depths
+from tasker_shared.queue.processor import Handle, TransactionalProcessor
 from tasker_shared.runtime.circuit import CircuitBreaker, CircuitState
 from tasker_shared.runtime.health import HealthApp, serve_health
 from tasker_shared.runtime.logging import configure_logging

@@ -11,9 +11,14 @@ from psycopg.types.json import Jsonb
 
 from tasker_shared.contracts.payloads import TaskRequest
 from tasker_shared.db.database import Conn
+from tasker_shared.domain.dynamic import step_row
 from tasker_shared.domain.identity import identity_hash
 from tasker_shared.domain.template import TaskTemplate, initial_step_names
-from tasker_shared.domain.dynamic import step_row
+from tasker_shared.runtime.metrics import TRANSITIONS
+
+# evaluate_task_v1 actions that moved the task (the metric counts the state it ended in).
+_MOVED = frozenset({"enqueued", "completed", "blocked", "error", "waiting_for_retry",
+                    "waiting_for_dependencies"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -94,4 +99,6 @@ def evaluate_task(
     ).fetchone()
     assert row is not None
     result: dict[str, Any] = row["r"]
+    if result.get("action") in _MOVED:
+        TRANSITIONS.labels("task", str(result.get("state"))).inc()
     return result

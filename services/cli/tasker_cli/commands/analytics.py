@@ -7,10 +7,10 @@ from typing import Any
 
 from rich.console import Group
 from rich.table import Table
-from tasker_client import SyncTaskerClient
 
 from tasker_cli.remote import Output, connection_options, remote
 from tasker_cli.render import details, when
+from tasker_client import SyncTaskerClient
 
 HEALTH_STATES = (
     "pending", "initializing", "enqueuing_steps", "steps_in_process", "evaluating_results",

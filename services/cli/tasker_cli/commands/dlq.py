@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from tasker_client import SyncTaskerClient
-from tasker_shared.contracts.generated.tasker.v1 import DlqResolutionStatus
-
 from tasker_cli.remote import Output, connection_options, json_object, remote, uuid_arg
 from tasker_cli.render import dlq_details, dlq_stats_table, dlq_table
+from tasker_client import SyncTaskerClient
+from tasker_shared.contracts.generated.tasker.v1 import DlqResolutionStatus
 
 STATUSES = [s.name.lower() for s in DlqResolutionStatus if s.name != "UNSPECIFIED"]
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from uuid import UUID
 
-from tasker_client import SyncTaskerClient, label
-from tasker_shared.errors import NotFoundError
-
 from tasker_cli.remote import Output, connection_options, json_object, remote, uuid_arg
 from tasker_cli.render import audit_table, readiness_table, step_details
+from tasker_client import SyncTaskerClient, label
+from tasker_shared.errors import NotFoundError
 
 ACTIONS = ("reset_for_retry", "resolve_manually", "complete_manually")
 

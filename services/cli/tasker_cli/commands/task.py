@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from tasker_client import SyncTaskerClient, is_terminal
-from tasker_shared.contracts.generated.tasker.v1 import StatusUpdateType, TaskState
-
 from tasker_cli.remote import (
     Output,
     connection_options,
@@ -15,6 +12,8 @@ from tasker_cli.remote import (
     uuid_arg,
 )
 from tasker_cli.render import readiness_table, task_details, task_table, update_line
+from tasker_client import SyncTaskerClient
+from tasker_shared.contracts.generated.tasker.v1 import StatusUpdateType, TaskState
 
 TASK_STATES = [s.name.lower() for s in TaskState if s.name != "UNSPECIFIED"]
 SUCCESS_STATES = frozenset({TaskState.COMPLETE, TaskState.RESOLVED_MANUALLY})
@@ -150,6 +149,4 @@ def _stream(client: SyncTaskerClient, task_uuid: str, args: argparse.Namespace,
             out.emit_line(update)
         else:
             out.console.print(update_line(update))
-    if not is_terminal(final):
-        return 1
     return 0 if final in SUCCESS_STATES and not failed else 1

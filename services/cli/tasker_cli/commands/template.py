@@ -8,14 +8,14 @@ import sys
 import psycopg
 from psycopg.rows import dict_row
 from rich.console import Console
+
+from tasker_cli.remote import Output, connection_options, remote
+from tasker_cli.render import template_steps, template_table
 from tasker_client import SyncTaskerClient
 from tasker_shared.db.connect import resolve_database_url
 from tasker_shared.errors import TemplateError
 from tasker_shared.store.templates import register_template
 from tasker_shared.templates_io import find_template_files, load_template_file
-
-from tasker_cli.remote import Output, connection_options, remote
-from tasker_cli.render import template_steps, template_table
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

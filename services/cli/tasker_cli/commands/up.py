@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo = subparsers.add_parser("demo", help="run the services and sample workflows")
     _common(demo)
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for tasks")
+    demo.add_argument("--gateway", metavar="HOST:PORT",
+                      help="use services already running behind this gateway (gRPC)")
     demo.set_defaults(func=_demo)
 
 
@@ -101,13 +103,30 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tasker_cli.demo import run_demo
+    from tasker_cli.demo import Backend, GatewayBackend, QueueBackend, run_demo
 
-    cluster = _cluster(args, quiet=True)
     console = Console()
+    if args.gateway:  # services already running elsewhere (e.g. a cluster): just the workflows
+        gateway = GatewayBackend(args.gateway)
+        try:
+            return 0 if run_demo(gateway, console, timeout=args.timeout) else 1
+        finally:
+            gateway.close()
+    cluster = _cluster(args, quiet=True)
     console.print("[bold]Tasker demo[/]: starting services as separate processes...")
     with cluster:
         for proc in cluster.processes:
             console.print(f"  [green]ready[/] {proc.label} (pid {proc.pid})")
-        ok: bool = run_demo(cluster, console, timeout=args.timeout)
+        backend: Backend
+        if any(p.name == "gateway" for p in cluster.processes):
+            port = cluster.get("gateway").env["TASKER_GATEWAY__GRPC_PORT"]
+            console.print(f"submitting through the gateway at localhost:{port} (gRPC)")
+            backend = GatewayBackend(f"localhost:{port}")
+        else:
+            console.print("no gateway: submitting straight onto the ingestion queue")
+            backend = QueueBackend(cluster.database_url)
+        try:
+            ok = run_demo(backend, console, timeout=args.timeout)
+        finally:
+            backend.close()
     return 0 if ok else 1

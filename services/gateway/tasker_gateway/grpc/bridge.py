@@ -70,9 +70,9 @@ class _Headers:
     def __init__(self, metadata: Any) -> None:
         self._metadata = metadata
 
-    def get(self, key: str, default: str | None = None) -> str | None:
+    def get(self, key: str) -> str | None:
         value = self._metadata.get(key)
-        return value if isinstance(value, str) else default
+        return value if isinstance(value, str) else None
 
 
 class ServerHooks:

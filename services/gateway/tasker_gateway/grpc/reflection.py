@@ -21,7 +21,7 @@ PROTO_ROOT = Path(__file__).resolve().parents[4] / "proto"
 
 def generate(proto_root: Path = PROTO_ROOT) -> str:
     """The descriptor set of tasker/v1 as JSON text (needs grpcio-tools: development only)."""
-    from google.protobuf import descriptor_pb2, json_format
+    from google.protobuf import descriptor_pb2, json_format  # type: ignore[import-untyped]
 
     files = sorted(str(p.relative_to(proto_root)) for p in (proto_root / "tasker" / "v1").glob(
         "*.proto"))
@@ -33,7 +33,8 @@ def generate(proto_root: Path = PROTO_ROOT) -> str:
         fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     for file in fds.file:
         file.ClearField("source_code_info")
-    return json_format.MessageToJson(fds, indent=1, sort_keys=True) + "\n"
+    text: str = json_format.MessageToJson(fds, indent=1, sort_keys=True)
+    return text + "\n"
 
 
 @cache

@@ -13,7 +13,7 @@ from tasker_gateway.usecases.inputs import parse_uuid
 from tasker_shared.contracts.generated.tasker import v1 as pb
 
 
-class TemplateService(pb.TemplateServiceBase):
+class TemplateService(pb.TemplateServiceBase):  # type: ignore[misc]
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
 
@@ -34,7 +34,7 @@ class TemplateService(pb.TemplateServiceBase):
         return await call(run)
 
 
-class HealthService(pb.HealthServiceBase):
+class HealthService(pb.HealthServiceBase):  # type: ignore[misc]
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
 
@@ -61,7 +61,7 @@ class HealthService(pb.HealthServiceBase):
         return await call(run)
 
 
-class AnalyticsService(pb.AnalyticsServiceBase):
+class AnalyticsService(pb.AnalyticsServiceBase):  # type: ignore[misc]
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
 
@@ -84,7 +84,7 @@ class AnalyticsService(pb.AnalyticsServiceBase):
         return await call(run)
 
 
-class DlqService(pb.DlqServiceBase):
+class DlqService(pb.DlqServiceBase):  # type: ignore[misc]
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
 
@@ -147,7 +147,7 @@ class DlqService(pb.DlqServiceBase):
         return await call(run)
 
 
-class ConfigService(pb.ConfigServiceBase):
+class ConfigService(pb.ConfigServiceBase):  # type: ignore[misc]
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
 

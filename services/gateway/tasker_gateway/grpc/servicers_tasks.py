@@ -21,7 +21,7 @@ def task_pb(view: TaskView) -> pb.Task:
     return to_pb(view, pb.Task)
 
 
-class TaskService(pb.TaskServiceBase):
+class TaskService(pb.TaskServiceBase):  # type: ignore[misc]
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
 
@@ -100,7 +100,7 @@ class TaskService(pb.TaskServiceBase):
             watch.close()
 
 
-class StepService(pb.StepServiceBase):
+class StepService(pb.StepServiceBase):  # type: ignore[misc]
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from tasker_gateway.models.common import (
     ApiModel,
@@ -38,6 +38,10 @@ Label = Annotated[str, Field(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 class TaskRequestBody(ApiModel):
     """A request for a new task; everything but `name` has a default."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "linear_workflow", "namespace": "examples", "version": "1.0.0",
+        "context": {"even_number": 2}}]})
 
     name: str = Field(min_length=1, max_length=255, pattern=TEXT_PATTERN,
                       description="template name")

@@ -88,10 +88,17 @@ async def _query(route: Route) -> Any:
         raise describe(exc, where="query") from None
 
 
+def _has_body() -> bool:
+    return bool(request.content_length) or "transfer-encoding" in request.headers
+
+
 async def _body(route: Route) -> Any:
+    """The validated body. Any body is read in full before answering: hypercorn stalls a
+    keep-alive connection whose request body arrives after the response."""
+    raw = await request.get_data() if route.body is not None or _has_body() else b""
+    g.body_read = True
     if route.body is None:
         return None
-    raw = await request.get_data()
     if not raw:
         raise ValidationError("this request needs a JSON body")
     try:
@@ -115,14 +122,17 @@ def _view(ctx: GatewayContext, route: Route) -> Any:
     async def view(**path: str) -> Response:
         try:
             with trio.fail_after(timeout):
+                body = await _body(route)
                 reply = await route.handler(RestRequest(
-                    ctx=ctx, path=path, query=await _query(route), body=await _body(route),
+                    ctx=ctx, path=path, query=await _query(route), body=body,
                     principal=g.get("principal", ANONYMOUS), request_id=g.request_id))
             return _render(reply)
         except trio.TooSlowError:
             return error_response(ErrorInfo(
                 http_status=408, grpc_status=Status.DEADLINE_EXCEEDED, code="request_timeout",
                 message=f"no answer within the request timeout ({timeout}s)"))
+        except HTTPException:
+            raise  # answered by the HTTP error handler (413 and friends)
         except Exception as exc:
             return failure(exc)
 
@@ -170,6 +180,8 @@ def create_app(ctx: GatewayContext) -> QuartTrio:
     @app.after_request
     async def finish(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id") or str(uuid.uuid4())
+        if _has_body() and not g.get("body_read"):
+            response.headers["Connection"] = "close"  # unread body: do not reuse the socket
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["Access-Control-Expose-Headers"] = _EXPOSED
         if request.method == "OPTIONS":

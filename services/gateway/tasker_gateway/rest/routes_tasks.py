@@ -40,10 +40,11 @@ def _step(req: RestRequest) -> UUID:
 
 async def create_task(req: RestRequest) -> Reply:
     q: CreateTaskParams = req.query
-    result = await create.create_task(
+    gateway = req.ctx.settings.gateway
+    wait = q.wait_timeout_ms / 1000 if q.wait_timeout_ms else gateway.create_wait_timeout_seconds
+    result = await create.create_task(  # answer 202 rather than time out the request
         req.ctx, req.body, requester=req.principal.subject, wait=q.wait,
-        wait_timeout=q.wait_timeout_ms / 1000 if q.wait_timeout_ms else None,
-        request_id=q.request_id)
+        wait_timeout=min(wait, gateway.request_timeout_seconds * 0.8), request_id=q.request_id)
     headers = {"X-Task-Request-Id": result.request_id}
     if result.task is None:
         return Reply(status=202, body=TaskAccepted(request_id=result.request_id),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
@@ -17,6 +19,7 @@ class RestServer:
         self.ctx = ctx
         self.app = create_app(ctx)
         self._stop = trio.Event()
+        self.binds: list[str] = []
         gateway = ctx.settings.gateway
         self.config = Config()
         self.config.bind = [f"{gateway.rest_host}:{gateway.rest_port}"]
@@ -26,8 +29,10 @@ class RestServer:
         self.config.keep_alive_timeout = 75
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve(self.app, self.config, shutdown_trigger=self._stop.wait,  # type: ignore[arg-type]
-                    task_status=task_status)
+        async with trio.open_nursery() as nursery:
+            self.binds = await nursery.start(partial(
+                serve, self.app, self.config, shutdown_trigger=self._stop.wait))
+            task_status.started()
 
     def stop(self) -> None:
         self._stop.set()

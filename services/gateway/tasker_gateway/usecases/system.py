@@ -44,13 +44,18 @@ def simple(status: str) -> SimpleHealthView:
     return SimpleHealthView(status=status, timestamp=_now())
 
 
+def _state(name: str, value: Any) -> HealthState:
+    if name == "circuit_breakers":
+        states = {part.rpartition(":")[2] for part in str(value).split(",") if part}
+        if "open" in states:
+            return HealthState.UNHEALTHY
+        return HealthState.DEGRADED if "half_open" in states else HealthState.HEALTHY
+    return HealthState.HEALTHY if value in ("ok", "normal") else HealthState.UNHEALTHY
+
+
 def _checks(raw: dict[str, Any]) -> list[HealthCheckView]:
-    out = []
-    for name, value in raw.items():
-        good = value in ("ok", "normal")
-        out.append(HealthCheckView(name=name, message=str(value),
-                                   state=HealthState.HEALTHY if good else HealthState.UNHEALTHY))
-    return out
+    return [HealthCheckView(name=name, message=str(value), state=_state(name, value))
+            for name, value in raw.items()]
 
 
 async def readiness(ctx: GatewayContext) -> ReadinessView:

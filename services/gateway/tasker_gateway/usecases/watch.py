@@ -133,6 +133,7 @@ class TaskWatch:
                 for step_uuid, (name, state) in sorted(snap.steps.items(),
                                                        key=lambda kv: kv[1][0]):
                     self._pending.append(self._step_update(step_uuid, name, None, state))
+            self._finish_if_terminal()
         elif snap.task_state != self._task_state:
             self._task_changed(snap.task_state)
 
@@ -145,11 +146,18 @@ class TaskWatch:
             task_state=TaskState(state),
             previous_task_state=TaskState(previous) if previous else None, timestamp=now,
             message="current state" if initial else f"{previous} -> {state}"))
-        final = _FINAL.get(TaskState(state))
-        if final is not None and TaskState(state) in TASK_TERMINAL:
+        if not initial:
+            self._finish_if_terminal()
+
+    def _finish_if_terminal(self) -> None:
+        """After a terminal state: the closing TASK_COMPLETE / TASK_ERROR update, then end."""
+        assert self._task_state is not None
+        state = TaskState(self._task_state)
+        final = _FINAL.get(state)
+        if final is not None and state in TASK_TERMINAL and not self._done:
             self._pending.append(StatusUpdate(
-                update_type=final, task_uuid=self.task_uuid, task_state=TaskState(state),
-                timestamp=now, message=f"task is {state}"))
+                update_type=final, task_uuid=self.task_uuid, task_state=state,
+                timestamp=datetime.now(UTC), message=f"task is {state.value}"))
             self._done = True
 
     def _step_changed(self, step_uuid: UUID, name: str, previous: str | None, state: str,

@@ -17,7 +17,7 @@ from tasker_shared.domain.template import TaskTemplate
 from tasker_shared.errors import TaskerError
 from tasker_shared.runtime.metrics import STEP_DURATION, STEP_RESULTS
 from tasker_shared.runtime.settings import WorkerSettings
-from tasker_shared.runtime.tracing import inject_headers, message_span
+from tasker_shared.runtime.tracing import inject_headers, message_span, tracing_enabled
 
 from tasker_worker.runtime.claims import ClaimedStep, StepOutcome, save_checkpoint
 from tasker_worker.runtime.templates import WorkerTemplates
@@ -63,9 +63,11 @@ class StepExecutor:
                 "tasker.step_name": step.step_name, "tasker.namespace": step.namespace,
                 "tasker.attempt": step.attempt}) as current:
             outcome = await self._execute(step)
+            if not tracing_enabled():
+                return outcome
             current.set_attribute("tasker.success", outcome.success)
             return dataclasses.replace(outcome, step=dataclasses.replace(
-                step, headers=inject_headers(step.headers) or None))
+                step, headers=inject_headers(step.headers)))
 
     async def _execute(self, step: ClaimedStep) -> StepOutcome:
         started_at = datetime.now(UTC)

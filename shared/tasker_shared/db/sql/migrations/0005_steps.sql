@@ -234,6 +234,12 @@ BEGIN
 END
 $$;
 
+-- Discovery candidates only (processable states): discovery reads this small index instead
+-- of every task's current state, so its cost follows the backlog, not the table size.
+CREATE INDEX idx_task_transitions_processable
+    ON tasker.task_transitions (to_state, created_at) INCLUDE (task_uuid)
+    WHERE most_recent AND to_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry');
+
 -- Discovery for the safety-net poller (SPEC §3.3): tasks that may have work to do,
 -- highest computed priority first, locked so replicas take disjoint tasks.
 CREATE FUNCTION tasker.get_next_ready_tasks_v1(p_limit integer DEFAULT 5)
@@ -241,43 +247,64 @@ RETURNS TABLE (task_uuid uuid, current_state text, computed_priority double prec
                execution_status text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+    v_cand record;
+    v_ids uuid[] := '{}';
+    v_states text[] := '{}';
+    v_cps double precision[] := '{}';
+    v_statuses text[] := '{}';
+    v_status text;
 BEGIN
-    RETURN QUERY
-    WITH cand AS (
-        SELECT tt.task_uuid, tt.to_state::text AS state, t.priority, t.created_at,
-               extract(epoch FROM now() - tt.created_at) / 3600.0 AS state_hours,
-               extract(epoch FROM now() - t.created_at) / 3600.0 AS age_hours
-          FROM tasker.task_transitions tt
-          JOIN tasker.tasks t ON t.task_uuid = tt.task_uuid
-         WHERE tt.most_recent
-           AND (tt.to_state = 'pending'
-                OR (tt.to_state = 'waiting_for_dependencies'
-                    AND tt.created_at >= now() - interval '60 minutes')
-                OR (tt.to_state = 'waiting_for_retry'
-                    AND tt.created_at >= now() - interval '30 minutes'))
-    ), pri AS (
-        SELECT c.*, CASE
+    -- The best p_limit * 10 candidates by computed priority, walked in that order: a
+    -- pending task is taken outright, any other only if it has ready steps. Stopping at
+    -- p_limit tasks spares evaluating the rest.
+    FOR v_cand IN
+        WITH cand AS (
+            SELECT tt.task_uuid, tt.to_state::text AS state, t.priority, t.created_at,
+                   -- double precision (date_part), not numeric (extract): far cheaper
+                   date_part('epoch', now() - tt.created_at) / 3600.0 AS state_hours,
+                   date_part('epoch', now() - t.created_at) / 3600.0 AS age_hours
+              FROM tasker.task_transitions tt
+              -- One index probe per candidate (OFFSET 0 keeps the planner from hashing
+              -- the whole tasks table for a few thousand candidates).
+              CROSS JOIN LATERAL (SELECT x.priority, x.created_at FROM tasker.tasks x
+                                   WHERE x.task_uuid = tt.task_uuid OFFSET 0) t
+             WHERE tt.most_recent
+               AND tt.to_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
+               AND (tt.to_state = 'pending'
+                    OR (tt.to_state = 'waiting_for_dependencies'
+                        AND tt.created_at >= now() - interval '60 minutes')
+                    OR (tt.to_state = 'waiting_for_retry'
+                        AND tt.created_at >= now() - interval '30 minutes'))
+        )
+        SELECT c.task_uuid, c.state, CASE
                    WHEN c.state_hours < 1 THEN c.priority + c.age_hours * 0.1
                    WHEN c.state_hours < 24 THEN c.priority * exp(-c.state_hours / 12.0)
                    ELSE 0.1 END AS cp
           FROM cand c
-         ORDER BY 7 DESC, c.created_at
+         ORDER BY 3 DESC, c.created_at
          LIMIT p_limit * 10
-    ), ctx AS (
-        SELECT x.task_uuid, x.execution_status
-          FROM tasker.get_task_execution_contexts_batch_v1(
-                   ARRAY(SELECT p.task_uuid FROM pri p WHERE p.state <> 'pending')) x
-    ), chosen AS (
-        SELECT p.task_uuid, p.state, p.cp, COALESCE(c.execution_status, 'pending') AS es
-          FROM pri p LEFT JOIN ctx c ON c.task_uuid = p.task_uuid
-         WHERE p.state = 'pending' OR c.execution_status = 'has_ready_steps'
-         ORDER BY p.cp DESC, p.created_at
-         LIMIT p_limit
-    )
-    SELECT ch.task_uuid, ch.state, ch.cp::double precision, ch.es
-      FROM chosen ch
-      JOIN tasker.tasks t ON t.task_uuid = ch.task_uuid
-     ORDER BY ch.cp DESC, t.created_at
+    LOOP
+        EXIT WHEN cardinality(v_ids) >= p_limit;
+        IF v_cand.state = 'pending' THEN
+            v_status := 'pending';
+        ELSE
+            SELECT x.execution_status INTO v_status
+              FROM tasker.get_task_execution_context_v1(v_cand.task_uuid) x;
+            CONTINUE WHEN v_status IS DISTINCT FROM 'has_ready_steps';
+        END IF;
+        v_ids := v_ids || v_cand.task_uuid;
+        v_states := v_states || v_cand.state;
+        v_cps := v_cps || v_cand.cp;
+        v_statuses := v_statuses || v_status;
+    END LOOP;
+
+    RETURN QUERY
+    SELECT c.task_uuid, c.state, c.cp, c.es
+      FROM unnest(v_ids, v_states, v_cps, v_statuses) WITH ORDINALITY
+               AS c(task_uuid, state, cp, es, ord)
+      JOIN tasker.tasks t ON t.task_uuid = c.task_uuid
+     ORDER BY c.ord
        FOR UPDATE OF t SKIP LOCKED;
 END
 $$;

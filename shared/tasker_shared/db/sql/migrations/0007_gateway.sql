@@ -1,5 +1,9 @@
 -- Gateway reads and operator actions: task views and listing, step views, summaries,
 -- audit history, and the audited step resolution that re-evaluates its task.
+--
+-- The read functions are PL/pgSQL with `plan_cache_mode = force_generic_plan`: their queries
+-- expand the readiness functions into large plans, which are then planned once per session
+-- instead of on every call (planning, not execution, dominated their cost).
 
 -- One page of the tasks matching the filters (NULL = no filter), newest first unless
 -- p_ascending, with the number of matching tasks.
@@ -8,7 +12,10 @@ CREATE FUNCTION tasker.list_tasks_v1(
     p_created_from timestamptz, p_created_to timestamptz, p_ascending boolean,
     p_limit integer, p_offset integer)
 RETURNS TABLE (total_count bigint, task_uuids uuid[])
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH m AS (
         SELECT t.task_uuid, t.created_at
           FROM tasker.tasks t
@@ -29,7 +36,8 @@ LANGUAGE sql STABLE AS $$
                            CASE WHEN NOT p_ascending THEN m.created_at END DESC,
                            CASE WHEN p_ascending THEN m.task_uuid END ASC,
                            CASE WHEN NOT p_ascending THEN m.task_uuid END DESC
-                  LIMIT p_limit OFFSET p_offset)
+                  LIMIT p_limit OFFSET p_offset);
+END
 $$;
 
 -- Tasks with their template identity, current state and execution context (SPEC 7.1
@@ -44,7 +52,10 @@ RETURNS TABLE (
     failed_steps integer, ready_steps integer, enqueued_steps integer,
     execution_status text, recommended_action text, completion_percentage numeric,
     health_status text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT t.task_uuid, nt.name::text, tn.name::text, nt.version::text, c.status,
            t.created_at, GREATEST(t.updated_at, tt.created_at), t.completed_at, t.context,
            t.initiator::text, t.source_system::text, t.reason::text, t.priority, t.tags,
@@ -56,7 +67,8 @@ LANGUAGE sql STABLE AS $$
       JOIN tasker.tasks t ON t.task_uuid = c.task_uuid
       JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
       JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-      LEFT JOIN tasker.task_transitions tt ON tt.task_uuid = t.task_uuid AND tt.most_recent
+      LEFT JOIN tasker.task_transitions tt ON tt.task_uuid = t.task_uuid AND tt.most_recent;
+END
 $$;
 
 -- Steps of several tasks (or the listed steps) with their rows and readiness, in DAG
@@ -71,7 +83,10 @@ RETURNS TABLE (
     dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
     last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer,
     completed_parents integer, dependency_level integer)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH l AS (
         SELECT d.workflow_step_uuid, d.dependency_level
           FROM unnest(p_tasks) AS u(task_uuid),
@@ -86,7 +101,8 @@ LANGUAGE sql STABLE AS $$
       FROM tasker.get_step_readiness_status_batch_v1(p_tasks, p_steps) r
       JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.workflow_step_uuid
       LEFT JOIN l ON l.workflow_step_uuid = r.workflow_step_uuid
-     ORDER BY r.task_uuid, COALESCE(l.dependency_level, 0), r.name
+     ORDER BY r.task_uuid, COALESCE(l.dependency_level, 0), r.name;
+END
 $$;
 
 -- Per-step view of one task for visualisation: template step type, parent names, the
@@ -98,7 +114,10 @@ RETURNS TABLE (
     dependencies_satisfied boolean, retry_eligible boolean, created_at timestamptz,
     completed_at timestamptz, last_attempted_at timestamptz, error jsonb,
     dependency_level integer)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT v.workflow_step_uuid, v.name,
            COALESCE((SELECT s ->> 'type'
                        FROM tasker.tasks t
@@ -124,7 +143,8 @@ LANGUAGE sql STABLE AS $$
                      AND jsonb_typeof(v.results -> 'error') = 'object'
                 THEN v.results -> 'error' END,
            v.dependency_level
-      FROM tasker.get_step_views_v1(ARRAY[p_task]) v
+      FROM tasker.get_step_views_v1(ARRAY[p_task]) v;
+END
 $$;
 
 -- The latest DLQ entry of a task, if any.
@@ -146,7 +166,8 @@ RETURNS TABLE (
     task_uuid uuid, step_name text, recorded_at timestamptz, worker_uuid text,
     correlation_id uuid, success boolean, execution_time_ms bigint, from_state text,
     to_state text, transition_metadata jsonb)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
 BEGIN
     PERFORM 1 FROM tasker.workflow_steps ws
      WHERE ws.workflow_step_uuid = p_step AND ws.task_uuid = p_task;
@@ -169,7 +190,7 @@ END
 $$;
 
 -- An operator action on a step (SPEC 6.3): reset_for_retry (error -> pending, attempts
--- reset), resolve_manually, or complete_manually with p_results stored as the step's
+-- reset, ready at once), resolve_manually, or complete_manually with p_results stored as the step's
 -- result. The transition carries p_metadata (actor, reason) as its audit record; the task
 -- is then re-evaluated. Raises TK404 for an unknown step, TK001 when the action is not
 -- allowed from the step's (or its task's) state. Returns the states before and after.
@@ -215,8 +236,10 @@ BEGIN
     END IF;
     v_new := tasker.transition_step_v1(p_step, v_from, p_action, p_metadata);
     IF p_action = 'reset_for_retry' THEN
+        -- Retry now: a zero backoff from the last attempt overrides the failure backoff.
         UPDATE tasker.workflow_steps
-           SET attempts = 0, backoff_request_seconds = NULL, updated_at = now()
+           SET attempts = 0, backoff_request_seconds = 0,
+               last_attempted_at = COALESCE(last_attempted_at, now()), updated_at = now()
          WHERE workflow_step_uuid = p_step;
     END IF;
     v_task_state := tasker.evaluate_task_v1(p_task, p_processor, true) ->> 'state';

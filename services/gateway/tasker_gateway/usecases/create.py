@@ -52,12 +52,16 @@ def to_task_request(body: TaskRequestBody) -> TaskRequest:
 
 def _send(conn: Conn, payload: dict[str, object], *, flush: bool = True) -> None:
     """Queue the request. Without `flush` the commit does not wait for the WAL flush: used
-    when the caller waits for ingestion, whose own (flushed) commit makes this one durable
-    too, since WAL is flushed in order; the WAL writer flushes it within well under a
-    second otherwise, long before a wait times out into a 202."""
+    when the caller waits for ingestion, whose own flushed commit makes this one durable too
+    (WAL is flushed in order); a 202 is only answered after `_flush`."""
     if not flush:
         conn.execute("SET LOCAL synchronous_commit = off")
     pgmq.send(conn, ORCHESTRATION_TASK_REQUESTS, payload)
+
+
+def _flush(conn: Conn) -> None:
+    """A transaction with an id: its synchronous commit flushes all WAL written before."""
+    conn.execute("SELECT pg_current_xact_id()")
 
 
 def _template_exists(conn: Conn, request: TaskRequest) -> bool:
@@ -93,6 +97,7 @@ async def create_task(
         await ctx.db.run(_send, payload, flush=False)
         outcome = await _await_outcome(ctx, waiter, rid, trio.current_time() + timeout)
     if outcome is None:
+        await ctx.db.run(_flush)  # "accepted" must survive a database crash
         return CreateOutcome(request_id=rid, task=None)
     return CreateOutcome(request_id=rid, task=await _resolve(ctx, outcome, request))
 

@@ -109,15 +109,14 @@ def send_requests(conn: psycopg.Connection[Any], name: str, contexts: list[dict[
                   *, namespace: str = "examples", version: str = "1.0.0") -> list[str]:
     """Send task requests in ONE transaction; returns their request ids."""
     ids: list[str] = []
-    with conn.transaction():
-        with conn.cursor() as cur:
-            params = []
-            for ctx in contexts:
-                rid = str(uuid.uuid4())
-                ids.append(rid)
-                params.append((Jsonb({"request_id": rid, "task_request": {
-                    "name": name, "namespace": namespace, "version": version, "context": ctx}}),))
-            cur.executemany("SELECT tasker.send_v1('orchestration_task_requests', %s)", params)
+    with conn.transaction(), conn.cursor() as cur:
+        params = []
+        for ctx in contexts:
+            rid = str(uuid.uuid4())
+            ids.append(rid)
+            params.append((Jsonb({"request_id": rid, "task_request": {
+                "name": name, "namespace": namespace, "version": version, "context": ctx}}),))
+        cur.executemany("SELECT tasker.send_v1('orchestration_task_requests', %s)", params)
     return ids
 
 

@@ -22,7 +22,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     CompletionTracker,
     cluster,
     fresh_database,
@@ -30,8 +30,8 @@ from bench.common import (  # noqa: E402
     send_requests,
     summary_ms,
 )
-from tasker_cli.cluster import health  # noqa: E402
-from tasker_worker.examples import templates_dir  # noqa: E402
+from tasker_cli.cluster import health
+from tasker_worker.examples import templates_dir
 
 PEERS = """Peers on this machine kind (PEERS.md): 200 linear-4 at once — Procrastinate ~550 steps/s,
 DBOS ~300, Celery+Redis ~800 (no durable state); single linear-4 p50 — Procrastinate 17-20 ms,

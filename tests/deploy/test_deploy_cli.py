@@ -66,10 +66,7 @@ def test_worker_handlers_and_templates_exist(rendered: Callable[[str], Rendered]
             pytest.skip(f"worker handlers module {handlers} does not exist yet")
         if not local_templates.exists():
             pytest.skip(f"worker templates {local_templates} do not exist yet")
-        if local_templates.is_dir():
-            files = sorted(local_templates.glob("*.y*ml"))
-        else:
-            files = [local_templates]
+        files = sorted(local_templates.glob("*.y*ml")) if local_templates.is_dir() else [local_templates]
         assert files, f"no templates in {local_templates}"
         namespace = argv[argv.index("--namespace") + 1]
         for path in files:

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
 from tasker_shared.runtime.ports import HEALTH_PORTS, HEALTH_READY_PATH
 
 from .deploy_support import (

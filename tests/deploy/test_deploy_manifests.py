@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from pydantic import BaseModel
+
 from tasker_shared.runtime.ports import (
     GATEWAY_GRPC_PORT,
     HEALTH_LIVE_PATH,

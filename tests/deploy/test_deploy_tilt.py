@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tasker_shared.runtime.ports import GATEWAY_GRPC_PORT, HEALTH_PORTS, SERVICE_NAMES
 
 from .deploy_support import (

@@ -55,6 +55,6 @@ async def stall_once(ctx: StepContext) -> StepResult:
     """First attempt: drop a marker file and hang (the test kills the worker); then succeed."""
     marker = Path(str(ctx.get_input("marker")))
     if ctx.attempt == 1:
-        marker.write_text(str(os.getpid()))
+        await trio.Path(marker).write_text(str(os.getpid()))
         await trio.sleep(60)
     return success({"attempt": ctx.attempt, "value": 1})

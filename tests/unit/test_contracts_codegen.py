@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpclib.const
 import pytest
+
 import tasker_shared.contracts.generated.tasker.v1 as pb
 from tasker_shared.contracts import codegen
 from tasker_shared.domain.states import StepState, TaskState

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tasker_shared.domain.identity import IdentityStrategy, canonical_json, identity_hash
 from tasker_shared.errors import ValidationError
 

@@ -11,9 +11,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-import tasker_shared.contracts.generated.tasker.v1 as pb
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import tasker_shared.contracts.generated.tasker.v1 as pb
 from tasker_shared.contracts import fields, payloads
 from tasker_shared.contracts import messages as m
 from tasker_shared.errors import ContractError

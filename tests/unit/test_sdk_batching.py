@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tasker_worker.sdk import (
     BatchAggregation,
     StepContext,

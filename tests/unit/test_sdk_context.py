@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tasker_shared.errors import ContractError
 from tasker_worker.sdk import BatchWorkerContext, StepContext
 

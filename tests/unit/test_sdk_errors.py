@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tasker_shared.domain.classify import classify_exception
 from tasker_shared.errors import TaskerError
 from tasker_worker.sdk import (

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+
 from tasker_worker.sdk import (
     HandlerNotFound,
     PermanentError,

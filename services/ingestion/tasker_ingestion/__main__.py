@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import trio
 
+from tasker_ingestion.service import serve
 from tasker_shared.runtime.service import run_until_signalled
 from tasker_shared.runtime.settings import load_settings
-
-from tasker_ingestion.service import serve
 
 
 def main() -> None:

@@ -6,12 +6,11 @@ from collections.abc import Callable
 
 import trio
 
+from tasker_ingestion.handlers import IngestionHandlers
 from tasker_shared.contracts.messages import decode_task_request_message
 from tasker_shared.contracts.queues import ORCHESTRATION_TASK_REQUESTS
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
-
-from tasker_ingestion.handlers import IngestionHandlers
 
 
 async def serve(

@@ -10,6 +10,7 @@ import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
+from tasker_results.decide import Decision, decide
 from tasker_shared.contracts.payloads import StepMessage
 from tasker_shared.db.database import Conn
 from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY, DynamicPlan, plan_batches, plan_decision
@@ -23,8 +24,6 @@ from tasker_shared.runtime.settings import Settings
 from tasker_shared.runtime.tracing import inject_headers, message_span
 from tasker_shared.store.tasks import evaluate_task
 from tasker_shared.store.templates import TemplateCache
-
-from tasker_results.decide import Decision, decide
 
 log = structlog.get_logger("tasker.results")
 

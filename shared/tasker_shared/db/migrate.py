@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
+from typing import Any
 
 import psycopg
 
@@ -66,14 +67,14 @@ CREATE TABLE IF NOT EXISTS tasker.schema_migrations (
 """
 
 
-def _install_pgmq(conn: psycopg.Connection[object]) -> bool:
+def _install_pgmq(conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
     row = conn.execute("SELECT to_regnamespace('pgmq') IS NULL").fetchone()
-    if row is None or not row[0]:  # type: ignore[index]
+    if row is None or not row[0]:
         return False
     from pgmq.install import get_embedded_install_sql
 
     with conn.transaction():
-        conn.execute(get_embedded_install_sql())  # type: ignore[arg-type]
+        conn.execute(get_embedded_install_sql())
     return True
 
 
@@ -85,9 +86,9 @@ def migrate(url: str) -> list[Migration]:
         try:
             _install_pgmq(conn)
             with conn.transaction():
-                conn.execute(_LEDGER)  # type: ignore[arg-type]
+                conn.execute(_LEDGER)
             done = {
-                row[0]: row[1]  # type: ignore[index]
+                row[0]: row[1]
                 for row in conn.execute("SELECT version, checksum FROM tasker.schema_migrations")
             }
             for migration in available_migrations():
@@ -101,7 +102,7 @@ def migrate(url: str) -> list[Migration]:
                     continue
                 try:
                     with conn.transaction():
-                        conn.execute(migration.sql)  # type: ignore[arg-type]
+                        conn.execute(migration.sql)
                         conn.execute(
                             "INSERT INTO tasker.schema_migrations (version, name, checksum) "
                             "VALUES (%s, %s, %s)",
@@ -122,9 +123,9 @@ def migration_status(url: str) -> list[MigrationStatus]:
     with psycopg.connect(url, autocommit=True, application_name="tasker-migrate") as conn:
         exists = conn.execute("SELECT to_regclass('tasker.schema_migrations') IS NOT NULL").fetchone()
         applied: dict[str, datetime] = {}
-        if exists and exists[0]:  # type: ignore[index]
+        if exists and exists[0]:
             applied = {
-                row[0]: row[1]  # type: ignore[index]
+                row[0]: row[1]
                 for row in conn.execute("SELECT version, applied_at FROM tasker.schema_migrations")
             }
     return [

@@ -167,7 +167,7 @@ class QueueConsumer:
                 gauge.inc()
                 try:
                     taken = await self._process(item, self.settings.batch_size)
-                except Exception as exc:  # noqa: BLE001 - a processor must not kill the loop
+                except Exception as exc:
                     self.counters.failed += 1
                     if breaker is not None:
                         breaker.record_failure()

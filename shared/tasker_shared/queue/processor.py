@@ -64,7 +64,7 @@ class TransactionalProcessor(Generic[M]):
         started = time.perf_counter()
         try:
             taken = await self.db.run(self._batch, ids, limit, locked)
-        except Exception as exc:  # noqa: BLE001 - fall back to one message at a time
+        except Exception as exc:
             if not locked:
                 raise
             log.warning("batch_failed", queue=self.queue, size=len(locked), error=str(exc))
@@ -74,7 +74,7 @@ class TransactionalProcessor(Generic[M]):
             for msg_id in locked:
                 try:
                     await self.db.run(self._batch, [msg_id], 1, [])
-                except Exception as one_exc:  # noqa: BLE001
+                except Exception as one_exc:
                     await self._failed(msg_id, one_exc)
             return len(locked)
         finally:

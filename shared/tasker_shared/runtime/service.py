@@ -200,7 +200,7 @@ class Runtime:
                 with trio.fail_after(5):
                     await self.db.fetchone("SELECT 1")
                 self.db_ok = True
-            except Exception as exc:  # noqa: BLE001 - report, keep checking
+            except Exception as exc:
                 if self.db_ok:
                     log.warning("database_unreachable", error=str(exc))
                 self.db_ok = False
@@ -298,7 +298,7 @@ async def _guarded(name: str, fn: Background) -> None:
         try:
             await fn()
             return
-        except Exception as exc:  # noqa: BLE001 - keep the loop alive, log why
+        except Exception as exc:
             log.exception("background_failed", loop=name, error=str(exc))
             await trio.sleep(1.0)
 

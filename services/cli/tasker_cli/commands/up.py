@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+
 from rich.console import Console
 
 from tasker_cli.cluster import Cluster

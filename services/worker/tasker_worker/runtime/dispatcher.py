@@ -10,7 +10,6 @@ import trio
 
 from tasker_shared.db.database import Database
 from tasker_shared.queue.consumer import QueueConsumer
-
 from tasker_worker.runtime.claims import (
     ClaimedStep,
     StepOutcome,
@@ -125,7 +124,7 @@ class Dispatcher:
                         continue
                 try:
                     outcome = await self.executor.execute(step)
-                except Exception as exc:  # noqa: BLE001 - the message reappears after its vt
+                except Exception as exc:
                     log.exception("step_execution_crashed", step_uuid=str(step.step_uuid),
                                   error=str(exc))
                     self._release([step])
@@ -148,7 +147,7 @@ class Dispatcher:
                         recorded = await self.db.run(record_results, batch,
                                                      worker_id=self.worker_id)
                         break
-                    except Exception as exc:  # noqa: BLE001 - retried; else vt re-delivers
+                    except Exception as exc:
                         log.warning("record_results_failed", attempt=attempt, error=str(exc))
                         await trio.sleep(0.1 * 2**attempt)
                 else:
@@ -177,7 +176,7 @@ class Dispatcher:
                 by_queue.setdefault(step.queue, []).append(step.msg_id)
             try:
                 await self.db.run(extend_visibility, by_queue, self.visibility_seconds)
-            except Exception as exc:  # noqa: BLE001 - retried next period
+            except Exception as exc:
                 log.warning("visibility_extension_failed", error=str(exc))
 
 

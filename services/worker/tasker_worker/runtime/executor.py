@@ -18,7 +18,6 @@ from tasker_shared.errors import TaskerError
 from tasker_shared.runtime.metrics import STEP_DURATION, STEP_RESULTS
 from tasker_shared.runtime.settings import WorkerSettings
 from tasker_shared.runtime.tracing import inject_headers, message_span, tracing_enabled
-
 from tasker_worker.runtime.claims import ClaimedStep, StepOutcome, save_checkpoint
 from tasker_worker.runtime.templates import WorkerTemplates
 from tasker_worker.sdk.context import StepContext
@@ -86,7 +85,7 @@ class StepExecutor:
             result = await self._run(step, template, template_step, resolved, timeout)
         except HandlerNotFound as exc:
             result = failure(str(exc), error_type="handler_not_found", retryable=False)
-        except Exception as exc:  # noqa: BLE001 - anything else becomes a classified failure
+        except Exception as exc:
             result = failure_from_exception(exc, traceback_lines=traceback.format_exception(exc))
         elapsed_ms = int((time.perf_counter() - t0) * 1000)
         STEP_DURATION.labels(step.namespace, handler_name).observe(elapsed_ms / 1000)
@@ -113,11 +112,11 @@ class StepExecutor:
                  correlation_id=str(step.correlation_id), error=outcome.error)
 
     async def _run(self, step: ClaimedStep, template: TaskTemplate, template_step: str,
-                   resolved: ResolvedHandler, timeout: float) -> StepResult:
+                   resolved: ResolvedHandler, limit_seconds: float) -> StepResult:
         checkpoint = step.checkpoint
         spec = template.step(template_step)
         for _ in range(MAX_CHECKPOINT_ROUNDS):
-            deadline = time.time() + timeout
+            deadline = time.time() + limit_seconds
             context = StepContext(
                 task_uuid=str(step.task_uuid), step_uuid=str(step.step_uuid),
                 correlation_id=str(step.correlation_id), step_name=step.step_name,
@@ -127,7 +126,7 @@ class StepExecutor:
                 step_config=dict(spec.handler.initialization),
                 dependency_results=step.dependency_results, attempt=step.attempt,
                 max_attempts=step.max_attempts, deadline=deadline, checkpoint=checkpoint)
-            result = await self._invoke(resolved, context, timeout)
+            result = await self._invoke(resolved, context, limit_seconds)
             if not result.is_checkpoint:
                 return result
             checkpoint = await self.db.run(
@@ -145,8 +144,8 @@ class StepExecutor:
                        retryable=False)
 
     async def _invoke(self, resolved: ResolvedHandler, context: StepContext,
-                      timeout: float) -> StepResult:
-        with trio.move_on_after(timeout) as scope:
+                      limit_seconds: float) -> StepResult:
+        with trio.move_on_after(limit_seconds) as scope:
             try:
                 if resolved.is_async:
                     return await resolved.invoke_async(context)
@@ -157,9 +156,9 @@ class StepExecutor:
                     raise
                 return failure_from_exception(
                     exc, traceback_lines=traceback.format_exception(exc))
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 return failure_from_exception(
                     exc, traceback_lines=traceback.format_exception(exc))
         assert scope.cancelled_caught
-        return failure(f"handler {resolved.callable_name} timed out after {timeout:g}s",
+        return failure(f"handler {resolved.callable_name} timed out after {limit_seconds:g}s",
                        error_type="handler_timeout", retryable=True)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasker_shared.domain.classify import classify_exception
-
 from tasker_worker.sdk.errors import retry_after_header
 
 __all__ = [

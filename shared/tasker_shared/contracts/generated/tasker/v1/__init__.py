@@ -872,15 +872,11 @@ class TaskState(betterproto2.Enum):
 
 @dataclass(eq=False, repr=False)
 class BackoffHint(betterproto2.Message):
-    backoff_type: "BackoffType" = betterproto2.field(
-        1, betterproto2.TYPE_ENUM, default_factory=lambda: BackoffType(0)
-    )
+    backoff_type: "BackoffType" = betterproto2.field(1, betterproto2.TYPE_ENUM, default_factory=lambda: BackoffType(0))
 
     delay_seconds: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
 
-    context: "__google__protobuf__.Struct | None" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    context: "__google__protobuf__.Struct | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "BackoffHint", BackoffHint)
@@ -931,9 +927,7 @@ class BottleneckAnalysis(betterproto2.Message):
 
     slow_tasks: "list[SlowTask]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
 
-    resource_utilization: "ResourceUtilization | None" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    resource_utilization: "ResourceUtilization | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
 
     recommendations: "list[str]" = betterproto2.field(4, betterproto2.TYPE_STRING, repeated=True)
     """
@@ -981,16 +975,12 @@ class CheckDetailedHealthRequest(betterproto2.Message):
     pass
 
 
-default_message_pool.register_message(
-    "tasker.v1", "CheckDetailedHealthRequest", CheckDetailedHealthRequest
-)
+default_message_pool.register_message("tasker.v1", "CheckDetailedHealthRequest", CheckDetailedHealthRequest)
 
 
 @dataclass(eq=False, repr=False)
 class CheckDetailedHealthResponse(betterproto2.Message):
-    state: "HealthState" = betterproto2.field(
-        1, betterproto2.TYPE_ENUM, default_factory=lambda: HealthState(0)
-    )
+    state: "HealthState" = betterproto2.field(1, betterproto2.TYPE_ENUM, default_factory=lambda: HealthState(0))
 
     status: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
     """
@@ -999,21 +989,13 @@ class CheckDetailedHealthResponse(betterproto2.Message):
 
     checks: "list[HealthCheck]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
 
-    pool_utilization: "list[PoolUtilization]" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    pool_utilization: "list[PoolUtilization]" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, repeated=True)
 
-    queue_depths: "list[QueueDepth]" = betterproto2.field(
-        5, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    queue_depths: "list[QueueDepth]" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, repeated=True)
 
-    channel_saturation: "list[ChannelSaturation]" = betterproto2.field(
-        6, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    channel_saturation: "list[ChannelSaturation]" = betterproto2.field(6, betterproto2.TYPE_MESSAGE, repeated=True)
 
-    backpressure: "BackpressureStatus | None" = betterproto2.field(
-        7, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    backpressure: "BackpressureStatus | None" = betterproto2.field(7, betterproto2.TYPE_MESSAGE, optional=True)
 
     version: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
 
@@ -1024,9 +1006,7 @@ class CheckDetailedHealthResponse(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "tasker.v1", "CheckDetailedHealthResponse", CheckDetailedHealthResponse
-)
+default_message_pool.register_message("tasker.v1", "CheckDetailedHealthResponse", CheckDetailedHealthResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1152,13 +1132,9 @@ class DlqEntry(betterproto2.Message):
 
     task_uuid: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
-    original_state: "TaskState" = betterproto2.field(
-        3, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0)
-    )
+    original_state: "TaskState" = betterproto2.field(3, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0))
 
-    dlq_reason: "DlqReason" = betterproto2.field(
-        4, betterproto2.TYPE_ENUM, default_factory=lambda: DlqReason(0)
-    )
+    dlq_reason: "DlqReason" = betterproto2.field(4, betterproto2.TYPE_ENUM, default_factory=lambda: DlqReason(0))
 
     dlq_timestamp: "datetime.datetime | None" = betterproto2.field(
         5, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
@@ -1180,9 +1156,7 @@ class DlqEntry(betterproto2.Message):
         10, betterproto2.TYPE_MESSAGE, optional=True
     )
 
-    metadata: "__google__protobuf__.Struct | None" = betterproto2.field(
-        11, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    metadata: "__google__protobuf__.Struct | None" = betterproto2.field(11, betterproto2.TYPE_MESSAGE, optional=True)
 
     created_at: "datetime.datetime | None" = betterproto2.field(
         12, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
@@ -1202,9 +1176,7 @@ class DlqReasonStats(betterproto2.Message):
     One v_dlq_dashboard row: entries grouped by reason.
     """
 
-    dlq_reason: "DlqReason" = betterproto2.field(
-        1, betterproto2.TYPE_ENUM, default_factory=lambda: DlqReason(0)
-    )
+    dlq_reason: "DlqReason" = betterproto2.field(1, betterproto2.TYPE_ENUM, default_factory=lambda: DlqReason(0))
 
     total_entries: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
 
@@ -1224,9 +1196,7 @@ class DlqReasonStats(betterproto2.Message):
         8, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
-    avg_resolution_time_minutes: "float | None" = betterproto2.field(
-        9, betterproto2.TYPE_DOUBLE, optional=True
-    )
+    avg_resolution_time_minutes: "float | None" = betterproto2.field(9, betterproto2.TYPE_DOUBLE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "DlqReasonStats", DlqReasonStats)
@@ -1260,21 +1230,15 @@ class GetBottleneckAnalysisRequest(betterproto2.Message):
     """
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetBottleneckAnalysisRequest", GetBottleneckAnalysisRequest
-)
+default_message_pool.register_message("tasker.v1", "GetBottleneckAnalysisRequest", GetBottleneckAnalysisRequest)
 
 
 @dataclass(eq=False, repr=False)
 class GetBottleneckAnalysisResponse(betterproto2.Message):
-    analysis: "BottleneckAnalysis | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    analysis: "BottleneckAnalysis | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetBottleneckAnalysisResponse", GetBottleneckAnalysisResponse
-)
+default_message_pool.register_message("tasker.v1", "GetBottleneckAnalysisResponse", GetBottleneckAnalysisResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1287,9 +1251,7 @@ default_message_pool.register_message("tasker.v1", "GetConfigRequest", GetConfig
 
 @dataclass(eq=False, repr=False)
 class GetConfigResponse(betterproto2.Message):
-    config: "__google__protobuf__.Struct | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    config: "__google__protobuf__.Struct | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
     """
     The merged configuration; secret values are replaced by "***REDACTED***".
     """
@@ -1317,9 +1279,7 @@ class GetDlqEntryByTaskRequest(betterproto2.Message):
     task_uuid: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetDlqEntryByTaskRequest", GetDlqEntryByTaskRequest
-)
+default_message_pool.register_message("tasker.v1", "GetDlqEntryByTaskRequest", GetDlqEntryByTaskRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -1327,9 +1287,7 @@ class GetDlqEntryByTaskResponse(betterproto2.Message):
     entry: "DlqEntry | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetDlqEntryByTaskResponse", GetDlqEntryByTaskResponse
-)
+default_message_pool.register_message("tasker.v1", "GetDlqEntryByTaskResponse", GetDlqEntryByTaskResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1353,21 +1311,15 @@ class GetInvestigationQueueRequest(betterproto2.Message):
     limit: "int | None" = betterproto2.field(1, betterproto2.TYPE_UINT32, optional=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetInvestigationQueueRequest", GetInvestigationQueueRequest
-)
+default_message_pool.register_message("tasker.v1", "GetInvestigationQueueRequest", GetInvestigationQueueRequest)
 
 
 @dataclass(eq=False, repr=False)
 class GetInvestigationQueueResponse(betterproto2.Message):
-    entries: "list[InvestigationQueueEntry]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    entries: "list[InvestigationQueueEntry]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetInvestigationQueueResponse", GetInvestigationQueueResponse
-)
+default_message_pool.register_message("tasker.v1", "GetInvestigationQueueResponse", GetInvestigationQueueResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1378,21 +1330,15 @@ class GetPerformanceMetricsRequest(betterproto2.Message):
     """
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetPerformanceMetricsRequest", GetPerformanceMetricsRequest
-)
+default_message_pool.register_message("tasker.v1", "GetPerformanceMetricsRequest", GetPerformanceMetricsRequest)
 
 
 @dataclass(eq=False, repr=False)
 class GetPerformanceMetricsResponse(betterproto2.Message):
-    metrics: "PerformanceMetrics | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    metrics: "PerformanceMetrics | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetPerformanceMetricsResponse", GetPerformanceMetricsResponse
-)
+default_message_pool.register_message("tasker.v1", "GetPerformanceMetricsResponse", GetPerformanceMetricsResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1400,21 +1346,15 @@ class GetStalenessMonitoringRequest(betterproto2.Message):
     limit: "int | None" = betterproto2.field(1, betterproto2.TYPE_UINT32, optional=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetStalenessMonitoringRequest", GetStalenessMonitoringRequest
-)
+default_message_pool.register_message("tasker.v1", "GetStalenessMonitoringRequest", GetStalenessMonitoringRequest)
 
 
 @dataclass(eq=False, repr=False)
 class GetStalenessMonitoringResponse(betterproto2.Message):
-    entries: "list[StalenessMonitoringEntry]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    entries: "list[StalenessMonitoringEntry]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "GetStalenessMonitoringResponse", GetStalenessMonitoringResponse
-)
+default_message_pool.register_message("tasker.v1", "GetStalenessMonitoringResponse", GetStalenessMonitoringResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1429,9 +1369,7 @@ default_message_pool.register_message("tasker.v1", "GetStepAuditRequest", GetSte
 
 @dataclass(eq=False, repr=False)
 class GetStepAuditResponse(betterproto2.Message):
-    records: "list[StepAuditRecord]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    records: "list[StepAuditRecord]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
     """
     Newest first.
     """
@@ -1470,16 +1408,12 @@ default_message_pool.register_message("tasker.v1", "GetTaskContextRequest", GetT
 class GetTaskContextResponse(betterproto2.Message):
     task_uuid: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    context: "__google__protobuf__.Struct | None" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    context: "__google__protobuf__.Struct | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
     """
     The context the task was requested with.
     """
 
-    step_results: "__google__protobuf__.Struct | None" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    step_results: "__google__protobuf__.Struct | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
     """
     Results of the task's steps so far, keyed by step name.
     """
@@ -1534,9 +1468,7 @@ default_message_pool.register_message("tasker.v1", "GetTemplateRequest", GetTemp
 
 @dataclass(eq=False, repr=False)
 class GetTemplateResponse(betterproto2.Message):
-    template: "TemplateDetail | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    template: "TemplateDetail | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "GetTemplateResponse", GetTemplateResponse)
@@ -1550,9 +1482,7 @@ class HealthCheck(betterproto2.Message):
 
     name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    state: "HealthState" = betterproto2.field(
-        2, betterproto2.TYPE_ENUM, default_factory=lambda: HealthState(0)
-    )
+    state: "HealthState" = betterproto2.field(2, betterproto2.TYPE_ENUM, default_factory=lambda: HealthState(0))
 
     message: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
@@ -1576,13 +1506,9 @@ class InvestigationQueueEntry(betterproto2.Message):
 
     task_name: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
-    original_state: "TaskState" = betterproto2.field(
-        5, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0)
-    )
+    original_state: "TaskState" = betterproto2.field(5, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0))
 
-    dlq_reason: "DlqReason" = betterproto2.field(
-        6, betterproto2.TYPE_ENUM, default_factory=lambda: DlqReason(0)
-    )
+    dlq_reason: "DlqReason" = betterproto2.field(6, betterproto2.TYPE_ENUM, default_factory=lambda: DlqReason(0))
 
     dlq_timestamp: "datetime.datetime | None" = betterproto2.field(
         7, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
@@ -1596,20 +1522,14 @@ class InvestigationQueueEntry(betterproto2.Message):
     """
 
 
-default_message_pool.register_message(
-    "tasker.v1", "InvestigationQueueEntry", InvestigationQueueEntry
-)
+default_message_pool.register_message("tasker.v1", "InvestigationQueueEntry", InvestigationQueueEntry)
 
 
 @dataclass(eq=False, repr=False)
 class ListDlqEntriesRequest(betterproto2.Message):
-    resolution_status: "DlqResolutionStatus | None" = betterproto2.field(
-        1, betterproto2.TYPE_ENUM, optional=True
-    )
+    resolution_status: "DlqResolutionStatus | None" = betterproto2.field(1, betterproto2.TYPE_ENUM, optional=True)
 
-    pagination: "OffsetPagination | None" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    pagination: "OffsetPagination | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
     """
     limit default 50.
     """
@@ -1644,9 +1564,7 @@ default_message_pool.register_message("tasker.v1", "ListStepsResponse", ListStep
 
 @dataclass(eq=False, repr=False)
 class ListTasksRequest(betterproto2.Message):
-    pagination: "PaginationRequest | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    pagination: "PaginationRequest | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
     namespace: "str | None" = betterproto2.field(2, betterproto2.TYPE_STRING, optional=True)
 
@@ -1665,9 +1583,7 @@ class ListTasksRequest(betterproto2.Message):
     Order by created_at; unspecified means newest first.
     """
 
-    created_at: "TimestampRange | None" = betterproto2.field(
-        8, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    created_at: "TimestampRange | None" = betterproto2.field(8, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "ListTasksRequest", ListTasksRequest)
@@ -1677,9 +1593,7 @@ default_message_pool.register_message("tasker.v1", "ListTasksRequest", ListTasks
 class ListTasksResponse(betterproto2.Message):
     tasks: "list[Task]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
-    pagination: "PaginationResponse | None" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    pagination: "PaginationResponse | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "ListTasksResponse", ListTasksResponse)
@@ -1695,9 +1609,7 @@ default_message_pool.register_message("tasker.v1", "ListTemplatesRequest", ListT
 
 @dataclass(eq=False, repr=False)
 class ListTemplatesResponse(betterproto2.Message):
-    templates: "list[TemplateSummary]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    templates: "list[TemplateSummary]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
     namespaces: "list[str]" = betterproto2.field(2, betterproto2.TYPE_STRING, repeated=True)
     """
@@ -1729,9 +1641,7 @@ class OrchestrationMetadata(betterproto2.Message):
     """
 
     headers: "dict[str, str]" = betterproto2.field(
-        1,
-        betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
+        1, betterproto2.TYPE_MAP, map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING)
     )
     """
     E.g. Retry-After from an upstream HTTP response.
@@ -1739,13 +1649,9 @@ class OrchestrationMetadata(betterproto2.Message):
 
     error_context: "str | None" = betterproto2.field(2, betterproto2.TYPE_STRING, optional=True)
 
-    backoff_hint: "BackoffHint | None" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    backoff_hint: "BackoffHint | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
 
-    custom: "__google__protobuf__.Struct | None" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    custom: "__google__protobuf__.Struct | None" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "OrchestrationMetadata", OrchestrationMetadata)
@@ -1847,9 +1753,7 @@ class QueueDepth(betterproto2.Message):
 
     depth: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
 
-    tier: "QueueDepthTier" = betterproto2.field(
-        3, betterproto2.TYPE_ENUM, default_factory=lambda: QueueDepthTier(0)
-    )
+    tier: "QueueDepthTier" = betterproto2.field(3, betterproto2.TYPE_ENUM, default_factory=lambda: QueueDepthTier(0))
 
     oldest_message_age_seconds: "float" = betterproto2.field(4, betterproto2.TYPE_DOUBLE)
     """
@@ -1877,16 +1781,12 @@ class ResolveStepRequest(betterproto2.Message):
     Who acted (reset_by / resolved_by / completed_by in REST).
     """
 
-    result: "__google__protobuf__.Struct | None" = betterproto2.field(
-        6, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    result: "__google__protobuf__.Struct | None" = betterproto2.field(6, betterproto2.TYPE_MESSAGE, optional=True)
     """
     complete_manually only: the result to store.
     """
 
-    metadata: "__google__protobuf__.Struct | None" = betterproto2.field(
-        7, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    metadata: "__google__protobuf__.Struct | None" = betterproto2.field(7, betterproto2.TYPE_MESSAGE, optional=True)
     """
     complete_manually only: extra metadata stored with the result.
     """
@@ -1899,9 +1799,7 @@ default_message_pool.register_message("tasker.v1", "ResolveStepRequest", Resolve
 class ResolveStepResponse(betterproto2.Message):
     step: "Step | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
-    previous_state: "StepState" = betterproto2.field(
-        2, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0)
-    )
+    previous_state: "StepState" = betterproto2.field(2, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0))
 
 
 default_message_pool.register_message("tasker.v1", "ResolveStepResponse", ResolveStepResponse)
@@ -1914,9 +1812,7 @@ class ResourceUtilization(betterproto2.Message):
     Fraction in use of the database pool, 0..1.
     """
 
-    system_health: "SystemHealthCounts | None" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    system_health: "SystemHealthCounts | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "ResourceUtilization", ResourceUtilization)
@@ -2001,9 +1897,7 @@ class StalenessMonitoringEntry(betterproto2.Message):
 
     task_name: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
-    current_state: "TaskState" = betterproto2.field(
-        4, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0)
-    )
+    current_state: "TaskState" = betterproto2.field(4, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0))
 
     time_in_state_minutes: "float" = betterproto2.field(5, betterproto2.TYPE_DOUBLE)
 
@@ -2018,9 +1912,7 @@ class StalenessMonitoringEntry(betterproto2.Message):
     priority: "int" = betterproto2.field(9, betterproto2.TYPE_INT32)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "StalenessMonitoringEntry", StalenessMonitoringEntry
-)
+default_message_pool.register_message("tasker.v1", "StalenessMonitoringEntry", StalenessMonitoringEntry)
 
 
 @dataclass(eq=False, repr=False)
@@ -2037,9 +1929,7 @@ class Step(betterproto2.Message):
 
     name: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
-    current_state: "StepState" = betterproto2.field(
-        5, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0)
-    )
+    current_state: "StepState" = betterproto2.field(5, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0))
 
     retryable: "bool" = betterproto2.field(6, betterproto2.TYPE_BOOL)
 
@@ -2059,17 +1949,11 @@ class Step(betterproto2.Message):
         12, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
-    backoff_request_seconds: "int | None" = betterproto2.field(
-        13, betterproto2.TYPE_UINT32, optional=True
-    )
+    backoff_request_seconds: "int | None" = betterproto2.field(13, betterproto2.TYPE_UINT32, optional=True)
 
-    inputs: "__google__protobuf__.Struct | None" = betterproto2.field(
-        14, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    inputs: "__google__protobuf__.Struct | None" = betterproto2.field(14, betterproto2.TYPE_MESSAGE, optional=True)
 
-    results: "__google__protobuf__.Struct | None" = betterproto2.field(
-        15, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    results: "__google__protobuf__.Struct | None" = betterproto2.field(15, betterproto2.TYPE_MESSAGE, optional=True)
 
     created_at: "datetime.datetime | None" = betterproto2.field(
         16, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
@@ -2127,15 +2011,11 @@ class StepAuditRecord(betterproto2.Message):
 
     success: "bool" = betterproto2.field(9, betterproto2.TYPE_BOOL)
 
-    execution_time_ms: "int | None" = betterproto2.field(
-        10, betterproto2.TYPE_UINT64, optional=True
-    )
+    execution_time_ms: "int | None" = betterproto2.field(10, betterproto2.TYPE_UINT64, optional=True)
 
     from_state: "StepState | None" = betterproto2.field(11, betterproto2.TYPE_ENUM, optional=True)
 
-    to_state: "StepState" = betterproto2.field(
-        12, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0)
-    )
+    to_state: "StepState" = betterproto2.field(12, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0))
 
     transition_metadata: "__google__protobuf__.Struct | None" = betterproto2.field(
         13, betterproto2.TYPE_MESSAGE, optional=True
@@ -2177,9 +2057,7 @@ class StepExecutionError(betterproto2.Message):
     An HTTP status code when the failure came from an HTTP call (0..65535).
     """
 
-    context: "__google__protobuf__.Struct | None" = betterproto2.field(
-        6, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    context: "__google__protobuf__.Struct | None" = betterproto2.field(6, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "StepExecutionError", StepExecutionError)
@@ -2208,17 +2086,13 @@ class StepExecutionMetadata(betterproto2.Message):
 
     worker_hostname: "str | None" = betterproto2.field(7, betterproto2.TYPE_STRING, optional=True)
 
-    custom: "__google__protobuf__.Struct | None" = betterproto2.field(
-        8, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    custom: "__google__protobuf__.Struct | None" = betterproto2.field(8, betterproto2.TYPE_MESSAGE, optional=True)
 
     error_code: "str | None" = betterproto2.field(9, betterproto2.TYPE_STRING, optional=True)
 
     error_type: "str | None" = betterproto2.field(10, betterproto2.TYPE_STRING, optional=True)
 
-    context: "__google__protobuf__.Struct | None" = betterproto2.field(
-        11, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    context: "__google__protobuf__.Struct | None" = betterproto2.field(11, betterproto2.TYPE_MESSAGE, optional=True)
 
     checkpoint_yield: "bool" = betterproto2.field(12, betterproto2.TYPE_BOOL)
     """
@@ -2239,9 +2113,7 @@ class StepExecutionResult(betterproto2.Message):
 
     success: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
 
-    result: "__google__protobuf__.Struct | None" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    result: "__google__protobuf__.Struct | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
     """
     An empty object on failure.
     """
@@ -2250,13 +2122,9 @@ class StepExecutionResult(betterproto2.Message):
         4, betterproto2.TYPE_ENUM, default_factory=lambda: StepResultStatus(0)
     )
 
-    error: "StepExecutionError | None" = betterproto2.field(
-        5, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    error: "StepExecutionError | None" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, optional=True)
 
-    metadata: "StepExecutionMetadata | None" = betterproto2.field(
-        6, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    metadata: "StepExecutionMetadata | None" = betterproto2.field(6, betterproto2.TYPE_MESSAGE, optional=True)
 
     orchestration_metadata: "OrchestrationMetadata | None" = betterproto2.field(
         7, betterproto2.TYPE_MESSAGE, optional=True
@@ -2297,9 +2165,7 @@ class StepReadiness(betterproto2.Message):
 
     name: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
-    current_state: "StepState" = betterproto2.field(
-        5, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0)
-    )
+    current_state: "StepState" = betterproto2.field(5, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0))
 
     dependencies_satisfied: "bool" = betterproto2.field(6, betterproto2.TYPE_BOOL)
 
@@ -2323,9 +2189,7 @@ class StepReadiness(betterproto2.Message):
 
     max_attempts: "int" = betterproto2.field(14, betterproto2.TYPE_UINT32)
 
-    backoff_request_seconds: "int | None" = betterproto2.field(
-        15, betterproto2.TYPE_UINT32, optional=True
-    )
+    backoff_request_seconds: "int | None" = betterproto2.field(15, betterproto2.TYPE_UINT32, optional=True)
 
     last_attempted_at: "datetime.datetime | None" = betterproto2.field(
         16, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
@@ -2341,13 +2205,9 @@ class StepSummary(betterproto2.Message):
 
     name: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
-    step_type: "StepType" = betterproto2.field(
-        3, betterproto2.TYPE_ENUM, default_factory=lambda: StepType(0)
-    )
+    step_type: "StepType" = betterproto2.field(3, betterproto2.TYPE_ENUM, default_factory=lambda: StepType(0))
 
-    current_state: "StepState" = betterproto2.field(
-        4, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0)
-    )
+    current_state: "StepState" = betterproto2.field(4, betterproto2.TYPE_ENUM, default_factory=lambda: StepState(0))
 
     dependencies: "list[str]" = betterproto2.field(5, betterproto2.TYPE_STRING, repeated=True)
 
@@ -2371,9 +2231,7 @@ class StepSummary(betterproto2.Message):
         12, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
-    error: "StepErrorSummary | None" = betterproto2.field(
-        13, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    error: "StepErrorSummary | None" = betterproto2.field(13, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "StepSummary", StepSummary)
@@ -2389,9 +2247,7 @@ class StreamTaskStatusRequest(betterproto2.Message):
     """
 
 
-default_message_pool.register_message(
-    "tasker.v1", "StreamTaskStatusRequest", StreamTaskStatusRequest
-)
+default_message_pool.register_message("tasker.v1", "StreamTaskStatusRequest", StreamTaskStatusRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -2434,9 +2290,7 @@ class SystemHealthCounts(betterproto2.Message):
 
     enqueued_for_orchestration_steps: "int" = betterproto2.field(17, betterproto2.TYPE_UINT64)
 
-    enqueued_as_error_for_orchestration_steps: "int" = betterproto2.field(
-        18, betterproto2.TYPE_UINT64
-    )
+    enqueued_as_error_for_orchestration_steps: "int" = betterproto2.field(18, betterproto2.TYPE_UINT64)
 
     waiting_for_retry_steps: "int" = betterproto2.field(19, betterproto2.TYPE_UINT64)
 
@@ -2468,9 +2322,7 @@ class Task(betterproto2.Message):
 
     version: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
-    status: "TaskState" = betterproto2.field(
-        5, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0)
-    )
+    status: "TaskState" = betterproto2.field(5, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0))
 
     created_at: "datetime.datetime | None" = betterproto2.field(
         6, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
@@ -2484,9 +2336,7 @@ class Task(betterproto2.Message):
         8, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
-    context: "__google__protobuf__.Struct | None" = betterproto2.field(
-        9, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    context: "__google__protobuf__.Struct | None" = betterproto2.field(9, betterproto2.TYPE_MESSAGE, optional=True)
 
     initiator: "str" = betterproto2.field(10, betterproto2.TYPE_STRING)
 
@@ -2500,9 +2350,7 @@ class Task(betterproto2.Message):
 
     correlation_id: "str" = betterproto2.field(15, betterproto2.TYPE_STRING)
 
-    parent_correlation_id: "str | None" = betterproto2.field(
-        16, betterproto2.TYPE_STRING, optional=True
-    )
+    parent_correlation_id: "str | None" = betterproto2.field(16, betterproto2.TYPE_STRING, optional=True)
 
     total_steps: "int" = betterproto2.field(17, betterproto2.TYPE_UINT32)
 
@@ -2547,9 +2395,7 @@ class TaskDlqStatus(betterproto2.Message):
 
     dlq_reason: "DlqReason | None" = betterproto2.field(3, betterproto2.TYPE_ENUM, optional=True)
 
-    resolution_status: "DlqResolutionStatus | None" = betterproto2.field(
-        4, betterproto2.TYPE_ENUM, optional=True
-    )
+    resolution_status: "DlqResolutionStatus | None" = betterproto2.field(4, betterproto2.TYPE_ENUM, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "TaskDlqStatus", TaskDlqStatus)
@@ -2614,9 +2460,7 @@ class TaskRequest(betterproto2.Message):
 
     version: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
-    context: "__google__protobuf__.Struct | None" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    context: "__google__protobuf__.Struct | None" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, optional=True)
 
     initiator: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
 
@@ -2630,9 +2474,7 @@ class TaskRequest(betterproto2.Message):
         9, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
-    options: "__google__protobuf__.Struct | None" = betterproto2.field(
-        10, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    options: "__google__protobuf__.Struct | None" = betterproto2.field(10, betterproto2.TYPE_MESSAGE, optional=True)
 
     priority: "int | None" = betterproto2.field(11, betterproto2.TYPE_INT32, optional=True)
     """
@@ -2641,9 +2483,7 @@ class TaskRequest(betterproto2.Message):
 
     correlation_id: "str" = betterproto2.field(12, betterproto2.TYPE_STRING)
 
-    parent_correlation_id: "str | None" = betterproto2.field(
-        13, betterproto2.TYPE_STRING, optional=True
-    )
+    parent_correlation_id: "str | None" = betterproto2.field(13, betterproto2.TYPE_STRING, optional=True)
 
     idempotency_key: "str | None" = betterproto2.field(14, betterproto2.TYPE_STRING, optional=True)
     """
@@ -2665,13 +2505,9 @@ class TaskRequestMessage(betterproto2.Message):
     Chosen by the sender; the ingestion outcome is reported under it.
     """
 
-    task_request: "TaskRequest | None" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    task_request: "TaskRequest | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
 
-    metadata: "TaskRequestMetadata | None" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    metadata: "TaskRequestMetadata | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "TaskRequestMessage", TaskRequestMessage)
@@ -2689,9 +2525,7 @@ class TaskRequestMetadata(betterproto2.Message):
         3, betterproto2.TYPE_ENUM, default_factory=lambda: RequestPriority(0)
     )
 
-    custom: "__google__protobuf__.Struct | None" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    custom: "__google__protobuf__.Struct | None" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "TaskRequestMetadata", TaskRequestMetadata)
@@ -2706,9 +2540,7 @@ class TaskRequestOutcome(betterproto2.Message):
 
     request_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    outcome: "RequestOutcome" = betterproto2.field(
-        2, betterproto2.TYPE_ENUM, default_factory=lambda: RequestOutcome(0)
-    )
+    outcome: "RequestOutcome" = betterproto2.field(2, betterproto2.TYPE_ENUM, default_factory=lambda: RequestOutcome(0))
 
     task_uuid: "str | None" = betterproto2.field(3, betterproto2.TYPE_STRING, optional=True)
 
@@ -2735,15 +2567,11 @@ class TaskStatusUpdate(betterproto2.Message):
 
     task_state: "TaskState | None" = betterproto2.field(5, betterproto2.TYPE_ENUM, optional=True)
 
-    previous_task_state: "TaskState | None" = betterproto2.field(
-        6, betterproto2.TYPE_ENUM, optional=True
-    )
+    previous_task_state: "TaskState | None" = betterproto2.field(6, betterproto2.TYPE_ENUM, optional=True)
 
     step_state: "StepState | None" = betterproto2.field(7, betterproto2.TYPE_ENUM, optional=True)
 
-    previous_step_state: "StepState | None" = betterproto2.field(
-        8, betterproto2.TYPE_ENUM, optional=True
-    )
+    previous_step_state: "StepState | None" = betterproto2.field(8, betterproto2.TYPE_ENUM, optional=True)
 
     timestamp: "datetime.datetime | None" = betterproto2.field(
         9, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
@@ -2769,9 +2597,7 @@ class TaskSummary(betterproto2.Message):
 
     version: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
-    status: "TaskState" = betterproto2.field(
-        5, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0)
-    )
+    status: "TaskState" = betterproto2.field(5, betterproto2.TYPE_ENUM, default_factory=lambda: TaskState(0))
 
     created_at: "datetime.datetime | None" = betterproto2.field(
         6, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
@@ -2793,17 +2619,11 @@ class TaskSummary(betterproto2.Message):
 
     correlation_id: "str" = betterproto2.field(12, betterproto2.TYPE_STRING)
 
-    execution_context: "TaskExecutionContext | None" = betterproto2.field(
-        13, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    execution_context: "TaskExecutionContext | None" = betterproto2.field(13, betterproto2.TYPE_MESSAGE, optional=True)
 
-    step_summaries: "list[StepSummary]" = betterproto2.field(
-        14, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    step_summaries: "list[StepSummary]" = betterproto2.field(14, betterproto2.TYPE_MESSAGE, repeated=True)
 
-    dlq_status: "TaskDlqStatus | None" = betterproto2.field(
-        15, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    dlq_status: "TaskDlqStatus | None" = betterproto2.field(15, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("tasker.v1", "TaskSummary", TaskSummary)
@@ -2821,9 +2641,7 @@ class TemplateDetail(betterproto2.Message):
 
     steps: "list[TemplateStep]" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, repeated=True)
 
-    input_schema: "__google__protobuf__.Struct | None" = betterproto2.field(
-        6, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    input_schema: "__google__protobuf__.Struct | None" = betterproto2.field(6, betterproto2.TYPE_MESSAGE, optional=True)
     """
     JSON Schema for the task context, when the template declares one.
     """
@@ -2845,9 +2663,7 @@ class TemplateStep(betterproto2.Message):
 
     description: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
-    step_type: "StepType" = betterproto2.field(
-        3, betterproto2.TYPE_ENUM, default_factory=lambda: StepType(0)
-    )
+    step_type: "StepType" = betterproto2.field(3, betterproto2.TYPE_ENUM, default_factory=lambda: StepType(0))
 
     handler_callable: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
@@ -2901,22 +2717,16 @@ class UpdateInvestigationRequest(betterproto2.Message):
 
     dlq_entry_uuid: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    resolution_status: "DlqResolutionStatus | None" = betterproto2.field(
-        2, betterproto2.TYPE_ENUM, optional=True
-    )
+    resolution_status: "DlqResolutionStatus | None" = betterproto2.field(2, betterproto2.TYPE_ENUM, optional=True)
 
     resolution_notes: "str | None" = betterproto2.field(3, betterproto2.TYPE_STRING, optional=True)
 
     resolved_by: "str | None" = betterproto2.field(4, betterproto2.TYPE_STRING, optional=True)
 
-    metadata: "__google__protobuf__.Struct | None" = betterproto2.field(
-        5, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    metadata: "__google__protobuf__.Struct | None" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, optional=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "UpdateInvestigationRequest", UpdateInvestigationRequest
-)
+default_message_pool.register_message("tasker.v1", "UpdateInvestigationRequest", UpdateInvestigationRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -2924,9 +2734,7 @@ class UpdateInvestigationResponse(betterproto2.Message):
     entry: "DlqEntry | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
-default_message_pool.register_message(
-    "tasker.v1", "UpdateInvestigationResponse", UpdateInvestigationResponse
-)
+default_message_pool.register_message("tasker.v1", "UpdateInvestigationResponse", UpdateInvestigationResponse)
 
 
 class AnalyticsServiceStub(betterproto2_grpclib.ServiceStub):
@@ -3455,21 +3263,16 @@ from ...google import protobuf as __google__protobuf__
 
 
 class AnalyticsServiceBase(betterproto2_grpclib.ServiceBase):
-    async def get_performance_metrics(
-        self, message: "GetPerformanceMetricsRequest"
-    ) -> "GetPerformanceMetricsResponse":
+    async def get_performance_metrics(self, message: "GetPerformanceMetricsRequest") -> "GetPerformanceMetricsResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def get_bottleneck_analysis(
-        self, message: "GetBottleneckAnalysisRequest"
-    ) -> "GetBottleneckAnalysisResponse":
+    async def get_bottleneck_analysis(self, message: "GetBottleneckAnalysisRequest") -> "GetBottleneckAnalysisResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_get_performance_metrics(
-        self,
-        stream: "grpclib.server.Stream[GetPerformanceMetricsRequest, GetPerformanceMetricsResponse]",
+        self, stream: "grpclib.server.Stream[GetPerformanceMetricsRequest, GetPerformanceMetricsResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -3477,8 +3280,7 @@ class AnalyticsServiceBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_get_bottleneck_analysis(
-        self,
-        stream: "grpclib.server.Stream[GetBottleneckAnalysisRequest, GetBottleneckAnalysisResponse]",
+        self, stream: "grpclib.server.Stream[GetBottleneckAnalysisRequest, GetBottleneckAnalysisResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -3510,9 +3312,7 @@ class ConfigServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def __rpc_get_config(
-        self, stream: "grpclib.server.Stream[GetConfigRequest, GetConfigResponse]"
-    ) -> None:
+    async def __rpc_get_config(self, stream: "grpclib.server.Stream[GetConfigRequest, GetConfigResponse]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.get_config(request)
@@ -3534,18 +3334,14 @@ class DlqServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def get_entry_by_task(
-        self, message: "GetDlqEntryByTaskRequest"
-    ) -> "GetDlqEntryByTaskResponse":
+    async def get_entry_by_task(self, message: "GetDlqEntryByTaskRequest") -> "GetDlqEntryByTaskResponse":
         """
         The latest entry of a task, with its snapshot; NOT_FOUND when none.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def update_investigation(
-        self, message: "UpdateInvestigationRequest"
-    ) -> "UpdateInvestigationResponse":
+    async def update_investigation(self, message: "UpdateInvestigationRequest") -> "UpdateInvestigationResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -3553,9 +3349,7 @@ class DlqServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def get_investigation_queue(
-        self, message: "GetInvestigationQueueRequest"
-    ) -> "GetInvestigationQueueResponse":
+    async def get_investigation_queue(self, message: "GetInvestigationQueueRequest") -> "GetInvestigationQueueResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -3582,25 +3376,21 @@ class DlqServiceBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_update_investigation(
-        self,
-        stream: "grpclib.server.Stream[UpdateInvestigationRequest, UpdateInvestigationResponse]",
+        self, stream: "grpclib.server.Stream[UpdateInvestigationRequest, UpdateInvestigationResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.update_investigation(request)
         await stream.send_message(response)
 
-    async def __rpc_get_stats(
-        self, stream: "grpclib.server.Stream[GetDlqStatsRequest, GetDlqStatsResponse]"
-    ) -> None:
+    async def __rpc_get_stats(self, stream: "grpclib.server.Stream[GetDlqStatsRequest, GetDlqStatsResponse]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.get_stats(request)
         await stream.send_message(response)
 
     async def __rpc_get_investigation_queue(
-        self,
-        stream: "grpclib.server.Stream[GetInvestigationQueueRequest, GetInvestigationQueueResponse]",
+        self, stream: "grpclib.server.Stream[GetInvestigationQueueRequest, GetInvestigationQueueResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -3608,8 +3398,7 @@ class DlqServiceBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_get_staleness_monitoring(
-        self,
-        stream: "grpclib.server.Stream[GetStalenessMonitoringRequest, GetStalenessMonitoringResponse]",
+        self, stream: "grpclib.server.Stream[GetStalenessMonitoringRequest, GetStalenessMonitoringResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -3670,9 +3459,7 @@ class HealthServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def check_detailed_health(
-        self, message: "CheckDetailedHealthRequest"
-    ) -> "CheckDetailedHealthResponse":
+    async def check_detailed_health(self, message: "CheckDetailedHealthRequest") -> "CheckDetailedHealthResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -3701,8 +3488,7 @@ class HealthServiceBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_check_detailed_health(
-        self,
-        stream: "grpclib.server.Stream[CheckDetailedHealthRequest, CheckDetailedHealthResponse]",
+        self, stream: "grpclib.server.Stream[CheckDetailedHealthRequest, CheckDetailedHealthResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -3758,17 +3544,13 @@ class StepServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def __rpc_get_step(
-        self, stream: "grpclib.server.Stream[GetStepRequest, GetStepResponse]"
-    ) -> None:
+    async def __rpc_get_step(self, stream: "grpclib.server.Stream[GetStepRequest, GetStepResponse]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.get_step(request)
         await stream.send_message(response)
 
-    async def __rpc_list_steps(
-        self, stream: "grpclib.server.Stream[ListStepsRequest, ListStepsResponse]"
-    ) -> None:
+    async def __rpc_list_steps(self, stream: "grpclib.server.Stream[ListStepsRequest, ListStepsResponse]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.list_steps(request)
@@ -3850,9 +3632,7 @@ class TaskServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def stream_task_status(
-        self, message: "StreamTaskStatusRequest"
-    ) -> "AsyncIterator[TaskStatusUpdate]":
+    async def stream_task_status(self, message: "StreamTaskStatusRequest") -> "AsyncIterator[TaskStatusUpdate]":
         """
         Emits an update on every observed change; ends after the task is terminal.
         """
@@ -3860,33 +3640,25 @@ class TaskServiceBase(betterproto2_grpclib.ServiceBase):
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
         yield TaskStatusUpdate()
 
-    async def __rpc_create_task(
-        self, stream: "grpclib.server.Stream[CreateTaskRequest, CreateTaskResponse]"
-    ) -> None:
+    async def __rpc_create_task(self, stream: "grpclib.server.Stream[CreateTaskRequest, CreateTaskResponse]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.create_task(request)
         await stream.send_message(response)
 
-    async def __rpc_get_task(
-        self, stream: "grpclib.server.Stream[GetTaskRequest, GetTaskResponse]"
-    ) -> None:
+    async def __rpc_get_task(self, stream: "grpclib.server.Stream[GetTaskRequest, GetTaskResponse]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.get_task(request)
         await stream.send_message(response)
 
-    async def __rpc_list_tasks(
-        self, stream: "grpclib.server.Stream[ListTasksRequest, ListTasksResponse]"
-    ) -> None:
+    async def __rpc_list_tasks(self, stream: "grpclib.server.Stream[ListTasksRequest, ListTasksResponse]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.list_tasks(request)
         await stream.send_message(response)
 
-    async def __rpc_cancel_task(
-        self, stream: "grpclib.server.Stream[CancelTaskRequest, CancelTaskResponse]"
-    ) -> None:
+    async def __rpc_cancel_task(self, stream: "grpclib.server.Stream[CancelTaskRequest, CancelTaskResponse]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.cancel_task(request)

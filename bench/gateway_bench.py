@@ -96,12 +96,15 @@ def main() -> int:
     parser.add_argument("--creates", type=int, default=300)
     parser.add_argument("--read-seconds", type=float, default=5.0)
     parser.add_argument("--readers", type=int, default=8)
+    parser.add_argument("--synchronous-commit", choices=("on", "off"), default="on",
+                        help="database.synchronous_commit of every service (default on)")
     args = parser.parse_args()
     with fresh_database() as url:
         register_examples(url)
         env = {"TASKER_GATEWAY__QUEUE_DEPTH_CRITICAL": "1000000",
                "TASKER_GATEWAY__QUEUE_DEPTH_OVERFLOW": "2000000",
-               "TASKER_DATABASE__POOL_MAX": "16"}
+               "TASKER_DATABASE__POOL_MAX": "16",
+               "TASKER_DATABASE__SYNCHRONOUS_COMMIT": str(args.synchronous_commit == "on")}
         c = cluster(url, namespace="examples", handlers="tasker_worker.examples.handlers",
                     templates=str(templates_dir()), extra_env=env,
                     replicas={"ingestion": 1, "results": 0, "finalizer": 0, "worker": 0,
@@ -140,8 +143,8 @@ def main() -> int:
                 get_rpc(pb.GetTaskRequest(task_uuid=task), timeout=30)
 
             rows = []
-            for label, create, read in (("gRPC", create_grpc, read_grpc),
-                                        ("REST", create_rest, read_rest)):
+            for label, create, read in (("REST", create_rest, read_rest),
+                                        ("gRPC", create_grpc, read_grpc)):
                 latencies, tasks = time_creates(create, args.creates)
                 rate = reads_per_second(read, tasks, args.read_seconds, args.readers)
                 ms = [v * 1000 for v in latencies]
@@ -150,7 +153,7 @@ def main() -> int:
             channel.close()
     print(f"\nGateway benchmark: {args.creates} sequential creates per transport "
           f"(+{WARMUP} warm-up), GetTask with {args.readers} concurrent readers "
-          f"for {args.read_seconds:.0f}s\n")
+          f"for {args.read_seconds:.0f}s; synchronous_commit {args.synchronous_commit}\n")
     print("| transport | create p50 ms | create p99 ms | create mean ms | GetTask reads/s |")
     print("|---|---|---|---|---|")
     for label, p50, p99, mean, rate in rows:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import trio
+from psycopg.types.json import Jsonb
 
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import UnprocessableRequest
@@ -54,9 +55,12 @@ def _send(conn: Conn, payload: dict[str, object], *, flush: bool = True) -> None
     """Queue the request. Without `flush` the commit does not wait for the WAL flush: used
     when the caller waits for ingestion, whose own flushed commit makes this one durable too
     (WAL is flushed in order); a 202 is only answered after `_flush`."""
-    if not flush:
-        conn.execute("SET LOCAL synchronous_commit = off")
-    pgmq.send(conn, ORCHESTRATION_TASK_REQUESTS, payload)
+    if flush:
+        pgmq.send(conn, ORCHESTRATION_TASK_REQUESTS, payload)
+    else:
+        conn.execute("SELECT set_config('synchronous_commit', 'off', true),"
+                     " tasker.send_v1(%s::text, %s::jsonb)",
+                     (ORCHESTRATION_TASK_REQUESTS, Jsonb(payload)))
 
 
 def _flush(conn: Conn) -> None:

@@ -173,7 +173,11 @@ RETURNS TABLE (
     ready_for_execution boolean, last_failure_at timestamptz, next_retry_at timestamptz,
     total_parents integer, completed_parents integer, attempts integer, max_attempts integer,
     backoff_request_seconds numeric, last_attempted_at timestamptz)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+-- The generic plan (index probes per step) suits any input; without this setting the plan
+-- cache keeps re-planning for each call (custom plans look cheaper), which costs more
+-- than running the query.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -247,7 +251,8 @@ RETURNS TABLE (
     waiting_for_retry_steps integer, exhausted_failed_steps integer,
     execution_status text, recommended_action text, completion_percentage numeric,
     health_status text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_generic_plan AS $$  -- see get_step_readiness_status_batch_v1
 #variable_conflict use_column
 BEGIN
     RETURN QUERY

@@ -289,8 +289,11 @@ BEGIN
         IF v_cand.state = 'pending' THEN
             v_status := 'pending';
         ELSE
-            SELECT x.execution_status INTO v_status
-              FROM tasker.get_task_execution_context_v1(v_cand.task_uuid) x;
+            -- execution_status = 'has_ready_steps': no step in error, some step ready.
+            SELECT CASE WHEN bool_or(r.current_state = 'error') THEN 'blocked_by_failures'
+                        WHEN bool_or(r.ready_for_execution) THEN 'has_ready_steps' END
+              INTO v_status
+              FROM tasker.get_step_readiness_status_batch_v1(ARRAY[v_cand.task_uuid]) r;
             CONTINUE WHEN v_status IS DISTINCT FROM 'has_ready_steps';
         END IF;
         v_ids := v_ids || v_cand.task_uuid;

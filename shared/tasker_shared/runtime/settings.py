@@ -35,15 +35,19 @@ class DeploymentMode(StrEnum):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class DatabaseSettings(_Section):
     url: str | None = Field(None, description="PostgreSQL URL; unset starts an embedded server")
     pool_min: int = Field(2, ge=1, le=200)
+    """Connections each process keeps open."""
     pool_max: int = Field(10, ge=1, le=500)
+    """Most connections (and worker threads for queries) per process."""
     statement_timeout_ms: int = Field(30_000, ge=100)
+    """Server-side statement_timeout of every pooled connection."""
     connect_timeout_seconds: float = Field(10.0, gt=0)
+    """How long to wait for a connection at start-up."""
     synchronous_commit: bool = Field(True, description="off trades durability of the last ms for speed")
 
     @model_validator(mode="after")
@@ -55,76 +59,118 @@ class DatabaseSettings(_Section):
 
 class QueueSettings(_Section):
     deployment_mode: DeploymentMode = DeploymentMode.HYBRID
+    """event_driven (LISTEN only), polling (poll only) or hybrid (both)."""
     visibility_timeout_seconds: int = Field(30, ge=1, le=86_400)
+    """How long a claimed step message stays invisible; workers extend it while a handler runs."""
     poll_interval_ms: int = Field(1000, ge=10, le=600_000)
+    """Fallback poll interval of every consumer (the safety net under NOTIFY)."""
     batch_size: int = Field(20, ge=1, le=1000)
+    """Messages taken per transaction."""
     max_read_count: int = Field(5, ge=1, le=1000, description="reads before a message is poison")
     channel_capacity: int = Field(256, ge=1)
+    """Bound of the memory channel between intake and handler tasks."""
     handler_tasks: int = Field(4, ge=1, le=256)
+    """Concurrent handler tasks per orchestration queue."""
 
 
 class ServiceSettings(_Section):
     health_host: str = "0.0.0.0"
+    """Interface of the /health and /metrics endpoint."""
     health_port: int | None = Field(None, ge=0, le=65535, description="None: the service default")
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    """Deadline for in-flight work after SIGTERM; then it is cancelled and rolled back."""
     log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
     log_format: str = Field("json", pattern="^(json|console)$")
+    """json (one object per line) or console."""
     instance_id: str | None = None
+    """Name of this replica in logs (defaults to host and pid)."""
     metrics_sample_interval_seconds: float = Field(5.0, gt=0, description="queue depth sampling")
 
 
 class BackoffSettings(_Section):
     base_seconds: float = Field(1.0, ge=0)
+    """First retry delay; the n-th retry waits base * multiplier^n."""
     multiplier: float = Field(2.0, ge=1.0)
+    """Growth factor of the exponential backoff."""
     max_seconds: float = Field(60.0, ge=0)
+    """Cap on any retry delay, server-requested (Retry-After) included."""
     jitter_enabled: bool = True
+    """Add or subtract a random share of the delay."""
     jitter_max_percentage: float = Field(0.15, ge=0, le=1)
+    """Largest jitter as a fraction of the delay."""
 
 
 class WorkerSettings(_Section):
     namespaces: list[str] = Field(default_factory=lambda: ["default"])
+    """Namespaces whose queues this worker consumes (template namespaces are added)."""
     handler_modules: list[str] = Field(default_factory=list)
+    """Modules imported at start so their handlers register."""
     template_paths: list[str] = Field(default_factory=list)
+    """Template files, directories or globs registered at start."""
     max_concurrent_handlers: int = Field(10, ge=1, le=10_000)
+    """Steps a worker runs at once (claims stop at this many)."""
     handler_timeout_seconds: float = Field(30.0, gt=0)
+    """Default handler timeout (a step's timeout_seconds overrides it)."""
     worker_id: str | None = None
+    """Worker identity recorded on results (defaults to host-pid)."""
 
 
 class ReadinessSettings(_Section):
     poll_interval_seconds: float = Field(5.0, gt=0, description="safety-net readiness poller")
     batch_size: int = Field(50, ge=1)
+    """Tasks evaluated per sweep."""
 
 
 class DecisionSettings(_Section):
     enabled: bool = True
+    """Apply decision_point_outcome results."""
     max_steps_per_decision: int = Field(100, ge=1)
+    """Most steps one decision may create."""
     max_decision_depth: int = Field(20, ge=1)
+    """Most nested decisions on a path."""
 
 
 class BatchSettings(_Section):
     enabled: bool = True
+    """Apply batch_processing_outcome results."""
     max_parallel_batches: int = Field(50, ge=1)
+    """Most batch workers one batchable step may create."""
     default_batch_size: int = Field(1000, ge=1)
+    """Batch size when a template gives none."""
     checkpoint_stall_minutes: float = Field(15.0, gt=0)
+    """A running batch step without checkpoint progress this long is reported."""
     stall_check_interval_seconds: float = Field(60.0, gt=0, description="checkpoint stall scan")
 
 
 class StalenessSettings(_Section):
     enabled: bool = True
+    """Run the staleness detector in the finalization service."""
     detection_interval_seconds: float = Field(300.0, gt=0)
+    """Time between detector passes."""
     batch_size: int = Field(100, ge=1)
+    """Tasks handled per pass."""
     dry_run: bool = False
+    """Report what would be done; change nothing."""
     waiting_for_dependencies_minutes: float = Field(60.0, gt=0)
+    """Threshold for waiting_for_dependencies (template lifecycle overrides)."""
     waiting_for_retry_minutes: float = Field(30.0, gt=0)
+    """Threshold for waiting_for_retry (template lifecycle overrides)."""
     steps_in_process_minutes: float = Field(30.0, gt=0)
+    """Threshold for steps_in_process (template lifecycle overrides)."""
     task_max_lifetime_hours: float = Field(24.0, gt=0)
+    """Any task older than this is stale."""
     stuck_active_minutes: float = Field(10.0, gt=0)
+    """Active states (initializing, enqueuing, evaluating) older than this are reported."""
     auto_transition_to_error: bool = True
+    """Move stale tasks to error."""
     auto_move_to_dlq: bool = True
+    """Write a DLQ entry for stale tasks."""
 
 
 class CircuitBreakerSettings(_Section):
     enabled: bool = True
+    """Guard database and queue calls with circuit breakers."""
     failure_threshold: int = Field(5, ge=1, description="consecutive failures that open it")
     timeout_seconds: float = Field(30.0, ge=0, description="open for this long, then half-open")
     success_threshold: int = Field(2, ge=1, description="half-open successes that close it")
@@ -138,15 +184,25 @@ class AuthApiKey(_Section):
 
 class AuthSettings(_Section):
     enabled: bool = False
+    """Require credentials on protected routes and RPCs (health and metrics stay public)."""
     api_key_header: str = "x-api-key"
+    """Header (REST) / metadata key (gRPC) carrying an API key."""
     api_keys: list[AuthApiKey] = Field(default_factory=list)
+    """Accepted API keys with their permissions."""
     jwt_issuer: str = "tasker-core"
+    """Required iss claim."""
     jwt_audience: str = "tasker-api"
+    """Required aud claim."""
     jwt_public_key: str | None = None
+    """PEM public key verifying JWTs."""
     jwt_public_key_path: str | None = None
+    """File holding the PEM public key."""
     jwt_allowed_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    """Accepted JWT algorithms."""
     permissions_claim: str = "permissions"
+    """Claim listing the token's permissions."""
     strict_validation: bool = True
+    """Reject tokens naming unknown permissions."""
     jwt_private_key_path: str | None = Field(
         None, description="signing key for `tasker auth token` (development only)")
     jwt_token_expiry_hours: float = Field(24.0, gt=0, description="lifetime of issued tokens")
@@ -154,15 +210,25 @@ class AuthSettings(_Section):
 
 class GatewaySettings(_Section):
     rest_host: str = "0.0.0.0"
+    """Interface of the REST API (also /health and /metrics)."""
     rest_port: int = Field(8080, ge=0, le=65535)
+    """Port of the REST API."""
     grpc_host: str = "0.0.0.0"
+    """Interface of the gRPC API."""
     grpc_port: int = Field(9190, ge=0, le=65535)
+    """Port of the gRPC API."""
     create_wait_timeout_seconds: float = Field(5.0, gt=0)
+    """How long task creation waits for ingestion before answering 202."""
     config_endpoint_enabled: bool = False
+    """Serve GET /config and ConfigService (secrets redacted)."""
     queue_depth_critical: int = Field(5000, ge=1)
+    """Queue depth at which creation answers 503 / RESOURCE_EXHAUSTED (retry 30 s)."""
     queue_depth_overflow: int = Field(10_000, ge=1)
+    """Queue depth at which creation answers 503 (retry 60 s)."""
     backpressure_refresh_seconds: float = Field(1.0, gt=0)
+    """How often cached queue depths are refreshed."""
     analytics_cache_seconds: float = Field(60.0, ge=0)
+    """How long analytics answers are cached."""
     auth: AuthSettings = Field(default_factory=AuthSettings)
     request_timeout_seconds: float = Field(30.0, gt=0, description="REST answers 408 past this")
     max_request_bytes: int = Field(1_048_576, ge=1024, description="largest accepted body")
@@ -170,13 +236,18 @@ class GatewaySettings(_Section):
         30.0, gt=0, description="StreamTaskStatus re-reads the task this often (safety net)")
     max_streams: int = Field(1000, ge=1, description="concurrent StreamTaskStatus calls")
     grpc_reflection: bool = True
+    """Serve gRPC server reflection."""
     grpc_health_service: bool = True
+    """Serve grpc.health.v1."""
 
 
 class TelemetrySettings(_Section):
     tracing_enabled: bool = False
+    """Emit OpenTelemetry spans (context travels in queue message headers)."""
     exporter: str = Field("none", pattern="^(none|console|otlp|memory)$")
+    """none, console, otlp or memory (tests)."""
     otlp_endpoint: str | None = None
+    """OTLP endpoint when exporter is otlp."""
 
 
 class Settings(BaseSettings):
@@ -187,9 +258,11 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        use_attribute_docstrings=True,
     )
 
     environment: str = "development"
+    """Selects template `environments` overrides (test, development, production, ...)."""
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     queues: QueueSettings = Field(default_factory=QueueSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)

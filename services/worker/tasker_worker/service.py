@@ -56,7 +56,7 @@ async def serve(
         for namespace in namespaces:
             claim = ClaimFn(dispatcher, worker_queue(namespace))
             consumer = QueueConsumer(queue=claim.queue, process=claim, settings=settings.queues,
-                                     handler_tasks=1)
+                                     handler_tasks=2)
             claim.consumer = consumer
             rt.add_consumer(consumer)
         rt.add_drainable(dispatcher)

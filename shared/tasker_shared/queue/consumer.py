@@ -135,10 +135,13 @@ class QueueConsumer:
                 if self._stopping:
                     return
                 while True:
+                    # A notification says "work is waiting", not "take exactly this message":
+                    # every pass takes the oldest visible messages (SKIP LOCKED), so a backlog
+                    # drains at full batch size. As many passes run at once as the notified
+                    # messages would fill, up to the number of handler tasks.
                     wake = await self.waker.next()
-                    for start in range(0, len(wake.ids), batch):
-                        await self._put(send, wake.ids[start : start + batch])
-                    if wake.poll:
+                    passes = -(-len(wake.ids) // batch) if wake.ids else int(wake.poll)
+                    for _ in range(min(passes, self.handler_tasks)):
                         await self._put(send, None)
 
     async def _put(self, send: trio.MemorySendChannel[list[int] | None], item: list[int] | None) -> None:

@@ -257,7 +257,8 @@ class Runtime:
             port = self.settings.service.health_port
             if port is None:
                 port = HEALTH_PORTS.get(self.name, 0)
-            self.health_port = port
+            if self.health_server:
+                self.health_port = port
             if port and self.health_server:
                 app = HealthApp(service=self.name, ready=self.readiness, details=self.details)
                 await outer.start(lambda task_status: serve_health(
@@ -273,7 +274,7 @@ class Runtime:
                 self.db_ok = True
                 self.state = "normal"
                 log.info("service_started", action="start", service=self.name,
-                         health_port=port, consumers=[c.queue for c in self.consumers])
+                         health_port=self.health_port, consumers=[c.queue for c in self.consumers])
                 task_status.started()
                 await self._shutdown.wait()
                 self.state = "draining"

@@ -177,7 +177,7 @@ LANGUAGE plpgsql STABLE
 -- The generic plan (index probes per step) suits any input; without this setting the plan
 -- cache keeps re-planning for each call (custom plans look cheaper), which costs more
 -- than running the query.
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -252,7 +252,7 @@ RETURNS TABLE (
     execution_status text, recommended_action text, completion_percentage numeric,
     health_status text)
 LANGUAGE plpgsql STABLE
-SET plan_cache_mode = force_generic_plan AS $$  -- see get_step_readiness_status_batch_v1
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$  -- see get_step_readiness_status_batch_v1
 #variable_conflict use_column
 BEGIN
     RETURN QUERY

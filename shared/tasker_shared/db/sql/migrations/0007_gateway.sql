@@ -1,9 +1,9 @@
 -- Gateway reads and operator actions: task views and listing, step views, summaries,
 -- audit history, and the audited step resolution that re-evaluates its task.
 --
--- The read functions are PL/pgSQL with `plan_cache_mode = force_generic_plan`: their queries
--- expand the readiness functions into large plans, which are then planned once per session
--- instead of on every call (planning, not execution, dominated their cost).
+-- Views are assembled by the gateway from small queries (task rows, the execution context and
+-- readiness functions, step rows, edges): wrapping the readiness functions in bigger queries
+-- made planning, not execution, the dominant cost.
 
 -- One page of the tasks matching the filters (NULL = no filter), newest first unless
 -- p_ascending, with the number of matching tasks.
@@ -12,10 +12,7 @@ CREATE FUNCTION tasker.list_tasks_v1(
     p_created_from timestamptz, p_created_to timestamptz, p_ascending boolean,
     p_limit integer, p_offset integer)
 RETURNS TABLE (total_count bigint, task_uuids uuid[])
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
+LANGUAGE sql STABLE AS $$
     WITH m AS (
         SELECT t.task_uuid, t.created_at
           FROM tasker.tasks t
@@ -36,115 +33,52 @@ BEGIN
                            CASE WHEN NOT p_ascending THEN m.created_at END DESC,
                            CASE WHEN p_ascending THEN m.task_uuid END ASC,
                            CASE WHEN NOT p_ascending THEN m.task_uuid END DESC
-                  LIMIT p_limit OFFSET p_offset);
-END
+                  LIMIT p_limit OFFSET p_offset)
 $$;
 
--- Tasks with their template identity, current state and execution context (SPEC 7.1
--- TaskResponse without the steps). Unknown task ids are simply absent.
-CREATE FUNCTION tasker.get_task_views_v1(p_tasks uuid[])
+-- Tasks with their template identity and current state (the execution context comes from
+-- tasker.get_task_execution_contexts_batch_v1, the steps from the readiness functions).
+CREATE FUNCTION tasker.get_task_rows_v1(p_tasks uuid[])
 RETURNS TABLE (
-    task_uuid uuid, name text, namespace text, version text, status text,
-    created_at timestamptz, updated_at timestamptz, completed_at timestamptz, context jsonb,
-    initiator text, source_system text, reason text, priority integer, tags jsonb,
-    correlation_id uuid, parent_correlation_id uuid, total_steps integer,
-    pending_steps integer, in_progress_steps integer, completed_steps integer,
-    failed_steps integer, ready_steps integer, enqueued_steps integer,
-    execution_status text, recommended_action text, completion_percentage numeric,
-    health_status text)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
-    SELECT t.task_uuid, nt.name::text, tn.name::text, nt.version::text, c.status,
-           t.created_at, GREATEST(t.updated_at, tt.created_at), t.completed_at, t.context,
+    task_uuid uuid, named_task_uuid uuid, name text, namespace text, version text,
+    status text, created_at timestamptz, updated_at timestamptz, completed_at timestamptz,
+    context jsonb, initiator text, source_system text, reason text, priority integer,
+    tags jsonb, correlation_id uuid, parent_correlation_id uuid, template_updated_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT t.task_uuid, t.named_task_uuid, nt.name::text, tn.name::text, nt.version::text,
+           COALESCE(tt.to_state, 'pending')::text, t.created_at,
+           GREATEST(t.updated_at, tt.created_at), t.completed_at, t.context,
            t.initiator::text, t.source_system::text, t.reason::text, t.priority, t.tags,
-           t.correlation_id, t.parent_correlation_id, c.total_steps, c.pending_steps,
-           c.in_progress_steps, c.completed_steps, c.failed_steps, c.ready_steps,
-           c.enqueued_steps, c.execution_status, c.recommended_action,
-           c.completion_percentage, c.health_status
-      FROM tasker.get_task_execution_contexts_batch_v1(p_tasks) c
-      JOIN tasker.tasks t ON t.task_uuid = c.task_uuid
+           t.correlation_id, t.parent_correlation_id, nt.updated_at
+      FROM tasker.tasks t
       JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
       JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-      LEFT JOIN tasker.task_transitions tt ON tt.task_uuid = t.task_uuid AND tt.most_recent;
-END
+      LEFT JOIN tasker.task_transitions tt ON tt.task_uuid = t.task_uuid AND tt.most_recent
+     WHERE t.task_uuid = ANY (p_tasks)
 $$;
 
--- Steps of several tasks (or the listed steps) with their rows and readiness, in DAG
--- order: by task, then dependency level, then name.
-CREATE FUNCTION tasker.get_step_views_v1(p_tasks uuid[], p_steps uuid[] DEFAULT NULL)
+-- The workflow_steps columns of the steps of several tasks (or of the listed steps).
+CREATE FUNCTION tasker.get_step_rows_v1(p_tasks uuid[], p_steps uuid[] DEFAULT NULL)
 RETURNS TABLE (
-    workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text,
-    current_state text, retryable boolean, max_attempts integer, attempts integer,
-    in_process boolean, processed boolean, processed_at timestamptz,
-    last_attempted_at timestamptz, backoff_request_seconds numeric, inputs jsonb,
-    results jsonb, created_at timestamptz, updated_at timestamptz,
-    dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
-    last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer,
-    completed_parents integer, dependency_level integer)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
-    WITH l AS (
-        SELECT d.workflow_step_uuid, d.dependency_level
-          FROM unnest(p_tasks) AS u(task_uuid),
-               LATERAL tasker.calculate_dependency_levels_v1(u.task_uuid) d
-    )
-    SELECT r.workflow_step_uuid, r.task_uuid, r.named_step_uuid, r.name, r.current_state,
-           ws.retryable, ws.max_attempts, r.attempts, ws.in_process, ws.processed,
-           ws.processed_at, ws.last_attempted_at, ws.backoff_request_seconds, ws.inputs,
-           ws.results, ws.created_at, ws.updated_at, r.dependencies_satisfied,
-           r.retry_eligible, r.ready_for_execution, r.last_failure_at, r.next_retry_at,
-           r.total_parents, r.completed_parents, COALESCE(l.dependency_level, 0)
-      FROM tasker.get_step_readiness_status_batch_v1(p_tasks, p_steps) r
-      JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.workflow_step_uuid
-      LEFT JOIN l ON l.workflow_step_uuid = r.workflow_step_uuid
-     ORDER BY r.task_uuid, COALESCE(l.dependency_level, 0), r.name;
-END
+    workflow_step_uuid uuid, task_uuid uuid, retryable boolean, in_process boolean,
+    processed boolean, processed_at timestamptz, inputs jsonb, results jsonb,
+    created_at timestamptz, updated_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT ws.workflow_step_uuid, ws.task_uuid, ws.retryable, ws.in_process, ws.processed,
+           ws.processed_at, ws.inputs, ws.results, ws.created_at, ws.updated_at
+      FROM tasker.workflow_steps ws
+     WHERE ws.task_uuid = ANY (p_tasks)
+       AND (p_steps IS NULL OR ws.workflow_step_uuid = ANY (p_steps))
 $$;
 
--- Per-step view of one task for visualisation: template step type, parent names, the
--- last error recorded in the step's result (SPEC 3.2 get_task_summary).
-CREATE FUNCTION tasker.get_step_summaries_v1(p_task uuid)
-RETURNS TABLE (
-    workflow_step_uuid uuid, name text, step_type text, current_state text,
-    dependencies text[], attempts integer, max_attempts integer,
-    dependencies_satisfied boolean, retry_eligible boolean, created_at timestamptz,
-    completed_at timestamptz, last_attempted_at timestamptz, error jsonb,
-    dependency_level integer)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
-    SELECT v.workflow_step_uuid, v.name,
-           COALESCE((SELECT s ->> 'type'
-                       FROM tasker.tasks t
-                       JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid,
-                            jsonb_array_elements(nt.configuration -> 'steps') s
-                      WHERE t.task_uuid = p_task
-                        AND s ->> 'name' = COALESCE(v.inputs ->> '__template_step_name', v.name)
-                      LIMIT 1), 'standard'),
-           v.current_state,
-           ARRAY(SELECT pns.name::text
-                   FROM tasker.workflow_step_edges e
-                   JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
-                   JOIN tasker.named_steps pns ON pns.named_step_uuid = p.named_step_uuid
-                  WHERE e.to_step_uuid = v.workflow_step_uuid
-                  ORDER BY pns.name),
-           v.attempts, v.max_attempts, v.dependencies_satisfied, v.retry_eligible,
-           v.created_at,
-           CASE WHEN v.current_state IN ('complete', 'resolved_manually', 'cancelled')
-                THEN v.processed_at END,
-           v.last_attempted_at,
-           CASE WHEN v.current_state IN ('error', 'waiting_for_retry',
-                                         'enqueued_as_error_for_orchestration')
-                     AND jsonb_typeof(v.results -> 'error') = 'object'
-                THEN v.results -> 'error' END,
-           v.dependency_level
-      FROM tasker.get_step_views_v1(ARRAY[p_task]) v;
-END
+-- The dependency edges between the steps of several tasks (parent -> child).
+CREATE FUNCTION tasker.get_step_edges_v1(p_tasks uuid[])
+RETURNS TABLE (task_uuid uuid, from_step_uuid uuid, to_step_uuid uuid)
+LANGUAGE sql STABLE AS $$
+    SELECT ws.task_uuid, e.from_step_uuid, e.to_step_uuid
+      FROM tasker.workflow_steps ws
+      JOIN tasker.workflow_step_edges e ON e.to_step_uuid = ws.workflow_step_uuid
+     WHERE ws.task_uuid = ANY (p_tasks)
 $$;
 
 -- The latest DLQ entry of a task, if any.
@@ -166,7 +100,7 @@ RETURNS TABLE (
     task_uuid uuid, step_name text, recorded_at timestamptz, worker_uuid text,
     correlation_id uuid, success boolean, execution_time_ms bigint, from_state text,
     to_state text, transition_metadata jsonb)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
 BEGIN
     PERFORM 1 FROM tasker.workflow_steps ws

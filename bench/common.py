@@ -46,7 +46,7 @@ def cluster(url: str, *, namespace: str, handlers: str, templates: str,
         "TASKER_WORKER__NAMESPACES": json.dumps([namespace]),
         "TASKER_WORKER__HANDLER_MODULES": json.dumps([handlers]),
         "TASKER_WORKER__TEMPLATE_PATHS": json.dumps([templates]),
-        "TASKER_WORKER__MAX_CONCURRENT_HANDLERS": "32",
+        "TASKER_WORKER__MAX_CONCURRENT_HANDLERS": "100",
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     env.update(extra_env or {})

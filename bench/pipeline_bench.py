@@ -104,7 +104,8 @@ def main() -> int:
             sampler.join()
             lat = [tracker.done_at[tracker.task_of[r]] - t0 for r in rids]
     steps = 4 * args.burst
-    print(f"\nTasker pipeline benchmark ({args.runs} sequential runs, burst of {args.burst})")
+    print(f"\nTasker pipeline benchmark ({args.runs} sequential runs, burst of {args.burst}); one "
+          "process per service, one worker with 100 concurrent handlers, hybrid mode")
     print(f"(a) linear-4 sequential : {summary_ms(linear)}")
     print(f"(b) diamond sequential  : {summary_ms(diamond)}")
     print(f"(c) burst of {args.burst} linear-4: {steps / (t_end - t0):7.0f} steps/s, "

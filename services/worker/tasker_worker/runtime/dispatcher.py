@@ -21,6 +21,8 @@ from tasker_worker.runtime.executor import StepExecutor
 
 log = structlog.get_logger("tasker.worker")
 
+RECORDERS = 2
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DispatcherStatistics:
@@ -100,7 +102,9 @@ class Dispatcher:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._extend_loop)
             async with trio.open_nursery() as recording:
-                recording.start_soon(self._recorder)
+                async with self._done_recv:
+                    for _ in range(RECORDERS):  # parallel transactions, separate connections
+                        recording.start_soon(self._recorder, self._done_recv.clone())
                 async with self._done_send, trio.open_nursery() as executors:
                     for _ in range(self.capacity):
                         executors.start_soon(self._executor_loop, self._done_send.clone())
@@ -131,15 +135,15 @@ class Dispatcher:
                     continue
                 await done.send(outcome)
 
-    async def _recorder(self) -> None:
+    async def _recorder(self, done: trio.MemoryReceiveChannel[StepOutcome]) -> None:
         """Record finished steps in batches: one transaction (one commit) for all that are
         ready, so a busy worker spends one round of commits on many steps."""
-        async with self._done_recv:
-            async for first in self._done_recv:
+        async with done:
+            async for first in done:
                 batch = [first]
                 while len(batch) < 64:
                     try:
-                        batch.append(self._done_recv.receive_nowait())
+                        batch.append(done.receive_nowait())
                     except trio.WouldBlock:
                         break
                 for attempt in range(5):

@@ -171,29 +171,6 @@ BEGIN
 END
 $$;
 
--- Persist a checkpoint of a running step (history appended atomically).
-CREATE FUNCTION tasker.save_checkpoint_v1(
-    p_step uuid, p_attempt integer, p_cursor jsonb, p_items bigint, p_accumulated jsonb)
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    n integer;
-BEGIN
-    UPDATE tasker.workflow_steps
-       SET checkpoint = jsonb_build_object(
-               'cursor', p_cursor, 'items_processed', p_items, 'timestamp', clock_timestamp(),
-               'accumulated_results', p_accumulated,
-               'history', COALESCE(checkpoint -> 'history', '[]'::jsonb)
-                          || jsonb_build_array(jsonb_build_object(
-                                 'cursor', p_cursor, 'items_processed', p_items,
-                                 'timestamp', clock_timestamp()))),
-           updated_at = now()
-     WHERE workflow_step_uuid = p_step AND attempts = p_attempt
-       AND tasker.get_current_step_state_v1(p_step) = 'in_progress';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n = 1;
-END
-$$;
-
 -- What result processing needs to decide a step's fate.
 CREATE FUNCTION tasker.load_step_results_v1(p_steps uuid[])
 RETURNS TABLE (

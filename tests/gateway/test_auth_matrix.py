@@ -91,6 +91,8 @@ async def test_rest_matrix(secured: Gateway, keys: Keys) -> None:
                     problems.append(f"{route.method} {path} [{case}] -> {status}")
         full = await http.get("/v1/tasks", headers={"x-api-key": "full-key"})
         assert full.status_code == 200
+        anonymous = await http.get("/v1/tasks")
+        assert anonymous.headers["www-authenticate"] == 'Bearer realm="tasker"'
         for public in ("/health", "/health/live", "/health/ready", "/health/detailed",
                        "/metrics", "/api-docs/openapi.json", "/api-docs/ui"):
             assert (await http.get(public)).status_code == 200, public

@@ -64,7 +64,7 @@ async def test_backpressure_triggers_and_clears(db_url: str) -> None:
         assert QUEUE in refused.json()["error"]["message"]
         status, message, trailers = await create_with_trailers(rpc, linear_request(2))
         assert status is Status.RESOURCE_EXHAUSTED and "retry after 30s" in message
-        assert trailers["retry-after"] == "30"
+        assert trailers["retry-after"] == "30" and trailers["x-request-id"]
         assert (await http.get("/v1/tasks")).status_code == 200  # reads are not limited
         detailed = (await http.get("/health/detailed")).json()
         assert detailed["status"] == "degraded" and detailed["backpressure"]["active"]

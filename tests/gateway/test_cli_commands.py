@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from tasker_cli.main import main
 from tasker_gateway.auth import Authenticator
@@ -27,6 +28,21 @@ def test_openapi_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["openapi", "--output", "-", "--api-key-header", "X-Key"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["components"]["securitySchemes"]["api_key_auth"]["name"] == "X-Key"
+
+
+def test_document_shape() -> None:
+    document = openapi_document()
+    for name, schema in document["components"]["schemas"].items():
+        Draft202012Validator.check_schema(schema)
+        assert name.isidentifier(), name
+    operations = [op for path in document["paths"].values() for op in path.values()]
+    assert len({op["operationId"] for op in operations}) == len(operations) == 27
+    for op in operations:
+        for status, response in op["responses"].items():
+            assert "X-Request-Id" in response["headers"], (op["operationId"], status)
+        protected = bool(op["security"])
+        assert protected == ("x-required-permission" in op)
+        assert protected == ("401" in op["responses"] and "403" in op["responses"])
 
 
 def test_auth_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import trio
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 from grpclib.reflection.v1.reflection_grpc import ServerReflectionStub
 from grpclib.reflection.v1.reflection_pb2 import ServerReflectionRequest
 from trio_asyncio import aio_as_trio
@@ -100,6 +100,18 @@ async def test_create_task_outcomes(gw: Gateway) -> None:
         assert queued.request_id == "client-chosen-1" and queued.task_uuid is None
         await grpc_fails(rpc(rpc.tasks.create_task, pb.CreateTaskRequest(
             task=linear_request(8).task, request_id="bad id")), Status.INVALID_ARGUMENT)
+
+        async def traced() -> dict[str, str]:
+            async with rpc.channel.request("/tasker.v1.HealthService/CheckHealth",
+                                           Cardinality.UNARY_UNARY, pb.CheckHealthRequest,
+                                           pb.CheckHealthResponse,
+                                           metadata={"x-request-id": "trace-7"}) as stream:
+                await stream.send_message(pb.CheckHealthRequest(), end=True)
+                await stream.recv_message()
+                await stream.recv_trailing_metadata()
+                return dict(stream.trailing_metadata or {})
+
+        assert (await aio_as_trio(traced)())["x-request-id"] == "trace-7"
 
 
 async def test_operator_actions_and_the_status_stream(gw: Gateway) -> None:

@@ -28,7 +28,7 @@ from tasker_gateway.usecases.watch import open_watch
 from tasker_shared.contracts.generated.google.protobuf import Struct
 from tasker_shared.contracts.generated.tasker import v1 as pb
 from tasker_shared.db.listen import Notification
-from tasker_shared.errors import NotFoundError, Unavailable, ValidationError
+from tasker_shared.errors import ConflictError, NotFoundError, Unavailable, ValidationError
 from tests.gateway.conftest import Gateway, running_gateway
 from tests.gateway.helpers import create_rest, step_uuids
 
@@ -41,6 +41,8 @@ def note(channel: str, payload: Any) -> Notification:
 async def test_outcome_waiter_routes_and_ignores() -> None:
     waiter = OutcomeWaiter()
     with waiter.expect("r1") as slot:
+        with pytest.raises(ConflictError, match="already being created"), waiter.expect("r1"):
+            pass
         waiter.on_notification(note("c", {"request_id": "other", "outcome": "created"}))
         waiter.on_notification(note("c", "{broken"))
         waiter.on_notification(note("c", {"request_id": "r1", "outcome": "invalid",

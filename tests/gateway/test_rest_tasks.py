@@ -165,6 +165,13 @@ async def test_step_routes_and_operator_actions(gw: Gateway) -> None:
             "action_type": "reset_for_retry", "reason": "r", "reset_by": "ops"})
         assert wrong.status_code == 409 and "allowed from: error" in wrong.text
         fail_step(gw, steps["linear_step_1"])
+        gw.sql("UPDATE tasker.workflow_steps SET results = %s::jsonb WHERE workflow_step_uuid = %s",
+               ('{"success": false, "error": {"message": "boom", "error_type": "permanent_error",'
+                ' "retryable": false, "status_code": 502}}', steps["linear_step_1"]))
+        failed = (await http.get(f"/v1/tasks/{task}/summary")).json()["step_summaries"][0]
+        assert failed["current_state"] == "error"
+        assert failed["error"] == {"message": "boom", "error_type": "permanent_error",
+                                   "retryable": False, "status_code": 502}
         reset = await http.patch(f"{base}/{steps['linear_step_1']}", json={
             "action_type": "reset_for_retry", "reason": "flaky upstream", "reset_by": "ops"})
         assert reset.status_code == 200, reset.text

@@ -12,7 +12,7 @@ from tasker_ingestion.service import serve as serve_ingestion
 from tasker_results.service import serve as serve_results
 from tasker_worker.examples import templates_dir
 from tasker_worker.service import serve as serve_worker
-from tests.support import EXAMPLES, outcome, steps_of, submit, service_settings, wait_task
+from tests.support import EXAMPLES, outcome, service_settings, steps_of, submit, wait_task
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import trio
 
 from tasker_shared.db.database import Conn
 from tasker_shared.db.listen import Notification
+from tasker_shared.errors import ConflictError
 
 log = structlog.get_logger("tasker.gateway.outcomes")
 
@@ -68,6 +69,8 @@ class OutcomeWaiter:
     @contextmanager
     def expect(self, request_id: str) -> Iterator[Waiter]:
         """Register before sending the request, so the outcome cannot slip past."""
+        if request_id in self._waiting:
+            raise ConflictError(f"task request {request_id} is already being created")
         waiter = Waiter()
         self._waiting[request_id] = waiter
         try:

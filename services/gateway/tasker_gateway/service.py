@@ -38,6 +38,7 @@ async def serve(
         rt.on_notification(STEP_EVENTS_CHANNEL, ctx.hub.on_step_event)
         rt.add_background("backpressure", ctx.backpressure.run)
         await ctx.backpressure.refresh()
+        rt.health_port = settings.gateway.rest_port  # /health/* is served by the REST app
         rt.add_drainable(RestServer(ctx))
         rt.add_drainable(GrpcServer(ctx))
         await rt.run(task_status=task_status)

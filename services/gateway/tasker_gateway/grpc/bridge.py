@@ -7,7 +7,9 @@ per-call state travels in context variables.
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -29,10 +31,12 @@ log = structlog.get_logger("tasker.gateway.grpc")
 T = TypeVar("T")
 
 RETRY_AFTER_KEY = "retry-after"
+REQUEST_ID_KEY = "x-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 _principal: ContextVar[Principal] = ContextVar("tasker_principal", default=ANONYMOUS)
 _retry_after: ContextVar[int | None] = ContextVar("tasker_retry_after", default=None)
-_call_info: ContextVar[tuple[str, float] | None] = ContextVar("tasker_call", default=None)
+_call_info: ContextVar[tuple[str, float, str] | None] = ContextVar("tasker_call", default=None)
 
 
 def principal() -> Principal:
@@ -46,7 +50,9 @@ def to_grpc_error(exc: BaseException) -> GRPCError:
     if info.retry_after is not None:
         _retry_after.set(info.retry_after)
     if info.grpc_status is Status.INTERNAL:
-        log.error("grpc_call_failed", action="grpc", exc_info=exc)
+        call_info = _call_info.get()
+        log.error("grpc_call_failed", action="grpc", method=call_info and call_info[0],
+                  request_id=call_info and call_info[2], exc_info=exc)
     message = info.message
     if info.retry_after is not None:
         message = f"{message} (retry after {info.retry_after}s)"
@@ -82,7 +88,10 @@ class ServerHooks:
         self.ctx = ctx
 
     async def on_request(self, event: RecvRequest) -> None:
-        _call_info.set((event.method_name, time.perf_counter()))
+        given = event.metadata.get(REQUEST_ID_KEY)
+        request_id = given if isinstance(given, str) and _REQUEST_ID.fullmatch(given) else str(
+            uuid.uuid4())
+        _call_info.set((event.method_name, time.perf_counter(), request_id))
         _retry_after.set(None)
         _principal.set(ANONYMOUS)
         try:
@@ -108,5 +117,6 @@ class ServerHooks:
             event.metadata[RETRY_AFTER_KEY] = str(retry)
         info = _call_info.get()
         if info is not None:
-            method, started = info
+            method, started, request_id = info
+            event.metadata[REQUEST_ID_KEY] = request_id
             observe("grpc", method, event.status.name, time.perf_counter() - started)

@@ -67,6 +67,8 @@ def error_response(info: ErrorInfo, *, details: dict[str, Any] | None = None) ->
     response = Response(body.model_dump_json(), status=info.http_status, content_type=JSON)
     if info.retry_after is not None:
         response.headers["Retry-After"] = str(info.retry_after)
+    if info.http_status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="tasker"'
     return response
 
 

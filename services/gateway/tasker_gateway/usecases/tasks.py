@@ -25,12 +25,17 @@ from tasker_gateway.models.tasks import (
     TaskView,
 )
 from tasker_gateway.outcomes import read_outcome
-from tasker_gateway.usecases.views import pick, task_view, task_views
+from tasker_gateway.usecases.views import load, pick, task_view, task_views, to_task_view
 from tasker_shared.db.database import Conn
+from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY
+from tasker_shared.domain.template import TaskTemplate
 from tasker_shared.errors import NotFoundError, TransitionRejected, ValidationError
+from tasker_shared.store.templates import TemplateCache
 
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
+_FINISHED_STEP = frozenset({"complete", "resolved_manually", "cancelled"})
+_FAILING_STEP = frozenset({"error", "waiting_for_retry", "enqueued_as_error_for_orchestration"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -126,21 +131,39 @@ def _step_error(raw: Any) -> StepErrorView | None:
                          status_code=code if isinstance(code, int) and code >= 0 else None)
 
 
-def _summary(conn: Conn, task_uuid: UUID) -> TaskSummaryView:
-    task = task_view(conn, task_uuid)
-    steps = conn.execute("SELECT * FROM tasker.get_step_summaries_v1(%s)", (task_uuid,)
-                         ).fetchall()
+def _step_type(template: TaskTemplate, name: str, inputs: Any) -> str:
+    template_step = inputs.get(TEMPLATE_STEP_KEY) if isinstance(inputs, dict) else None
+    step = template.get_step(str(template_step or name))
+    return step.step_type.value if step else "standard"
+
+
+def _summary(conn: Conn, cache: TemplateCache, task_uuid: UUID) -> TaskSummaryView:
+    data = load(conn, [task_uuid], with_rows=True).get(task_uuid)
+    if data is None:
+        raise NotFoundError(f"task {task_uuid} not found")
+    task, row, rows = to_task_view(data), data.row, data.step_rows
+    template = cache.by_uuid(conn, row["named_task_uuid"], row["template_updated_at"])
+    names = {s["workflow_step_uuid"]: s["name"] for s in data.steps}
     dlq = conn.execute("SELECT * FROM tasker.get_task_dlq_status_v1(%s)", (task_uuid,)
                        ).fetchone()
-    context = TaskExecutionContextView(
-        enqueued_steps=sum(1 for s in task.steps if s.current_state == "enqueued"),
-        **task.model_dump(include=set(TaskExecutionContextView.model_fields) - {"enqueued_steps"}))
+    summaries = []
+    for step in data.steps:
+        extra = rows[step["workflow_step_uuid"]]
+        state = step["current_state"]
+        results = extra["results"]
+        summaries.append(pick(
+            StepSummaryView, step, step_type=_step_type(template, step["name"], extra["inputs"]),
+            dependencies=sorted(names[p] for p in data.parents.get(step["workflow_step_uuid"], ())
+                                if p in names),
+            created_at=extra["created_at"],
+            completed_at=extra["processed_at"] if state in _FINISHED_STEP else None,
+            error=_step_error(results.get("error")) if state in _FAILING_STEP
+            and isinstance(results, dict) else None))
     return TaskSummaryView(
         **task.model_dump(include=set(TaskSummaryView.model_fields)
                           - {"execution_context", "step_summaries", "dlq_status"}),
-        execution_context=context,
-        step_summaries=[pick(StepSummaryView, s, dependencies=list(s["dependencies"]),
-                             error=_step_error(s["error"])) for s in steps],
+        execution_context=pick(TaskExecutionContextView, data.context),
+        step_summaries=summaries,
         dlq_status=TaskDlqStatusView(
             in_dlq=bool(dlq and dlq["resolution_status"] == "pending"),
             dlq_entry_uuid=dlq["dlq_entry_uuid"] if dlq else None,
@@ -149,7 +172,7 @@ def _summary(conn: Conn, task_uuid: UUID) -> TaskSummaryView:
 
 
 async def task_summary(ctx: GatewayContext, task_uuid: UUID) -> TaskSummaryView:
-    return await ctx.db.run(_summary, task_uuid)
+    return await ctx.db.run(_summary, ctx.templates, task_uuid)
 
 
 async def request_outcome(ctx: GatewayContext, request_id: str) -> TaskRequestOutcomeView:

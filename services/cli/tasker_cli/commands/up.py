@@ -7,10 +7,12 @@ import argparse
 import json
 import time
 
+import psycopg
+from psycopg import sql
 from rich.console import Console
 
 from tasker_cli.cluster import Cluster
-from tasker_shared.db.connect import resolve_database_url
+from tasker_shared.db.connect import database_url_from_env, start_embedded_postgres, with_database
 from tasker_shared.db.migrate import migrate
 
 SERVICES = ("ingestion", "results", "finalizer", "worker", "gateway")
@@ -58,12 +60,30 @@ def parse_replicas(spec: str, *, gateway: bool = True) -> dict[str, int]:
     return counts
 
 
-def _cluster(args: argparse.Namespace, *, quiet: bool) -> Cluster:
+def database_for(args: argparse.Namespace, *, fresh: bool) -> str:
+    """The URL given (flag or environment), else a database on the embedded server:
+    `tasker_demo`, recreated for every demo (`fresh`), or `tasker`, kept between runs."""
+    configured = args.database_url or database_url_from_env()
+    if configured:
+        return configured
+    server = start_embedded_postgres()
+    name = "tasker_demo" if fresh else "tasker"
+    with psycopg.connect(server, autocommit=True) as conn:
+        if fresh:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(server, name)
+
+
+def _cluster(args: argparse.Namespace, *, quiet: bool, fresh: bool = False) -> Cluster:
     from pathlib import Path
 
     from tasker_worker.examples import templates_dir
 
-    url = resolve_database_url(args.database_url)
+    url = database_for(args, fresh=fresh)
     migrate(url)
     gateway_available = _gateway_available() and not args.no_gateway
     env = {
@@ -113,7 +133,7 @@ def _demo(args: argparse.Namespace) -> int:
             return 0 if run_demo(gateway, console, timeout=args.timeout) else 1
         finally:
             gateway.close()
-    cluster = _cluster(args, quiet=True)
+    cluster = _cluster(args, quiet=True, fresh=True)
     console.print("[bold]Tasker demo[/]: starting services as separate processes...")
     with cluster:
         for proc in cluster.processes:

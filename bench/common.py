@@ -38,7 +38,8 @@ def fresh_database() -> Iterator[str]:
 
 def cluster(url: str, *, namespace: str, handlers: str, templates: str,
             replicas: dict[str, int] | None = None, log_dir: Path | None = None,
-            extra_env: dict[str, str] | None = None) -> Cluster:
+            extra_env: dict[str, str] | None = None,
+            service_env: dict[str, dict[str, str]] | None = None) -> Cluster:
     counts = {"ingestion": 1, "results": 1, "finalizer": 1, "worker": 1}
     counts.update(replicas or {})
     env = {
@@ -50,7 +51,8 @@ def cluster(url: str, *, namespace: str, handlers: str, templates: str,
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     env.update(extra_env or {})
-    return Cluster(database_url=url, replicas=counts, env=env, log_dir=log_dir)
+    return Cluster(database_url=url, replicas=counts, env=env, log_dir=log_dir,
+                   service_env=service_env or {})
 
 
 class CompletionTracker:

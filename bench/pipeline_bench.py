@@ -67,10 +67,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--async-commit", action="store_true",
+                        help="synchronous_commit=off for worker, results and finalizer "
+                             "(ingestion stays durable)")
     args = parser.parse_args()
     with fresh_database() as url:
+        fast = {"TASKER_DATABASE__SYNCHRONOUS_COMMIT": "false"} if args.async_commit else {}
         c = cluster(url, namespace="examples", handlers="tasker_worker.examples.handlers",
-                    templates=str(templates_dir()))
+                    templates=str(templates_dir()),
+                    service_env={name: fast for name in ("worker", "results", "finalizer")})
         with c, CompletionTracker(url) as tracker:
             linear = sequential(url, tracker, "linear_workflow", args.runs)
             diamond = sequential(url, tracker, "diamond_workflow", args.runs)
@@ -105,7 +110,9 @@ def main() -> int:
             lat = [tracker.done_at[tracker.task_of[r]] - t0 for r in rids]
     steps = 4 * args.burst
     print(f"\nTasker pipeline benchmark ({args.runs} sequential runs, burst of {args.burst}); one "
-          "process per service, one worker with 100 concurrent handlers, hybrid mode")
+          "process per service, one worker with 100 concurrent handlers, hybrid mode, "
+          + ("synchronous_commit=off for worker/results/finalizer" if args.async_commit
+             else "durable commits everywhere"))
     print(f"(a) linear-4 sequential : {summary_ms(linear)}")
     print(f"(b) diamond sequential  : {summary_ms(diamond)}")
     print(f"(c) burst of {args.burst} linear-4: {steps / (t_end - t0):7.0f} steps/s, "

@@ -71,6 +71,7 @@ class Cluster:
     database_url: str
     replicas: Mapping[str, int]
     env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     log_dir: Path | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
 
@@ -82,6 +83,7 @@ class Cluster:
     def _describe(self, name: str, index: int) -> ServiceProcess:
         env = dict(os.environ)
         env.update(self.env)
+        env.update(self.service_env.get(name, {}))
         env["TASKER_DATABASE_URL"] = self.database_url
         port = free_port()
         if name == "gateway":

@@ -110,21 +110,33 @@ BEGIN
                    pgmq.format_table_name(p_queue, 'q'))
     USING v_claimed, p_vt_seconds::double precision;
 
+    -- Ancestors of every claimed step in one recursive pass (one query for the batch).
     RETURN QUERY
+    WITH RECURSIVE up(root, step_uuid) AS (
+        SELECT e.to_step_uuid, e.from_step_uuid
+          FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = ANY (v_steps)
+        UNION
+        SELECT u.root, e.from_step_uuid
+          FROM up u JOIN tasker.workflow_step_edges e ON e.to_step_uuid = u.step_uuid
+    ), deps AS (
+        SELECT u.root, jsonb_object_agg(ns.name, ws.results) AS results
+          FROM up u
+          JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = u.step_uuid
+          JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+         WHERE ws.results IS NOT NULL
+         GROUP BY u.root
+    )
     SELECT c.id, c.reads + 1, ws.task_uuid, ws.workflow_step_uuid, t.correlation_id,
            ns.name::text, ws.attempts, ws.max_attempts, ws.retryable, ws.inputs,
            ws.checkpoint, t.context, tn.name::text, nt.name::text, nt.version::text,
-           nt.named_task_uuid,
-           (SELECT COALESCE(jsonb_object_agg(d.name, d.results), '{}')
-              FROM tasker.get_step_transitive_dependencies_v1(ws.workflow_step_uuid) d
-             WHERE d.results IS NOT NULL),
-           c.hdrs
+           nt.named_task_uuid, COALESCE(d.results, '{}'::jsonb), c.hdrs
       FROM unnest(v_claimed, v_steps, v_reads, v_headers) AS c(id, step, reads, hdrs)
       JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = c.step
       JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
       JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
       JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
       JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+      LEFT JOIN deps d ON d.root = c.step
      ORDER BY c.id;
 END
 $$;

@@ -2,29 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 import trio
 
-from tasker_finalizer.service import serve as serve_finalizer
-from tasker_ingestion.service import serve as serve_ingestion
-from tasker_results.service import serve as serve_results
-from tasker_worker.examples import templates_dir
-from tasker_worker.service import serve as serve_worker
-from tests.support import EXAMPLES, outcome, service_settings, steps_of, submit, wait_task
-
-
-@pytest.fixture
-async def pipeline(db_url: str) -> AsyncIterator[str]:
-    settings = service_settings(db_url, worker={
-        "namespaces": ["examples"], "handler_modules": [EXAMPLES],
-        "template_paths": [str(templates_dir())]})
-    async with trio.open_nursery() as nursery:
-        for serve in (serve_ingestion, serve_results, serve_finalizer, serve_worker):
-            await nursery.start(serve, settings)
-        yield db_url
-        nursery.cancel_scope.cancel()
+from tests.support import outcome, steps_of, submit, wait_task
 
 
 async def test_linear_runs_to_completion(pipeline: str) -> None:

@@ -80,19 +80,26 @@ class StepOutcome:
 
 
 def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -> list[str]:
-    """Record several results in ONE transaction: for each, store it, move the step on,
-    delete its message and notify result processing. Returns 'recorded' or 'stale' each."""
-    recorded: list[str] = []
+    """Record several results in ONE transaction, one call per queue: for each, store it,
+    move the step on and notify result processing; each queue's messages are deleted
+    together. Returns 'recorded' or 'stale' for each outcome, in order."""
+    by_queue: dict[str, list[StepOutcome]] = {}
     for o in outcomes:
-        step = o.step
+        by_queue.setdefault(o.step.queue, []).append(o)
+    recorded: dict[str, str] = {}
+    for queue, group in by_queue.items():
+        payload = [
+            {"msg_id": o.step.msg_id, "step_uuid": str(o.step.step_uuid),
+             "attempt": o.step.attempt, "success": o.success, "results": o.payload,
+             "headers": o.step.headers}
+            for o in group
+        ]
         row = conn.execute(
-            "SELECT tasker.record_step_result_v1(%s::text, %s::bigint, %s::uuid, %s::int,"
-            " %s::boolean, %s::jsonb, %s::text, %s::jsonb) AS outcome",
-            (step.queue, step.msg_id, step.step_uuid, step.attempt, o.success, Jsonb(o.payload),
-             worker_id, Jsonb(step.headers) if step.headers else None),
+            "SELECT tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
+            (queue, Jsonb(payload), worker_id),
         ).fetchone()
-        recorded.append(str(row["outcome"]) if row else "stale")
-    return recorded
+        recorded.update(row["outcomes"] if row else {})
+    return [recorded.get(str(o.step.step_uuid), "stale") for o in outcomes]
 
 
 def save_checkpoint(

@@ -141,45 +141,59 @@ BEGIN
 END
 $$;
 
--- Record a handler's result: store it, move the step to enqueued_(as_error_)for_orchestration,
--- delete the step message and notify result processing; all in the caller's transaction.
--- Refused ('stale') unless the step is still in_progress under the same attempt.
-CREATE FUNCTION tasker.record_step_result_v1(
-    p_queue text, p_msg_id bigint, p_step uuid, p_attempt integer, p_success boolean,
-    p_results jsonb, p_worker text, p_headers jsonb DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql AS $$
+-- Record handlers' results, a batch in one call: for each, store the result, move the step
+-- to enqueued_(as_error_)for_orchestration and notify result processing; then delete the
+-- step messages in one statement. A result is refused ('stale') unless its step is still
+-- in_progress under the same attempt. p_results: [{msg_id, step_uuid, attempt, success,
+-- results, headers}]. Returns {step_uuid: 'recorded' | 'stale'}.
+CREATE FUNCTION tasker.record_step_results_v1(p_queue text, p_results jsonb, p_worker text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    v_ws record;
+    r record;
     v_state text;
+    v_out jsonb := '{}';
+    v_delete bigint[] := '{}';
 BEGIN
-    SELECT ws.task_uuid, ws.attempts, t.correlation_id INTO v_ws
-      FROM tasker.workflow_steps ws JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
-     WHERE ws.workflow_step_uuid = p_step FOR NO KEY UPDATE OF ws;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'step % not found', p_step USING ERRCODE = 'TK404';
-    END IF;
-    v_state := tasker.get_current_step_state_v1(p_step);
-    IF v_state <> 'in_progress' OR COALESCE(v_ws.attempts, 0) <> p_attempt THEN
-        IF v_state IN ('complete', 'cancelled', 'resolved_manually', 'error') THEN
-            PERFORM tasker.delete_messages_v1(p_queue, ARRAY[p_msg_id]);
+    FOR r IN
+        SELECT (x ->> 'msg_id')::bigint AS msg_id, ws.workflow_step_uuid AS step,
+               (x ->> 'attempt')::integer AS attempt, (x ->> 'success')::boolean AS success,
+               x -> 'results' AS results, NULLIF(x -> 'headers', 'null'::jsonb) AS headers,
+               ws.task_uuid, ws.attempts, t.correlation_id
+          FROM jsonb_array_elements(p_results) AS x
+          JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = (x ->> 'step_uuid')::uuid
+          JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+         ORDER BY ws.workflow_step_uuid  -- one lock order: concurrent recorders cannot deadlock
+           FOR NO KEY UPDATE OF ws
+    LOOP
+        v_state := tasker.get_current_step_state_v1(r.step);
+        IF v_state <> 'in_progress' OR COALESCE(r.attempts, 0) <> r.attempt THEN
+            IF v_state IN ('complete', 'cancelled', 'resolved_manually', 'error') THEN
+                v_delete := v_delete || r.msg_id;
+            END IF;
+            v_out := v_out || jsonb_build_object(r.step::text, 'stale');
+            CONTINUE;
         END IF;
-        RETURN 'stale';
+        UPDATE tasker.workflow_steps SET results = r.results, in_process = false,
+               updated_at = now()
+         WHERE workflow_step_uuid = r.step;
+        PERFORM tasker._append_step_transition_v1(
+            r.step, 'in_progress',
+            CASE WHEN r.success THEN 'enqueued_for_orchestration'
+                 ELSE 'enqueued_as_error_for_orchestration' END,
+            CASE WHEN r.success THEN 'enqueue_for_orchestration'
+                 ELSE 'enqueue_as_error_for_orchestration' END,
+            jsonb_build_object('worker_id', p_worker, 'correlation_id', r.correlation_id,
+                               'attempt', r.attempt));
+        v_delete := v_delete || r.msg_id;
+        PERFORM tasker.send_v1('orchestration_step_results',
+            jsonb_build_object('task_uuid', r.task_uuid, 'step_uuid', r.step,
+                               'correlation_id', r.correlation_id), r.headers);
+        v_out := v_out || jsonb_build_object(r.step::text, 'recorded');
+    END LOOP;
+    IF cardinality(v_delete) > 0 THEN
+        PERFORM tasker.delete_messages_v1(p_queue, v_delete);
     END IF;
-    UPDATE tasker.workflow_steps SET results = p_results, in_process = false, updated_at = now()
-     WHERE workflow_step_uuid = p_step;
-    PERFORM tasker._append_step_transition_v1(
-        p_step, 'in_progress',
-        CASE WHEN p_success THEN 'enqueued_for_orchestration'
-             ELSE 'enqueued_as_error_for_orchestration' END,
-        CASE WHEN p_success THEN 'enqueue_for_orchestration'
-             ELSE 'enqueue_as_error_for_orchestration' END,
-        jsonb_build_object('worker_id', p_worker, 'correlation_id', v_ws.correlation_id,
-                           'attempt', p_attempt));
-    PERFORM tasker.delete_messages_v1(p_queue, ARRAY[p_msg_id]);
-    PERFORM tasker.send_v1('orchestration_step_results',
-        jsonb_build_object('task_uuid', v_ws.task_uuid, 'step_uuid', p_step,
-                           'correlation_id', v_ws.correlation_id), p_headers);
-    RETURN 'recorded';
+    RETURN v_out;
 END
 $$;
 

@@ -13,8 +13,7 @@ ALTER FUNCTION tasker._append_step_transition_v1(uuid, text, text, text, jsonb)
 ALTER FUNCTION tasker.evaluate_task_v1(uuid, uuid, boolean, jsonb) SET enable_seqscan = off;
 ALTER FUNCTION tasker.claim_steps_v1(text, bigint[], integer, numeric, text, integer)
     SET enable_seqscan = off;
-ALTER FUNCTION tasker.record_step_result_v1(text, bigint, uuid, integer, boolean, jsonb, text, jsonb)
-    SET enable_seqscan = off;
+ALTER FUNCTION tasker.record_step_results_v1(text, jsonb, text) SET enable_seqscan = off;
 ALTER FUNCTION tasker.load_step_results_v1(uuid[]) SET enable_seqscan = off;
 ALTER FUNCTION tasker.apply_step_result_v1(uuid, text, numeric, jsonb) SET enable_seqscan = off;
 ALTER FUNCTION tasker.create_steps_v1(uuid, jsonb, jsonb) SET enable_seqscan = off;

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY, plan_batches, plan_decision
+from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY, decision_warnings, plan_batches, plan_decision
 from tasker_shared.domain.template import TaskTemplate, parse_template, steps_for_decision
 from tasker_shared.errors import ValidationError
 from tasker_shared.templates_io import load_template_file
@@ -179,3 +179,22 @@ class TestBatchPlans:
         assert [s["name"] for s in plan.steps] == ["process_csv_batch_000"]
         assert ("process_csv_batch_000", "aggregate_csv_results", "worker_to_convergence") in {
             (e["from"], e["to"], e["name"]) for e in plan.edges}
+
+
+class TestDecisionWarnings:
+    def _plan(self) -> Any:
+        return _decide(_load("conditional_approval"), "routing_decision",
+                       {"type": "create_steps", "step_names": ["manager_approval",
+                                                               "finance_review"]},
+                       APPROVAL_INITIAL)
+
+    def test_quiet_below_the_thresholds(self) -> None:
+        assert decision_warnings(_load("conditional_approval"), "routing_decision", self._plan(),
+                                 warn_steps=50, warn_depth=10) == []
+
+    def test_step_and_depth_thresholds(self) -> None:
+        warnings = decision_warnings(_load("conditional_approval"), "routing_decision",
+                                     self._plan(), warn_steps=2, warn_depth=0)
+        assert len(warnings) == 2
+        assert "creates 3 steps (warning threshold 2)" in warnings[0]
+        assert "nested 1 decisions deep (warning threshold 0)" in warnings[1]

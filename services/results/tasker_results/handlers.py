@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from tasker_results.decide import Decision, decide
 from tasker_shared.contracts.payloads import StepMessage
 from tasker_shared.db.database import Conn
-from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY, DynamicPlan, plan_batches, plan_decision
+from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY, DynamicPlan, decision_warnings, plan_batches, plan_decision
 from tasker_shared.domain.states import StepEvent, StepState
 from tasker_shared.domain.template import TaskTemplate
 from tasker_shared.errors import ValidationError
@@ -124,6 +124,13 @@ class ResultHandlers:
                     self._existing(conn, row["task_uuid"]),
                     max_steps=self.settings.decisions.max_steps_per_decision,
                     max_depth=self.settings.decisions.max_decision_depth)
+                for warning in decision_warnings(
+                        template, template_step, plan,
+                        warn_steps=self.settings.decisions.warn_threshold_steps,
+                        warn_depth=self.settings.decisions.warn_threshold_depth):
+                    log.warning("decision_near_limits", action="decision",
+                                step_uuid=str(row["step_uuid"]), task_uuid=str(row["task_uuid"]),
+                                reason=warning)
             elif step.is_batchable and "batch_processing_outcome" in result:
                 if not self.settings.batches.enabled:
                     return decision

@@ -102,6 +102,22 @@ def plan_decision(
     )
 
 
+def decision_warnings(
+    template: TaskTemplate, decision_step: str, plan: DynamicPlan, *, warn_steps: int,
+    warn_depth: int,
+) -> list[str]:
+    """Why an accepted decision plan is close to the limits (for a warning), if it is."""
+    found: list[str] = []
+    if len(plan.steps) > warn_steps:
+        found.append(f"decision step '{decision_step}' creates {len(plan.steps)} steps "
+                     f"(warning threshold {warn_steps})")
+    depth = decision_depth(template, decision_step)
+    if depth > warn_depth:
+        found.append(f"decision step '{decision_step}' is nested {depth} decisions deep "
+                     f"(warning threshold {warn_depth})")
+    return found
+
+
 def _worker_template(template: TaskTemplate, name: object, batchable: str) -> StepTemplate:
     if not isinstance(name, str) or not template.has_step(name):
         raise ValidationError(

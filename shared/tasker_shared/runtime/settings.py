@@ -129,6 +129,10 @@ class DecisionSettings(_Section):
     """Most steps one decision may create."""
     max_decision_depth: int = Field(20, ge=1)
     """Most nested decisions on a path."""
+    warn_threshold_steps: int = Field(50, ge=1)
+    """A decision creating more steps than this is logged as a warning."""
+    warn_threshold_depth: int = Field(10, ge=1)
+    """A decision nested deeper than this is logged as a warning."""
 
 
 class BatchSettings(_Section):

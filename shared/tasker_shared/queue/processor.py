@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from tasker_shared.db.database import Conn, Database
-from tasker_shared.errors import ContractError, TaskerError
+from tasker_shared.errors import ContractError
 from tasker_shared.queue import pgmq
 from tasker_shared.queue.consumer import ConsumerCounters
 from tasker_shared.runtime.metrics import (
@@ -111,12 +111,9 @@ class TransactionalProcessor(Generic[M]):
         self.counters.failed += 1
         MESSAGES_FAILED.labels(self.queue).inc()
         reason = f"{type(exc).__name__}: {exc}"
-        retry_delay = self.retry_delay_seconds
-        if isinstance(exc, TaskerError) and not exc.retryable:
-            retry_delay = self.retry_delay_seconds
         outcome = await self.db.run(
             pgmq.message_failed, self.queue, msg_id, reason,
-            max_reads=self.max_reads, retry_delay=retry_delay,
+            max_reads=self.max_reads, retry_delay=self.retry_delay_seconds,
         )
         if outcome == "set_aside":
             self.counters.set_aside += 1

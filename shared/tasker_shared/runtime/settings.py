@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasker_shared.db.connect import database_url_from_env
 from tasker_shared.errors import ConfigError
 
 
@@ -314,10 +315,9 @@ def load_settings(
             raise ConfigError(f"config file not found: {path}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    url = os.environ.get("TASKER_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    url = database_url_from_env()
     if url:
         file_values = _deep_merge(file_values, {"database": {"url": url}})
-    values = _deep_merge(file_values, overrides or {})
     try:
         # Environment variables take precedence over init values for nested keys only when
         # given; pydantic-settings merges init kwargs over env, so merge env in explicitly.
@@ -326,5 +326,3 @@ def load_settings(
         return Settings(**_deep_merge(_deep_merge(file_values, env_values), overrides or {}))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from exc
-    finally:
-        del values

@@ -134,7 +134,10 @@ async def test_metrics_after_a_known_workload(db_url: str, tmp_path: Path) -> No
             deltas = [_value(samples, n, lb) - b for (n, lb), b in zip(SERIES, before,
                                                                         strict=True)]
             depth = _value(samples, "tasker_queue_depth", {"queue": "worker_idle_queue"})
-            if (deltas == EXPECTED_DELTAS and depth == 3) or trio.current_time() > deadline:
+            results_depth = _value(samples, "tasker_queue_depth",
+                                   {"queue": "orchestration_step_results"})
+            if (deltas == EXPECTED_DELTAS and depth == 3 and results_depth == 0) \
+                    or trio.current_time() > deadline:
                 break
             await trio.sleep(0.05)
         assert dict(zip([f"{n}{lb}" for n, lb in SERIES], deltas, strict=True)) == dict(

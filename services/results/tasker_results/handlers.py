@@ -3,6 +3,8 @@ the step's final transition, decision/batch steps, newly ready steps, finalizati
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -22,12 +24,40 @@ from tasker_shared.queue.processor import Envelope
 from tasker_shared.runtime.metrics import RETRIES, TRANSITIONS
 from tasker_shared.runtime.settings import Settings
 from tasker_shared.runtime.tracing import inject_headers, message_span
-from tasker_shared.store.tasks import evaluate_task
+from tasker_shared.store.tasks import count_evaluation
 from tasker_shared.store.templates import TemplateCache
 
 log = structlog.get_logger("tasker.results")
 
 _AWAITING = (StepState.ENQUEUED_FOR_ORCHESTRATION, StepState.ENQUEUED_AS_ERROR_FOR_ORCHESTRATION)
+
+
+def lock_result_messages(
+    conn: Conn, queue: str, ids: list[int] | None, limit: int
+) -> list[pgmq.RawMessage]:
+    """The results queue's lock: the messages and, locked with them, the steps they name."""
+    rows = conn.execute(
+        "SELECT * FROM tasker.lock_step_result_messages_v1(%s::text, %s::bigint[], %s::int)",
+        (queue, ids, limit),
+    ).fetchall()
+    return [
+        pgmq.RawMessage(
+            msg_id=r.pop("msg_id"), read_ct=r.pop("read_ct"), enqueued_at=r.pop("enqueued_at"),
+            message=r.pop("message"), headers=r.pop("headers"), row=r,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(kw_only=True, slots=True)
+class _Pending:
+    """A result decided on, waiting for the batch's apply call."""
+
+    row: dict[str, Any]
+    decision: Decision
+    namespace: str
+    fail_fast: bool
+    headers: dict[str, Any] = field(default_factory=dict)
 
 
 class ResultHandlers:
@@ -41,18 +71,15 @@ class ResultHandlers:
         self.duplicates = 0
 
     def handle_step_results(self, conn: Conn, batch: list[Envelope[StepMessage]]) -> None:
-        ids = [e.payload.step_uuid for e in batch]
-        rows = {
-            r["step_uuid"]: r
-            # locked: a result delivered twice at once is applied once, the other copy waits
-            # and then finds the step no longer awaiting orchestration
-            for r in conn.execute("SELECT * FROM tasker.lock_step_results_v1(%s::uuid[])", (ids,))
-        }
-        touched: dict[UUID, dict[str, Any] | None] = {}
+        """Decide on every result of the batch, then apply the decisions, evaluate the tasks
+        they moved and cancel fail_fast siblings in ONE call. The steps were locked with
+        their messages (`lock_step_result_messages`): a result delivered twice at once is
+        applied once, the other copy waits and then finds the step no longer awaiting."""
+        pending: list[_Pending] = []
         seen: set[UUID] = set()
         for envelope in batch:
-            row = rows.get(envelope.payload.step_uuid)
-            if row is None:
+            row = envelope.row
+            if row is None or row["step_uuid"] is None:
                 pgmq.set_aside(conn, "orchestration_step_results", envelope.msg_id,
                                f"unknown step {envelope.payload.step_uuid}")
                 continue
@@ -64,21 +91,20 @@ class ResultHandlers:
                     "tasker.task_uuid": str(row["task_uuid"]),
                     "tasker.step_uuid": str(row["step_uuid"]),
                     "tasker.step_name": str(row["step_name"])}):
-                if self._apply(conn, row):
-                    touched[row["task_uuid"]] = inject_headers(envelope.headers)
-        for task_uuid, headers in sorted(touched.items(), key=lambda item: str(item[0])):
-            with message_span("results.evaluate_task", headers,
-                              attributes={"tasker.task_uuid": str(task_uuid)}):
-                evaluate_task(conn, task_uuid, processor=self.processor_uuid, finalize=False,
-                              headers=inject_headers(headers) or None)
+                item = self._decide(conn, row)
+                if item is not None:
+                    item.headers = inject_headers(envelope.headers)
+                    pending.append(item)
+        if pending:
+            self._apply(conn, pending)
 
-    def _apply(self, conn: Conn, row: dict[str, Any]) -> bool:
+    def _decide(self, conn: Conn, row: dict[str, Any]) -> _Pending | None:
         state = StepState(row["current_state"])
         if state not in _AWAITING:
             self.duplicates += 1
             log.info("duplicate_result", action="skip", step_uuid=str(row["step_uuid"]),
                      state=state)
-            return False
+            return None
         template = self.templates.by_uuid(conn, row["named_task_uuid"], row["template_updated_at"])
         inputs = row["inputs"] or {}
         template_step = inputs.get(TEMPLATE_STEP_KEY) or row["step_name"]
@@ -90,23 +116,53 @@ class ResultHandlers:
             decision = Decision(event=StepEvent.COMPLETE, reason="continue_on_failure")
         elif decision.event is StepEvent.COMPLETE and template.has_step(template_step):
             decision = self._dynamic(conn, row, template, template_step, decision)
-        new_state = conn.execute(
-            "SELECT tasker.apply_step_result_v1(%s::uuid, %s::text, %s::numeric, %s::jsonb) AS s",
-            (row["step_uuid"], str(decision.event), decision.backoff_seconds,
-             Jsonb({"reason": decision.reason, "backoff_kind": decision.backoff_kind})),
-        ).fetchone()
-        applied = new_state is not None and new_state["s"] is not None
-        if applied:
-            self.applied += 1
-            TRANSITIONS.labels("step", str(new_state["s"])).inc()  # type: ignore[index]
-            if decision.event is StepEvent.WAIT_FOR_RETRY:
-                RETRIES.labels(template.namespace).inc()
-            if decision.event is StepEvent.FAIL and strategy == "fail_fast":
-                self._skip_remaining_batches(conn, row, decision.reason)
-        log.info("step_result_applied", action=str(decision.event),
-                 step_uuid=str(row["step_uuid"]), task_uuid=str(row["task_uuid"]),
-                 reason=decision.reason, backoff_seconds=decision.backoff_seconds)
-        return applied
+        return _Pending(row=row, decision=decision, namespace=template.namespace,
+                        fail_fast=decision.event is StepEvent.FAIL and strategy == "fail_fast")
+
+    def _apply(self, conn: Conn, pending: list[_Pending]) -> None:
+        items = [{
+            "step_uuid": str(p.row["step_uuid"]),
+            "event": str(p.decision.event),
+            "backoff_seconds": p.decision.backoff_seconds,
+            "metadata": {"reason": p.decision.reason, "backoff_kind": p.decision.backoff_kind},
+            # fail_fast: cancel the sibling batch workers that have not finished
+            "cancel_siblings": ({"reason": "fail_fast", "error": p.decision.reason}
+                                if p.fail_fast else None),
+        } for p in pending]
+        by_task: dict[UUID, dict[str, Any]] = {}
+        for p in pending:
+            by_task.setdefault(p.row["task_uuid"], p.headers)
+        with ExitStack() as spans:
+            headers: dict[str, Any] = {}
+            for task_uuid, task_headers in sorted(by_task.items(), key=lambda kv: str(kv[0])):
+                spans.enter_context(message_span(
+                    "results.evaluate_task", task_headers,
+                    attributes={"tasker.task_uuid": str(task_uuid)}))
+                headers[str(task_uuid)] = inject_headers(task_headers) or None
+            row = conn.execute(
+                "SELECT tasker.apply_step_results_v1(%s::jsonb, %s::uuid, %s::jsonb) AS r",
+                (Jsonb(items), self.processor_uuid, Jsonb(headers)),
+            ).fetchone()
+        outcome: dict[str, Any] = row["r"] if row else {}
+        states = outcome.get("steps") or {}
+        cancelled = outcome.get("cancelled") or {}
+        for p in pending:
+            step = str(p.row["step_uuid"])
+            new_state = states.get(step)
+            decision = p.decision
+            if new_state is not None:
+                self.applied += 1
+                TRANSITIONS.labels("step", str(new_state)).inc()
+                if decision.event is StepEvent.WAIT_FOR_RETRY:
+                    RETRIES.labels(p.namespace).inc()
+                if step in cancelled:
+                    log.info("batch_fail_fast", action="cancel_siblings", step_uuid=step,
+                             task_uuid=str(p.row["task_uuid"]), cancelled=cancelled[step])
+            log.info("step_result_applied", action=str(decision.event), step_uuid=step,
+                     task_uuid=str(p.row["task_uuid"]), reason=decision.reason,
+                     backoff_seconds=decision.backoff_seconds, applied=new_state is not None)
+        for evaluation in (outcome.get("tasks") or {}).values():
+            count_evaluation(evaluation)
 
     def _dynamic(self, conn: Conn, row: dict[str, Any], template: TaskTemplate,
                  template_step: str, decision: Decision) -> Decision:
@@ -172,13 +228,3 @@ class ResultHandlers:
             (Jsonb({"message": message, "error_type": "validation_error", "retryable": False}),
              row["step_uuid"]),
         )
-
-    @staticmethod
-    def _skip_remaining_batches(conn: Conn, row: dict[str, Any], reason: str | None) -> None:
-        """fail_fast: cancel the sibling batch workers that have not finished."""
-        cancelled = conn.execute(
-            "SELECT tasker.cancel_batch_siblings_v1(%s::uuid, %s::jsonb) AS n",
-            (row["step_uuid"], Jsonb({"reason": "fail_fast", "error": reason})),
-        ).fetchone()
-        log.info("batch_fail_fast", action="cancel_siblings", step_uuid=str(row["step_uuid"]),
-                 task_uuid=str(row["task_uuid"]), cancelled=cancelled["n"] if cancelled else 0)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import trio
 
-from tasker_results.handlers import ResultHandlers
+from tasker_results.handlers import ResultHandlers, lock_result_messages
 from tasker_shared.contracts.messages import decode_step_message
 from tasker_shared.contracts.queues import ORCHESTRATION_STEP_RESULTS
 from tasker_shared.runtime.service import Runtime, service_runtime
@@ -24,7 +24,7 @@ async def serve(
             on_runtime(rt)
         handlers = ResultHandlers(processor_uuid=rt.processor_uuid, settings=settings)
         rt.consume(ORCHESTRATION_STEP_RESULTS, decode=decode_step_message,
-                   handle=handlers.handle_step_results)
+                   handle=handlers.handle_step_results, lock=lock_result_messages)
         rt.extra_details.append(lambda: {"results": {
             "applied": handlers.applied, "duplicates": handlers.duplicates}})
         await rt.run(task_status=task_status)

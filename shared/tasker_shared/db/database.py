@@ -35,17 +35,21 @@ Row = dict[str, Any]
 
 
 class CountingConnection(psycopg.Connection[Row]):
-    """A connection that counts its round trips (statements and commits) for statistics."""
+    """A connection that counts its round trips (statements and commits) for statistics;
+    a statement run in autocommit mode counts as a commit too."""
 
     statements = 0
     commits = 0
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         CountingConnection.statements += 1
+        if self.autocommit:
+            CountingConnection.commits += 1
         return super().execute(*args, **kwargs)
 
     def commit(self) -> None:
-        CountingConnection.commits += 1
+        if self.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            CountingConnection.commits += 1  # not a no-op commit outside a transaction
         super().commit()
 
 
@@ -130,6 +134,20 @@ class Database:
         self, fn: Callable[Concatenate[Conn, P], T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run `fn(conn, *args, **kwargs)` in a thread, inside one transaction."""
+        return await self._run(False, fn, *args, **kwargs)
+
+    async def run_autocommit(
+        self, fn: Callable[Concatenate[Conn, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(conn, *args, **kwargs)` in a thread with every statement committed on its
+        own: no BEGIN and COMMIT round trips. Only for work whose statements are each a
+        complete unit (typically one call of a SQL function)."""
+        return await self._run(True, fn, *args, **kwargs)
+
+    async def _run(
+        self, autocommit: bool, fn: Callable[Concatenate[Conn, P], T], /,
+        *args: P.args, **kwargs: P.kwargs,
+    ) -> T:
         running = _Running()
 
         def work() -> T:
@@ -137,10 +155,14 @@ class Database:
                 with self._pool.connection(timeout=self._acquire_timeout) as conn:
                     if not running.attach(conn):
                         raise _Abandoned  # cancelled while waiting for the connection
+                    if autocommit:
+                        conn.autocommit = True
                     try:
                         return fn(conn, *args, **kwargs)
                     finally:
                         running.detach()
+                        if autocommit:
+                            _restore_transactions(conn)
             except PoolTimeout as exc:
                 raise StoreUnavailable(
                     f"no database connection available within {self._acquire_timeout}s",
@@ -249,6 +271,14 @@ class _Running:
         with self._lock:
             self._stopped = True
             return self.conn is not None
+
+
+def _restore_transactions(conn: Conn) -> None:
+    """Back to the pool's transactional mode; a connection that cannot be is discarded."""
+    try:
+        conn.autocommit = False
+    except psycopg.Error:
+        conn.close()  # the pool replaces a closed connection
 
 
 def _cancel_and_wait(running: _Running) -> None:

@@ -18,6 +18,9 @@ class RawMessage:
     enqueued_at: datetime
     message: Any
     headers: dict[str, Any] | None
+    # What a queue-specific lock query read along with the message (result processing: the
+    # step the result is for, locked); None for a plain lock.
+    row: dict[str, Any] | None = None
 
 
 def send(
@@ -54,9 +57,10 @@ def lock_messages(conn: Conn, queue: str, ids: list[int] | None, limit: int) -> 
     ]
 
 
-def delete_messages(conn: Conn, queue: str, ids: list[int]) -> int:
-    row = conn.execute("SELECT tasker.delete_messages_v1(%s::text, %s::bigint[]) AS n", (queue, ids)).fetchone()
-    return int(row["n"]) if row else 0
+def delete_messages(conn: Conn, queue: str, ids: list[int]) -> None:
+    """Delete (acknowledge) messages; the result is not awaited, so in pipeline mode the
+    statement travels with whatever comes next (the COMMIT)."""
+    conn.execute("SELECT tasker.delete_messages_v1(%s::text, %s::bigint[])", (queue, ids))
 
 
 def set_aside(conn: Conn, queue: str, msg_id: int, reason: str) -> bool:

@@ -32,9 +32,11 @@ class Envelope(Generic[M]):
     read_ct: int
     payload: M
     headers: dict[str, Any] | None
+    row: dict[str, Any] | None = None  # see `pgmq.RawMessage.row`
 
 
 Handle = Callable[[Conn, list[Envelope[M]]], None]
+Lock = Callable[[Conn, str, list[int] | None, int], list[pgmq.RawMessage]]
 
 
 class TransactionalProcessor(Generic[M]):
@@ -50,11 +52,13 @@ class TransactionalProcessor(Generic[M]):
         counters: ConsumerCounters,
         max_reads: int,
         retry_delay_seconds: float = 1.0,
+        lock: Lock = pgmq.lock_messages,
     ) -> None:
         self.db = db
         self.queue = queue
         self.decode = decode
         self.handle = handle
+        self.lock = lock
         self.counters = counters
         self.max_reads = max_reads
         self.retry_delay_seconds = retry_delay_seconds
@@ -82,7 +86,17 @@ class TransactionalProcessor(Generic[M]):
         return taken
 
     def _batch(self, conn: Conn, ids: list[int] | None, limit: int, locked: list[int]) -> int:
-        raw = pgmq.lock_messages(conn, self.queue, ids, limit)
+        # Pipeline mode: statements whose results are not awaited travel together — BEGIN
+        # goes with the lock, the delete with the COMMIT.
+        with conn.pipeline():
+            taken = self._batch_steps(conn, ids, limit, locked)
+            conn.commit()
+        return taken
+
+    def _batch_steps(
+        self, conn: Conn, ids: list[int] | None, limit: int, locked: list[int]
+    ) -> int:
+        raw = self.lock(conn, self.queue, ids, limit)
         locked.extend(m.msg_id for m in raw)
         envelopes: list[Envelope[M]] = []
         for message in raw:
@@ -97,7 +111,7 @@ class TransactionalProcessor(Generic[M]):
                 continue
             envelopes.append(
                 Envelope(msg_id=message.msg_id, read_ct=message.read_ct, payload=payload,
-                         headers=message.headers)
+                         headers=message.headers, row=message.row)
             )
         if envelopes:
             self.handle(conn, envelopes)

@@ -22,9 +22,10 @@ from tasker_shared.db.connect import resolve_database_url
 from tasker_shared.db.database import Database, open_database
 from tasker_shared.db.listen import RECONNECTED, Notification, NotificationListener
 from tasker_shared.errors import Unavailable
+from tasker_shared.queue import pgmq
 from tasker_shared.queue.consumer import ConsumerCounters, QueueConsumer
 from tasker_shared.queue.pgmq import queue_channel, queue_depths
-from tasker_shared.queue.processor import Handle, TransactionalProcessor
+from tasker_shared.queue.processor import Handle, Lock, TransactionalProcessor
 from tasker_shared.runtime.circuit import CircuitBreaker, CircuitState
 from tasker_shared.runtime.health import HealthApp, serve_health
 from tasker_shared.runtime.logging import configure_logging
@@ -113,12 +114,14 @@ class Runtime:
         decode: Callable[[Any], M],
         handle: Handle[M],
         handler_tasks: int | None = None,
+        lock: Lock = pgmq.lock_messages,
     ) -> QueueConsumer:
-        """Add a consumer whose batches are processed transactionally by `handle`."""
+        """Add a consumer whose batches are processed transactionally by `handle`; `lock`
+        takes the batch's messages (a queue may lock what its handler needs with them)."""
         counters = ConsumerCounters()
         processor = TransactionalProcessor(
             db=self.db, queue=queue, decode=decode, handle=handle, counters=counters,
-            max_reads=self.settings.queues.max_read_count,
+            max_reads=self.settings.queues.max_read_count, lock=lock,
         )
         consumer = QueueConsumer(queue=queue, process=processor, settings=self.settings.queues,
                                  counters=counters, handler_tasks=handler_tasks)

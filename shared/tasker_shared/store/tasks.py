@@ -99,6 +99,11 @@ def evaluate_task(
     ).fetchone()
     assert row is not None
     result: dict[str, Any] = row["r"]
+    count_evaluation(result)
+    return result
+
+
+def count_evaluation(result: dict[str, Any]) -> None:
+    """Count the task transition an `evaluate_task_v1` result reports, if it moved the task."""
     if result.get("action") in _MOVED:
         TRANSITIONS.labels("task", str(result.get("state"))).inc()
-    return result

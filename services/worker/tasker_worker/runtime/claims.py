@@ -9,6 +9,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from tasker_shared.db.database import Conn
+from tasker_shared.queue import pgmq
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,8 +43,16 @@ def claim_steps(
     worker_id: str,
     max_reads: int,
 ) -> list[ClaimedStep]:
+    """Claim + hydrate in one statement, run in autocommit (its own transaction).
+
+    That transaction commits without waiting for its WAL flush (synchronous_commit off for
+    it alone). Losing a claim in a server crash only returns the step to `enqueued` with its
+    message visible again, exactly as when a worker dies after claiming; the durable commit
+    that records the step's result flushes the claim with it."""
     rows = conn.execute(
-        "SELECT * FROM tasker.claim_steps_v1(%s::text, %s::bigint[], %s::int, %s::numeric, %s::text, %s::int)",
+        "SELECT c.* FROM set_config('synchronous_commit', 'off', true) AS _async_commit,"
+        " tasker.claim_steps_v1(%s::text, %s::bigint[], %s::int, %s::numeric, %s::text,"
+        " %s::int) AS c",
         (queue, ids, limit, visibility_seconds, worker_id, max_reads),
     ).fetchall()
     return [
@@ -80,9 +89,10 @@ class StepOutcome:
 
 
 def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -> list[str]:
-    """Record several results in ONE transaction, one call per queue: for each, store it,
-    move the step on and notify result processing; each queue's messages are deleted
-    together. Returns 'recorded' or 'stale' for each outcome, in order."""
+    """Record several results, one statement per queue (each a transaction of its own when
+    run in autocommit): for each, store it, move the step on and notify result processing;
+    each queue's messages are deleted together. Returns 'recorded' or 'stale' for each
+    outcome, in order."""
     by_queue: dict[str, list[StepOutcome]] = {}
     for o in outcomes:
         by_queue.setdefault(o.step.queue, []).append(o)
@@ -117,9 +127,4 @@ def save_checkpoint(
 
 
 def extend_visibility(conn: Conn, by_queue: dict[str, list[int]], seconds: float) -> int:
-    total = 0
-    for queue, ids in by_queue.items():
-        row = conn.execute("SELECT tasker.extend_visibility_v1(%s::text, %s::bigint[], %s::numeric) AS n",
-                           (queue, ids, seconds)).fetchone()
-        total += int(row["n"]) if row else 0
-    return total
+    return sum(pgmq.extend_visibility(conn, queue, ids, seconds) for queue, ids in by_queue.items())

@@ -80,7 +80,7 @@ class Dispatcher:
             return 0
         self.free -= n
         try:
-            steps = await self.db.run(claim_steps, queue, ids, n,
+            steps = await self.db.run_autocommit(claim_steps, queue, ids, n,
                                       visibility_seconds=self.visibility_seconds,
                                       worker_id=self.worker_id, max_reads=self.max_reads)
         except BaseException:
@@ -148,7 +148,7 @@ class Dispatcher:
                         break
                 for attempt in range(5):
                     try:
-                        recorded = await self.db.run(record_results, batch,
+                        recorded = await self.db.run_autocommit(record_results, batch,
                                                      worker_id=self.worker_id)
                         break
                     except Exception as exc:
@@ -179,7 +179,7 @@ class Dispatcher:
             for step in list(self._in_flight.values()):
                 by_queue.setdefault(step.queue, []).append(step.msg_id)
             try:
-                await self.db.run(extend_visibility, by_queue, self.visibility_seconds)
+                await self.db.run_autocommit(extend_visibility, by_queue, self.visibility_seconds)
             except Exception as exc:
                 log.warning("visibility_extension_failed", error=str(exc))
 

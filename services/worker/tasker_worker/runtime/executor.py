@@ -129,7 +129,7 @@ class StepExecutor:
             result = await self._invoke(resolved, context, limit_seconds)
             if not result.is_checkpoint:
                 return result
-            checkpoint = await self.db.run(
+            checkpoint = await self.db.run_autocommit(
                 save_checkpoint, step, cursor=result.result.get("cursor"),
                 items_processed=int(result.result.get("items_processed") or 0),
                 accumulated=result.result.get("accumulated_results"))

@@ -111,19 +111,30 @@ BEGIN
     USING v_claimed, p_vt_seconds::double precision;
 
     -- Ancestors of every claimed step in one recursive pass (one query for the batch).
+    -- Each hop and each ancestor row is an index probe (LATERAL ... OFFSET 0 keeps the
+    -- planner from hashing whole tables), so the cost follows the claimed steps' ancestry,
+    -- never the size of the step and edge tables.
     RETURN QUERY
     WITH RECURSIVE up(root, step_uuid) AS (
         SELECT e.to_step_uuid, e.from_step_uuid
-          FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = ANY (v_steps)
+          FROM unnest(v_steps) AS s(step)
+          CROSS JOIN LATERAL (SELECT x.to_step_uuid, x.from_step_uuid
+                                FROM tasker.workflow_step_edges x
+                               WHERE x.to_step_uuid = s.step OFFSET 0) e
         UNION
         SELECT u.root, e.from_step_uuid
-          FROM up u JOIN tasker.workflow_step_edges e ON e.to_step_uuid = u.step_uuid
-    ), deps AS (
-        SELECT u.root, jsonb_object_agg(ns.name, ws.results) AS results
           FROM up u
-          JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = u.step_uuid
-          JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
-         WHERE ws.results IS NOT NULL
+          CROSS JOIN LATERAL (SELECT x.from_step_uuid FROM tasker.workflow_step_edges x
+                               WHERE x.to_step_uuid = u.step_uuid OFFSET 0) e
+    ), deps AS (
+        SELECT u.root, jsonb_object_agg(a.name, a.results) AS results
+          FROM up u
+          CROSS JOIN LATERAL (SELECT ns.name, ws.results
+                                FROM tasker.workflow_steps ws
+                                JOIN tasker.named_steps ns
+                                  ON ns.named_step_uuid = ws.named_step_uuid
+                               WHERE ws.workflow_step_uuid = u.step_uuid
+                                 AND ws.results IS NOT NULL OFFSET 0) a
          GROUP BY u.root
     )
     SELECT c.id, c.reads + 1, ws.task_uuid, ws.workflow_step_uuid, t.correlation_id,

@@ -39,16 +39,14 @@ class FinalizerHandlers:
 
     def finalize(self, conn: Conn, task_uuid: UUID, *, reason: str | None,
                  headers: dict[str, object] | None = None) -> dict[str, object]:
-        exists = conn.execute("SELECT 1 FROM tasker.tasks WHERE task_uuid = %s",
-                              (task_uuid,)).fetchone()
-        if exists is None:
-            log.warning("finalize_unknown_task", action="skip", task_uuid=str(task_uuid))
-            return {"action": "unknown_task"}
         with message_span("finalizer.finalize", headers,
                           attributes={"tasker.task_uuid": str(task_uuid),
                                       "tasker.reason": reason or ""}) as current:
             result = evaluate_task(conn, task_uuid, processor=self.processor_uuid,
                                    finalize=True, headers=inject_headers(headers) or None)
+            if result is None:
+                log.warning("finalize_unknown_task", action="skip", task_uuid=str(task_uuid))
+                return {"action": "unknown_task"}
             action = str(result.get("action"))
             current.set_attribute("tasker.action", action)
         if action in _OUTCOMES:

@@ -14,7 +14,7 @@ from tasker_shared.db.database import Conn
 from tasker_shared.errors import NotFoundError, ValidationError
 from tasker_shared.queue.processor import Envelope
 from tasker_shared.runtime.tracing import inject_headers, message_span
-from tasker_shared.store.tasks import create_task, evaluate_task, task_identity
+from tasker_shared.store.tasks import create_and_start_task, task_identity
 from tasker_shared.store.templates import TemplateCache
 
 log = structlog.get_logger("tasker.ingestion")
@@ -73,25 +73,22 @@ class IngestionHandlers:
             self.invalid += 1
             return Outcome(request_id=rid, outcome="invalid", reason=str(exc),
                            error_code="validation_error")
-        task_uuid = create_task(conn, named_task_uuid=entry.named_task_uuid, template=template,
-                                request=request, identity=identity)
+        task_uuid = create_and_start_task(
+            conn, named_task_uuid=entry.named_task_uuid, template=template, request=request,
+            identity=identity, processor=self.processor_uuid,
+            headers=inject_headers(headers) or None)
         if task_uuid is None:
             self.duplicates += 1
             return Outcome(request_id=rid, outcome="duplicate",
                            reason="a task with the same identity already exists",
                            error_code="conflict")
-        evaluate_task(conn, task_uuid, processor=self.processor_uuid, finalize=False,
-                      headers=inject_headers(headers) or None)
         self.created += 1
         return Outcome(request_id=rid, outcome="created", task_uuid=task_uuid)
 
 
 def _announce(conn: Conn, outcome: Outcome) -> None:
-    conn.execute(
-        "INSERT INTO tasker.task_request_outcomes (request_id, outcome, task_uuid, reason)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING",
-        (outcome.request_id, outcome.outcome, outcome.task_uuid, outcome.reason),
-    )
+    """Store the outcome and notify whoever waits on the request, in one statement whose
+    result is not awaited (in pipeline mode it travels with the COMMIT)."""
     payload = json.dumps({
         "request_id": outcome.request_id,
         "outcome": outcome.outcome,
@@ -99,4 +96,10 @@ def _announce(conn: Conn, outcome: Outcome) -> None:
         "reason": (outcome.reason or "")[:3000] or None,
         "error_code": outcome.error_code,
     })
-    conn.execute("SELECT pg_notify(%s, %s)", (OUTCOME_CHANNEL, payload))
+    conn.execute(
+        "WITH stored AS (INSERT INTO tasker.task_request_outcomes (request_id, outcome,"
+        " task_uuid, reason) VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING)"
+        " SELECT pg_notify(%s, %s)",
+        (outcome.request_id, outcome.outcome, outcome.task_uuid, outcome.reason,
+         OUTCOME_CHANNEL, payload),
+    )

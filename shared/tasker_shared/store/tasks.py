@@ -60,6 +60,44 @@ def create_task(
     identity: str,
 ) -> UUID | None:
     """Create the task with its initial steps; None when the identity already exists."""
+    row = conn.execute(
+        "SELECT tasker.create_task_v1(%s::uuid, %s::jsonb, %s::jsonb, %s::jsonb) AS task_uuid",
+        _create_params(named_task_uuid, template, request, identity),
+    ).fetchone()
+    assert row is not None
+    value = row["task_uuid"]
+    return UUID(str(value)) if value is not None else None
+
+
+def create_and_start_task(
+    conn: Conn,
+    *,
+    named_task_uuid: UUID,
+    template: TaskTemplate,
+    request: TaskRequest,
+    identity: str,
+    processor: UUID | None,
+    headers: dict[str, Any] | None = None,
+) -> UUID | None:
+    """`create_task`, then `evaluate_task` on the new task (its first steps enqueued), in
+    ONE statement; None when the identity already exists."""
+    row = conn.execute(
+        "SELECT c.task_uuid, CASE WHEN c.task_uuid IS NOT NULL THEN tasker.evaluate_task_v1("
+        "c.task_uuid, %s::uuid, false, %s::jsonb) END AS r FROM (SELECT tasker.create_task_v1("
+        "%s::uuid, %s::jsonb, %s::jsonb, %s::jsonb) AS task_uuid OFFSET 0) c",
+        (processor, Jsonb(headers) if headers else None,
+         *_create_params(named_task_uuid, template, request, identity)),
+    ).fetchone()
+    assert row is not None
+    if row["task_uuid"] is None:
+        return None
+    count_evaluation(row["r"])
+    return UUID(str(row["task_uuid"]))
+
+
+def _create_params(
+    named_task_uuid: UUID, template: TaskTemplate, request: TaskRequest, identity: str
+) -> tuple[UUID, Jsonb, Jsonb, Jsonb]:
     plan = plan_initial_steps(template)
     task = {
         "identity_hash": identity,
@@ -75,13 +113,7 @@ def create_task(
         ),
         "requested_at": request.requested_at.isoformat(),
     }
-    row = conn.execute(
-        "SELECT tasker.create_task_v1(%s::uuid, %s::jsonb, %s::jsonb, %s::jsonb) AS task_uuid",
-        (named_task_uuid, Jsonb(task), Jsonb(plan.steps), Jsonb(plan.edges)),
-    ).fetchone()
-    assert row is not None
-    value = row["task_uuid"]
-    return UUID(str(value)) if value is not None else None
+    return named_task_uuid, Jsonb(task), Jsonb(plan.steps), Jsonb(plan.edges)
 
 
 def evaluate_task(
@@ -91,15 +123,19 @@ def evaluate_task(
     processor: UUID | None,
     finalize: bool,
     headers: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Enqueue ready steps and move the task on (see `tasker.evaluate_task_v1`)."""
+) -> dict[str, Any] | None:
+    """Enqueue ready steps and move the task on (see `tasker.evaluate_task_v1`); None when
+    the task does not exist (checked in the same statement)."""
     row = conn.execute(
-        "SELECT tasker.evaluate_task_v1(%s::uuid, %s::uuid, %s::boolean, %s::jsonb) AS r",
-        (task_uuid, processor, finalize, Jsonb(headers) if headers else None),
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = %(t)s)"
+        " THEN tasker.evaluate_task_v1(%(t)s::uuid, %(p)s::uuid, %(f)s::boolean, %(h)s::jsonb)"
+        " END AS r",
+        {"t": task_uuid, "p": processor, "f": finalize, "h": Jsonb(headers) if headers else None},
     ).fetchone()
     assert row is not None
-    result: dict[str, Any] = row["r"]
-    count_evaluation(result)
+    result: dict[str, Any] | None = row["r"]
+    if result is not None:
+        count_evaluation(result)
     return result
 
 

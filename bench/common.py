@@ -109,15 +109,20 @@ class CompletionTracker:
 
 def send_requests(conn: psycopg.Connection[Any], name: str, contexts: list[dict[str, Any]],
                   *, namespace: str = "examples", version: str = "1.0.0") -> list[str]:
-    """Send task requests in ONE transaction; returns their request ids."""
-    ids: list[str] = []
+    """Send task requests in ONE transaction; returns their request ids.
+
+    A single request is sent the way the gateway sends a request it waits on: one statement
+    whose commit does not wait for the WAL flush, since ingestion's flushed commit makes it
+    durable too. `conn` must be in autocommit mode."""
+    ids = [str(uuid.uuid4()) for _ in contexts]
+    params = [(Jsonb({"request_id": rid, "task_request": {
+        "name": name, "namespace": namespace, "version": version, "context": ctx}}),)
+        for rid, ctx in zip(ids, contexts, strict=True)]
+    if len(params) == 1:
+        conn.execute("SELECT set_config('synchronous_commit', 'off', true),"
+                     " tasker.send_v1('orchestration_task_requests', %s)", params[0])
+        return ids
     with conn.transaction(), conn.cursor() as cur:
-        params = []
-        for ctx in contexts:
-            rid = str(uuid.uuid4())
-            ids.append(rid)
-            params.append((Jsonb({"request_id": rid, "task_request": {
-                "name": name, "namespace": namespace, "version": version, "context": ctx}}),))
         cur.executemany("SELECT tasker.send_v1('orchestration_task_requests', %s)", params)
     return ids
 

@@ -92,7 +92,14 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
     """Record several results, one statement per queue (each a transaction of its own when
     run in autocommit): for each, store it, move the step on and notify result processing;
     each queue's messages are deleted together. Returns 'recorded' or 'stale' for each
-    outcome, in order."""
+    outcome, in order.
+
+    Like a claim, a record commits without waiting for its WAL flush: it is a handoff
+    between the worker and result processing, announced to no client. Losing it in a
+    server crash returns the step to `in_progress` with its message, which reappears after
+    the visibility timeout and runs again: the same as a worker dying before recording,
+    which every handler already lives with (at-least-once). Result processing's flushed
+    commit, milliseconds later, makes it durable (WAL is flushed in order)."""
     by_queue: dict[str, list[StepOutcome]] = {}
     for o in outcomes:
         by_queue.setdefault(o.step.queue, []).append(o)
@@ -105,7 +112,8 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
             for o in group
         ]
         row = conn.execute(
-            "SELECT tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
+            "SELECT set_config('synchronous_commit', 'off', true),"
+            " tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
             (queue, Jsonb(payload), worker_id),
         ).fetchone()
         recorded.update(row["outcomes"] if row else {})

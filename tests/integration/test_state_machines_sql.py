@@ -123,16 +123,32 @@ def test_sql_step_table_equals_python(conn: DictConn) -> None:
 
 def test_transition_tables_only_name_known_states(conn: DictConn) -> None:
     """The CHECK constraints admit exactly the 12 task and 10 step states."""
-    for table, states in (("task_transitions", TaskState), ("workflow_step_transitions",
-                                                            StepState)):
+    for fn, states in (("is_task_state_v1", TaskState), ("is_step_state_v1", StepState)):
+        known = [s.value for s in states]
         row = conn.execute(
+            f"SELECT array_agg(s) FILTER (WHERE tasker.{fn}(s)) AS ok FROM unnest(%s::text[]) s",
+            ([*known, "", "Complete", "done", "pending "],)).fetchone()
+        assert row is not None and sorted(row["ok"]) == sorted(known)
+    for table in ("task_transitions", "workflow_step_transitions"):
+        defs = [r["d"] for r in conn.execute(
             "SELECT pg_get_constraintdef(c.oid) AS d FROM pg_constraint c"
-            " WHERE c.conrelid = %s::regclass AND c.contype = 'c'"
-            " AND pg_get_constraintdef(c.oid) LIKE '%%to_state%%'",
-            (f"tasker.{table}",)).fetchone()
-        assert row is not None
-        quoted = {part.split("'")[1] for part in row["d"].split("ARRAY[")[1].split(",")}
-        assert quoted == {s.value for s in states}
+            " WHERE c.conrelid = %s::regclass AND c.contype = 'c'", (f"tasker.{table}",))]
+        assert sum("from_state" in d for d in defs) == 1
+        assert sum("to_state" in d for d in defs) == 1
+
+
+def test_transition_rows_with_unknown_states_are_refused(conn: DictConn) -> None:
+    task, steps = make_task(conn, named_task(conn), {"a": []})
+    for sql, params in (
+            ("INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, sort_key,"
+             " most_recent) VALUES (%s, 'pending', 'finished', 99, false)", (task,)),
+            ("INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, sort_key,"
+             " most_recent) VALUES (%s, 'nowhere', 'complete', 99, false)", (task,)),
+            ("INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state,"
+             " to_state, sort_key, most_recent) VALUES (%s, 'pending', 'done', 99, false)",
+             (steps["a"],))):
+        with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+            conn.execute(sql, params)
 
 
 def test_terminal_task_states_have_no_way_out() -> None:

@@ -118,7 +118,8 @@ def main() -> int:
     print(f"(c) burst of {args.burst} linear-4: {steps / (t_end - t0):7.0f} steps/s, "
           f"wall {t_end - t0:5.2f} s, task latency p50 {percentile(lat, 50) * 1000:6.0f} ms "
           f"p99 {percentile(lat, 99) * 1000:6.0f} ms")
-    print(f"(d) per step during (c): {(s1 - s0) / steps:4.1f} statements (round trips), "
+    print(f"(d) per step during (c): {(s1 - s0) / steps:4.1f} statements (at most as many round "
+          "trips: pipelined ones share one), "
           f"{(c1 - c0) / steps:4.2f} commits")
     print("(e) peak RSS during (c): " + ", ".join(
         f"{label} {rss / 2**20:5.1f} MB" for label, rss in sorted(peak.items())))

@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 import structlog
 
 from tasker_shared.contracts.payloads import FinalizationRequest
 from tasker_shared.db.database import Conn
-from tasker_shared.queue.processor import Envelope
+from tasker_shared.queue.processor import AfterCommit, Envelope
 from tasker_shared.runtime.metrics import DLQ_ENTRIES, TASKS_FINISHED
 from tasker_shared.runtime.tracing import inject_headers, message_span
-from tasker_shared.store.tasks import evaluate_task
+from tasker_shared.store.tasks import evaluate_task_deferred
 
 log = structlog.get_logger("tasker.finalizer")
 
@@ -27,36 +28,56 @@ class FinalizerHandlers:
         self.finalized = 0
         self.swept = 0
 
-    def handle_finalizations(self, conn: Conn, batch: list[Envelope[FinalizationRequest]]) -> None:
+    def handle_finalizations(
+        self, conn: Conn, batch: list[Envelope[FinalizationRequest]]
+    ) -> AfterCommit:
+        """Send one evaluation per task of the batch; their outcomes are read after the
+        commit (in pipeline mode they travel together with the COMMIT)."""
+        pending: list[Callable[[], dict[str, object]]] = []
         seen: set[UUID] = set()
         for envelope in batch:
             task_uuid = envelope.payload.task_uuid
             if task_uuid in seen:
                 continue
             seen.add(task_uuid)
-            self.finalize(conn, task_uuid, reason=envelope.payload.reason,
-                          headers=envelope.headers)
+            pending.append(self._finalize(conn, task_uuid, reason=envelope.payload.reason,
+                                          headers=envelope.headers))
+
+        def after_commit() -> None:
+            for outcome in pending:
+                outcome()
+
+        return after_commit
 
     def finalize(self, conn: Conn, task_uuid: UUID, *, reason: str | None,
                  headers: dict[str, object] | None = None) -> dict[str, object]:
+        return self._finalize(conn, task_uuid, reason=reason, headers=headers)()
+
+    def _finalize(self, conn: Conn, task_uuid: UUID, *, reason: str | None,
+                  headers: dict[str, object] | None) -> Callable[[], dict[str, object]]:
         with message_span("finalizer.finalize", headers,
                           attributes={"tasker.task_uuid": str(task_uuid),
-                                      "tasker.reason": reason or ""}) as current:
-            result = evaluate_task(conn, task_uuid, processor=self.processor_uuid,
-                                   finalize=True, headers=inject_headers(headers) or None)
+                                      "tasker.reason": reason or ""}):
+            evaluation = evaluate_task_deferred(
+                conn, task_uuid, processor=self.processor_uuid, finalize=True,
+                headers=inject_headers(headers) or None)
+
+        def outcome() -> dict[str, object]:
+            result = evaluation()
             if result is None:
                 log.warning("finalize_unknown_task", action="skip", task_uuid=str(task_uuid))
                 return {"action": "unknown_task"}
             action = str(result.get("action"))
-            current.set_attribute("tasker.action", action)
-        if action in _OUTCOMES:
-            self.finalized += 1
-            TASKS_FINISHED.labels(_OUTCOMES[action]).inc()
-            if action == "error":
-                DLQ_ENTRIES.labels("max_retries_exceeded").inc()
-            log.info("task_finalized", action=action, task_uuid=str(task_uuid), reason=reason,
-                     state=result.get("state"))
-        return result
+            if action in _OUTCOMES:
+                self.finalized += 1
+                TASKS_FINISHED.labels(_OUTCOMES[action]).inc()
+                if action == "error":
+                    DLQ_ENTRIES.labels("max_retries_exceeded").inc()
+                log.info("task_finalized", action=action, task_uuid=str(task_uuid),
+                         reason=reason, state=result.get("state"))
+            return result
+
+        return outcome
 
     def sweep_ready_tasks(self, conn: Conn, limit: int) -> int:
         """Safety net: evaluate tasks discovery says have work (lost wake-ups, operator fixes)."""

@@ -20,7 +20,7 @@ from tasker_shared.domain.states import StepEvent, StepState
 from tasker_shared.domain.template import TaskTemplate
 from tasker_shared.errors import ValidationError
 from tasker_shared.queue import pgmq
-from tasker_shared.queue.processor import Envelope
+from tasker_shared.queue.processor import AfterCommit, Envelope
 from tasker_shared.runtime.metrics import RETRIES, TRANSITIONS
 from tasker_shared.runtime.settings import Settings
 from tasker_shared.runtime.tracing import inject_headers, message_span
@@ -70,7 +70,9 @@ class ResultHandlers:
         self.applied = 0
         self.duplicates = 0
 
-    def handle_step_results(self, conn: Conn, batch: list[Envelope[StepMessage]]) -> None:
+    def handle_step_results(
+        self, conn: Conn, batch: list[Envelope[StepMessage]]
+    ) -> AfterCommit | None:
         """Decide on every result of the batch, then apply the decisions, evaluate the tasks
         they moved and cancel fail_fast siblings in ONE call. The steps were locked with
         their messages (`lock_step_result_messages`): a result delivered twice at once is
@@ -95,8 +97,7 @@ class ResultHandlers:
                 if item is not None:
                     item.headers = inject_headers(envelope.headers)
                     pending.append(item)
-        if pending:
-            self._apply(conn, pending)
+        return self._apply(conn, pending) if pending else None
 
     def _decide(self, conn: Conn, row: dict[str, Any]) -> _Pending | None:
         state = StepState(row["current_state"])
@@ -119,7 +120,9 @@ class ResultHandlers:
         return _Pending(row=row, decision=decision, namespace=template.namespace,
                         fail_fast=decision.event is StepEvent.FAIL and strategy == "fail_fast")
 
-    def _apply(self, conn: Conn, pending: list[_Pending]) -> None:
+    def _apply(self, conn: Conn, pending: list[_Pending]) -> AfterCommit:
+        """Send the batch's apply call; its outcome is read after the commit (in pipeline
+        mode the call, the message delete and the COMMIT travel together)."""
         items = [{
             "step_uuid": str(p.row["step_uuid"]),
             "event": str(p.decision.event),
@@ -139,10 +142,13 @@ class ResultHandlers:
                     "results.evaluate_task", task_headers,
                     attributes={"tasker.task_uuid": str(task_uuid)}))
                 headers[str(task_uuid)] = inject_headers(task_headers) or None
-            row = conn.execute(
+            cursor = conn.execute(
                 "SELECT tasker.apply_step_results_v1(%s::jsonb, %s::uuid, %s::jsonb) AS r",
-                (Jsonb(items), self.processor_uuid, Jsonb(headers)),
-            ).fetchone()
+                (Jsonb(items), self.processor_uuid, Jsonb(headers)))
+        return lambda: self._applied(pending, cursor.fetchone())
+
+    def _applied(self, pending: list[_Pending], row: dict[str, Any] | None) -> None:
+        """Statistics, metrics and logs of a committed apply call."""
         outcome: dict[str, Any] = row["r"] if row else {}
         states = outcome.get("steps") or {}
         cancelled = outcome.get("cancelled") or {}

@@ -35,7 +35,10 @@ class Envelope(Generic[M]):
     row: dict[str, Any] | None = None  # see `pgmq.RawMessage.row`
 
 
-Handle = Callable[[Conn, list[Envelope[M]]], None]
+# A handler may return a function to run once the batch is committed (reading results of
+# statements it left in the pipeline, metrics and logs of what was committed).
+AfterCommit = Callable[[], None]
+Handle = Callable[[Conn, list[Envelope[M]]], AfterCommit | None]
 Lock = Callable[[Conn, str, list[int] | None, int], list[pgmq.RawMessage]]
 
 
@@ -89,13 +92,15 @@ class TransactionalProcessor(Generic[M]):
         # Pipeline mode: statements whose results are not awaited travel together — BEGIN
         # goes with the lock, the delete with the COMMIT.
         with conn.pipeline():
-            taken = self._batch_steps(conn, ids, limit, locked)
+            taken, after_commit = self._batch_steps(conn, ids, limit, locked)
             conn.commit()
+        if after_commit is not None:
+            after_commit()
         return taken
 
     def _batch_steps(
         self, conn: Conn, ids: list[int] | None, limit: int, locked: list[int]
-    ) -> int:
+    ) -> tuple[int, AfterCommit | None]:
         raw = self.lock(conn, self.queue, ids, limit)
         locked.extend(m.msg_id for m in raw)
         envelopes: list[Envelope[M]] = []
@@ -113,13 +118,14 @@ class TransactionalProcessor(Generic[M]):
                 Envelope(msg_id=message.msg_id, read_ct=message.read_ct, payload=payload,
                          headers=message.headers, row=message.row)
             )
+        after_commit = None
         if envelopes:
-            self.handle(conn, envelopes)
+            after_commit = self.handle(conn, envelopes)
             pgmq.delete_messages(conn, self.queue, [e.msg_id for e in envelopes])
         self.counters.received += len(raw)
         self.counters.processed += len(envelopes)
         MESSAGES_CONSUMED.labels(self.queue).inc(len(envelopes))
-        return len(raw)
+        return len(raw), after_commit
 
     async def _failed(self, msg_id: int, exc: BaseException) -> None:
         self.counters.failed += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -126,16 +127,35 @@ def evaluate_task(
 ) -> dict[str, Any] | None:
     """Enqueue ready steps and move the task on (see `tasker.evaluate_task_v1`); None when
     the task does not exist (checked in the same statement)."""
-    row = conn.execute(
+    return evaluate_task_deferred(conn, task_uuid, processor=processor, finalize=finalize,
+                                  headers=headers)()
+
+
+def evaluate_task_deferred(
+    conn: Conn,
+    task_uuid: UUID,
+    *,
+    processor: UUID | None,
+    finalize: bool,
+    headers: dict[str, Any] | None = None,
+) -> Callable[[], dict[str, Any] | None]:
+    """`evaluate_task`, sent now and read when the returned function is called: in
+    pipeline mode the statement then travels with the ones after it (up to the COMMIT)."""
+    cursor = conn.execute(
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = %(t)s)"
         " THEN tasker.evaluate_task_v1(%(t)s::uuid, %(p)s::uuid, %(f)s::boolean, %(h)s::jsonb)"
         " END AS r",
         {"t": task_uuid, "p": processor, "f": finalize, "h": Jsonb(headers) if headers else None},
-    ).fetchone()
-    assert row is not None
-    result: dict[str, Any] | None = row["r"]
-    if result is not None:
-        count_evaluation(result)
+    )
+
+    def result() -> dict[str, Any] | None:
+        row = cursor.fetchone()
+        assert row is not None
+        value: dict[str, Any] | None = row["r"]
+        if value is not None:
+            count_evaluation(value)
+        return value
+
     return result
 
 

@@ -17,6 +17,8 @@ from tasker_shared.domain.identity import identity_hash
 from tasker_shared.domain.template import TaskTemplate, initial_step_names
 from tasker_shared.runtime.metrics import TRANSITIONS
 
+DUPLICATE_REASON = "a task with the same identity already exists"
+
 # evaluate_task_v1 actions that moved the task (the metric counts the state it ended in).
 _MOVED = frozenset({"enqueued", "completed", "blocked", "error", "waiting_for_retry",
                     "waiting_for_dependencies"})
@@ -79,21 +81,36 @@ def create_and_start_task(
     identity: str,
     processor: UUID | None,
     headers: dict[str, Any] | None = None,
-) -> UUID | None:
-    """`create_task`, then `evaluate_task` on the new task (its first steps enqueued), in
-    ONE statement; None when the identity already exists."""
-    row = conn.execute(
-        "SELECT c.task_uuid, CASE WHEN c.task_uuid IS NOT NULL THEN tasker.evaluate_task_v1("
-        "c.task_uuid, %s::uuid, false, %s::jsonb) END AS r FROM (SELECT tasker.create_task_v1("
-        "%s::uuid, %s::jsonb, %s::jsonb, %s::jsonb) AS task_uuid OFFSET 0) c",
-        (processor, Jsonb(headers) if headers else None,
-         *_create_params(named_task_uuid, template, request, identity)),
-    ).fetchone()
-    assert row is not None
-    if row["task_uuid"] is None:
-        return None
-    count_evaluation(row["r"])
-    return UUID(str(row["task_uuid"]))
+    request_id: str | None = None,
+) -> Callable[[], UUID | None]:
+    """`create_task`, then `evaluate_task` on the new task (its first steps enqueued) and,
+    with `request_id`, the request's outcome (created or duplicate) stored and announced
+    (`tasker.announce_request_outcome_v1`): ONE statement, sent now. The returned function
+    reads the new task's uuid (None when the identity already exists); in pipeline mode,
+    calling it after the COMMIT lets the statement travel with the COMMIT."""
+    cursor = conn.execute(
+        "WITH c AS MATERIALIZED (SELECT tasker.create_task_v1(%s::uuid, %s::jsonb, %s::jsonb,"
+        " %s::jsonb) AS task_uuid), e AS MATERIALIZED (SELECT c.task_uuid, CASE WHEN"
+        " c.task_uuid IS NOT NULL THEN tasker.evaluate_task_v1(c.task_uuid, %s::uuid, false,"
+        " %s::jsonb) END AS r FROM c)"
+        " SELECT e.task_uuid, e.r, CASE WHEN %s::text IS NOT NULL THEN"
+        " tasker.announce_request_outcome_v1(%s::text,"
+        " CASE WHEN e.task_uuid IS NULL THEN 'duplicate' ELSE 'created' END, e.task_uuid,"
+        " CASE WHEN e.task_uuid IS NULL THEN %s END,"
+        " CASE WHEN e.task_uuid IS NULL THEN 'conflict' END) END AS announced FROM e",
+        (*_create_params(named_task_uuid, template, request, identity), processor,
+         Jsonb(headers) if headers else None, request_id, request_id, DUPLICATE_REASON),
+    )
+
+    def task_uuid() -> UUID | None:
+        row = cursor.fetchone()
+        assert row is not None
+        if row["task_uuid"] is None:
+            return None
+        count_evaluation(row["r"])
+        return UUID(str(row["task_uuid"]))
+
+    return task_uuid
 
 
 def _create_params(

@@ -112,7 +112,8 @@ def main() -> int:
     print(f"\nTasker pipeline benchmark ({args.runs} sequential runs, burst of {args.burst}); one "
           "process per service, one worker with 100 concurrent handlers, hybrid mode, "
           + ("synchronous_commit=off for worker/results/finalizer" if args.async_commit
-             else "durable commits everywhere"))
+             else "flushed commits for task creation, result application and task outcomes "
+                 "(claims and result records are worker handoffs: README, commit policy)"))
     print(f"(a) linear-4 sequential : {summary_ms(linear)}")
     print(f"(b) diamond sequential  : {summary_ms(diamond)}")
     print(f"(c) burst of {args.burst} linear-4: {steps / (t_end - t0):7.0f} steps/s, "

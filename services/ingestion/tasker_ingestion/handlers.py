@@ -12,6 +12,7 @@ import structlog
 from tasker_shared.contracts.payloads import TaskRequestMessage
 from tasker_shared.db.database import Conn
 from tasker_shared.errors import NotFoundError, ValidationError
+from tasker_shared.queue import pgmq
 from tasker_shared.queue.processor import AfterCommit, Envelope
 from tasker_shared.runtime.tracing import inject_headers, message_span
 from tasker_shared.store.tasks import DUPLICATE_REASON, create_and_start_task, task_identity
@@ -50,8 +51,7 @@ class IngestionHandlers:
             with message_span("ingestion.task_request", envelope.headers,
                               attributes={"tasker.request_id": envelope.payload.request_id,
                                           "tasker.msg_id": envelope.msg_id}):
-                pending.append((envelope.msg_id,
-                                self._ingest(conn, envelope.payload, envelope.headers)))
+                pending.append((envelope.msg_id, self._ingest(conn, envelope)))
 
         def after_commit() -> None:
             for msg_id, read in pending:
@@ -69,12 +69,19 @@ class IngestionHandlers:
         return after_commit
 
     def _ingest(
-        self, conn: Conn, message: TaskRequestMessage, headers: dict[str, object] | None
+        self, conn: Conn, envelope: Envelope[TaskRequestMessage]
     ) -> Callable[[], Outcome]:
-        request = message.task_request
-        rid = message.request_id
+        request = envelope.payload.task_request
+        rid = envelope.payload.request_id
+        headers = envelope.headers
+        stamp = envelope.row or {}
         try:
-            entry = self.templates.by_key(conn, request.namespace, request.name, request.version)
+            if stamp.get("named_task_uuid") is not None:  # read with the message
+                entry = self.templates.entry(conn, stamp["named_task_uuid"],
+                                             stamp["template_updated_at"])
+            else:
+                entry = self.templates.by_key(conn, request.namespace, request.name,
+                                              request.version)
             template = entry.template.resolve_for_environment(self.environment)
             template.validate_context(request.context)
             identity = task_identity(template, entry.named_task_uuid, request)
@@ -97,6 +104,14 @@ class IngestionHandlers:
             return Outcome(request_id=rid, outcome="created", task_uuid=task_uuid)
 
         return outcome
+
+
+def lock_request_messages(
+    conn: Conn, queue: str, ids: list[int] | None, limit: int
+) -> list[pgmq.RawMessage]:
+    """Ingestion's lock: the request messages with the stamp of the template each names."""
+    return pgmq.lock_messages_with(conn, "tasker.lock_task_request_messages_v1", queue, ids,
+                                   limit)
 
 
 def _invalid(conn: Conn, outcome: Outcome) -> Callable[[], Outcome]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import trio
 
-from tasker_ingestion.handlers import IngestionHandlers
+from tasker_ingestion.handlers import IngestionHandlers, lock_request_messages
 from tasker_shared.contracts.messages import decode_task_request_message
 from tasker_shared.contracts.queues import ORCHESTRATION_TASK_REQUESTS
 from tasker_shared.runtime.service import Runtime, service_runtime
@@ -25,7 +25,7 @@ async def serve(
         handlers = IngestionHandlers(processor_uuid=rt.processor_uuid,
                                      environment=settings.environment)
         rt.consume(ORCHESTRATION_TASK_REQUESTS, decode=decode_task_request_message,
-                   handle=handlers.handle_task_requests)
+                   handle=handlers.handle_task_requests, lock=lock_request_messages)
         rt.extra_details.append(lambda: {"ingestion": {
             "created": handlers.created, "duplicates": handlers.duplicates,
             "invalid": handlers.invalid}})

@@ -36,17 +36,8 @@ def lock_result_messages(
     conn: Conn, queue: str, ids: list[int] | None, limit: int
 ) -> list[pgmq.RawMessage]:
     """The results queue's lock: the messages and, locked with them, the steps they name."""
-    rows = conn.execute(
-        "SELECT * FROM tasker.lock_step_result_messages_v1(%s::text, %s::bigint[], %s::int)",
-        (queue, ids, limit),
-    ).fetchall()
-    return [
-        pgmq.RawMessage(
-            msg_id=r.pop("msg_id"), read_ct=r.pop("read_ct"), enqueued_at=r.pop("enqueued_at"),
-            message=r.pop("message"), headers=r.pop("headers"), row=r,
-        )
-        for r in rows
-    ]
+    return pgmq.lock_messages_with(conn, "tasker.lock_step_result_messages_v1", queue, ids,
+                                   limit)
 
 
 @dataclass(kw_only=True, slots=True)

@@ -57,6 +57,25 @@ def lock_messages(conn: Conn, queue: str, ids: list[int] | None, limit: int) -> 
     ]
 
 
+_MESSAGE_COLUMNS = ("msg_id", "read_ct", "enqueued_at", "message", "headers")
+
+
+def lock_messages_with(
+    conn: Conn, function: str, queue: str, ids: list[int] | None, limit: int
+) -> list[RawMessage]:
+    """Lock through a queue-specific SQL function that returns the `lock_messages_v1`
+    columns plus what its handler needs; those extra columns become `RawMessage.row`.
+    `function` is a fixed, schema-qualified name from the code, never user input."""
+    rows = conn.execute(
+        f"SELECT * FROM {function}(%s::text, %s::bigint[], %s::int)",
+        (queue, ids, limit),
+    ).fetchall()
+    return [
+        RawMessage(**{c: r.pop(c) for c in _MESSAGE_COLUMNS}, row=r)
+        for r in rows
+    ]
+
+
 def delete_messages(conn: Conn, queue: str, ids: list[int]) -> None:
     """Delete (acknowledge) messages; the result is not awaited, so in pipeline mode the
     statement travels with whatever comes next (the COMMIT)."""

@@ -64,13 +64,19 @@ class TemplateCache:
         return entry
 
     def by_uuid(self, conn: Conn, named_task_uuid: UUID, updated_at: datetime | None = None) -> TaskTemplate:
+        return self.entry(conn, named_task_uuid, updated_at).template
+
+    def entry(self, conn: Conn, named_task_uuid: UUID,
+              updated_at: datetime | None = None) -> RegisteredTemplate:
+        """The cached template unless `updated_at` (the row's stamp, read by the caller)
+        says it moved; then (or when not cached) it is read again."""
         cached = self._by_uuid.get(named_task_uuid)
         if cached is not None and (updated_at is None or cached.updated_at == updated_at):
-            return cached.template
+            return cached
         row = conn.execute(_SELECT + " WHERE nt.named_task_uuid = %s", (named_task_uuid,)).fetchone()
         if row is None:
             raise NotFoundError(f"task template {named_task_uuid} not found")
-        return self._parse(row).template
+        return self._parse(row)
 
     def by_key(self, conn: Conn, namespace: str, name: str, version: str) -> RegisteredTemplate:
         """Always checks the row's version stamp (one indexed lookup) so updates are seen."""
@@ -82,14 +88,7 @@ class TemplateCache:
         ).fetchone()
         if row is None:
             raise NotFoundError(f"task template {namespace}/{name}:{version} not found")
-        cached = self._by_uuid.get(row["named_task_uuid"])
-        if cached is not None and cached.updated_at == row["updated_at"]:
-            return cached
-        full = conn.execute(
-            _SELECT + " WHERE nt.named_task_uuid = %s", (row["named_task_uuid"],)
-        ).fetchone()
-        assert full is not None
-        return self._parse(full)
+        return self.entry(conn, row["named_task_uuid"], row["updated_at"])
 
 
 def list_templates(conn: Conn, namespace: str | None = None) -> list[dict[str, Any]]:

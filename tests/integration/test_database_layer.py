@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -18,6 +19,8 @@ from tasker_shared.errors import (
     TransitionRejected,
     ValidationError,
 )
+from tasker_shared.queue.consumer import ConsumerCounters
+from tasker_shared.queue.processor import Envelope, TransactionalProcessor
 from tests.integration.dag_support import DictConn
 
 
@@ -170,3 +173,49 @@ async def test_cancelled_while_waiting_for_a_connection_never_runs(
             assert time.monotonic() - started < 0.5
         await db.execute("INSERT INTO public.probe VALUES (6)")
     assert probe_values(conn) == [6]
+
+
+async def test_run_autocommit_commits_each_statement(db: Database, conn: DictConn,
+                                                    table: str) -> None:
+    def insert_then_fail(c: Conn) -> None:
+        c.execute("INSERT INTO public.probe VALUES (1)")
+        c.execute("INSERT INTO public.probe VALUES (-1)")  # CHECK violation
+
+    with pytest.raises(ValidationError):
+        await db.run_autocommit(insert_then_fail)
+    assert probe_values(conn) == [1]  # the first statement was its own transaction
+
+    def in_transaction(c: Conn) -> bool:
+        return c.autocommit
+
+    assert await db.run(in_transaction) is False  # the connection went back transactional
+
+
+async def test_processor_runs_after_commit_once_committed(db: Database, conn: DictConn,
+                                                          table: str) -> None:
+    queue = f"probe_{uuid.uuid4().hex[:8]}"
+    conn.execute("SELECT tasker.ensure_queue_v1(%s)", (queue,))
+    for n in (1, 2):
+        conn.execute("SELECT tasker.send_v1(%s, %s::jsonb)", (queue, f'{{"n": {n}}}'))
+    seen: list[list[int]] = []
+
+    def handle(c: Conn, batch: list[Envelope[int]]) -> Callable[[], None]:
+        cursor = c.execute("INSERT INTO public.probe SELECT unnest(%s::int[]) RETURNING x",
+                           ([e.payload for e in batch],))
+
+        def after_commit() -> None:
+            seen.append(sorted(r["x"] for r in cursor.fetchall()))
+            raise RuntimeError("a bug in reporting")  # logged; the batch stays committed
+
+        return after_commit
+
+    counters = ConsumerCounters()
+    processor = TransactionalProcessor(
+        db=db, queue=queue, decode=lambda m: int(m["n"]), handle=handle, counters=counters,
+        max_reads=3)
+    assert await processor(None, 10) == 2
+    assert seen == [[1, 2]]
+    assert probe_values(conn) == [1, 2]
+    left = conn.execute(f"SELECT count(*) AS n FROM pgmq.q_{queue}").fetchone()
+    assert left is not None and left["n"] == 0
+    assert counters.processed == 2 and counters.failed == 0

@@ -1,6 +1,11 @@
 """Transactional processing for orchestration queues: lock, decode, handle, delete — in one
 transaction. A batch that fails is retried message by message; a message that keeps failing
-is counted and finally set aside with its reason; an undecodable one is set aside at once."""
+is counted and finally set aside with its reason; an undecodable one is set aside at once.
+
+The transaction runs in psycopg's pipeline mode: a statement whose result is not read yet
+travels with the next one, so BEGIN goes with the lock and a handler's last call with the
+delete and the COMMIT. A handler reads such results in the function it returns, which runs
+once the batch is committed."""
 
 from __future__ import annotations
 
@@ -95,7 +100,10 @@ class TransactionalProcessor(Generic[M]):
             taken, after_commit = self._batch_steps(conn, ids, limit, locked)
             conn.commit()
         if after_commit is not None:
-            after_commit()
+            try:
+                after_commit()
+            except Exception as exc:  # the batch is committed: report, never redo it
+                log.exception("after_commit_failed", queue=self.queue, error=str(exc))
         return taken
 
     def _batch_steps(

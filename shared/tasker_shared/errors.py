@@ -66,6 +66,13 @@ class TransitionRejected(TaskerError):
     code = "transition_rejected"
 
 
+class TaskAlreadyFinished(TransitionRejected):
+    """An action that needs an unfinished task (cancel) was asked of a finished one: a bad
+    request in REST terms (SPEC: cancel answers 400 when the task is already complete)."""
+
+    code = "task_already_finished"
+
+
 class StoreError(TaskerError):
     """The database failed; `retryable` says whether trying again may help."""
 

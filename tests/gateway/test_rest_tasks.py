@@ -136,7 +136,7 @@ async def test_read_list_cancel_tasks(gw: Gateway) -> None:
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         assert all(s["current_state"] == "cancelled" for s in cancelled.json()["steps"])
         again = await http.delete(f"/v1/tasks/{first['task_uuid']}")
-        assert again.status_code == 409 and error_code(again) == "transition_rejected"
+        assert again.status_code == 400 and error_code(again) == "task_already_finished"
         rows = gw.sql("SELECT metadata FROM tasker.task_transitions WHERE task_uuid = %s"
                       " AND to_state = 'cancelled'", (first["task_uuid"],))
         assert rows[0]["metadata"]["reason"] == "not needed"

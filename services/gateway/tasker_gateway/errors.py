@@ -15,6 +15,7 @@ from tasker_shared.errors import (
     StoreError,
     StoreTimeout,
     StoreUnavailable,
+    TaskAlreadyFinished,
     TaskerError,
     TransitionRejected,
     Unavailable,
@@ -72,6 +73,9 @@ def classify(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, ConflictError):
         return ErrorInfo(http_status=409, grpc_status=Status.ALREADY_EXISTS, code=exc.code,
                          message=message)
+    if isinstance(exc, TaskAlreadyFinished):
+        return ErrorInfo(http_status=400, grpc_status=Status.FAILED_PRECONDITION,
+                         code=exc.code, message=message)
     if isinstance(exc, TransitionRejected):
         return ErrorInfo(http_status=409, grpc_status=Status.FAILED_PRECONDITION,
                          code=exc.code, message=message)

@@ -28,7 +28,7 @@ _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 _ERROR_TEXT = {
-    400: "Invalid request (path, query or body)",
+    400: "Invalid request (path, query or body), or an action a finished task cannot take",
     401: "Missing or invalid credentials",
     403: "The credentials lack the required permission",
     404: "Not found",

@@ -135,7 +135,7 @@ ROUTES: tuple[Route, ...] = (
     Route(method="DELETE", path=_TASK, name="cancel_task", handler=cancel_task,
           summary="Cancel a task and its unfinished steps", tag="tasks",
           permission=P.TASKS_CANCEL, query=CancelParams, responses={200: TaskView},
-          errors=(404, 409), uuid_params=_T),
+          errors=(400, 404), uuid_params=_T),
     Route(method="GET", path=_TASK + "/summary", name="get_task_summary", handler=task_summary,
           summary="A task, its step summaries and its DLQ status", tag="tasks",
           permission=P.TASKS_READ, responses={200: TaskSummaryView}, errors=(404,),

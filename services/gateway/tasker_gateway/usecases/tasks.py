@@ -29,7 +29,7 @@ from tasker_gateway.usecases.views import load, pick, task_view, task_views, to_
 from tasker_shared.db.database import Conn
 from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY
 from tasker_shared.domain.template import TaskTemplate
-from tasker_shared.errors import NotFoundError, TransitionRejected, ValidationError
+from tasker_shared.errors import NotFoundError, TaskAlreadyFinished, ValidationError
 from tasker_shared.store.templates import TemplateCache
 
 DEFAULT_PER_PAGE = 25
@@ -90,8 +90,8 @@ def _cancel(conn: Conn, task_uuid: UUID, processor: UUID, metadata: dict[str, An
         state = conn.execute("SELECT tasker.get_current_task_state_v1(%s) AS s",
                              (task_uuid,)).fetchone()
         current = state["s"] if state else "unknown"
-        raise TransitionRejected(f"task {task_uuid} is already {current}; only unfinished"
-                                 " tasks can be cancelled")
+        raise TaskAlreadyFinished(f"task {task_uuid} is already {current}; only unfinished"
+                                  " tasks can be cancelled")
     return task_view(conn, task_uuid)
 
 

@@ -88,14 +88,16 @@ BEGIN
                        v_ws.max_attempts));
             CONTINUE;
         END IF;
-        PERFORM tasker._append_step_transition_v1(
-            v_step, v_state, 'in_progress',
-            CASE WHEN v_state = 'enqueued' THEN 'start' ELSE 'reclaim' END,
-            jsonb_build_object('worker_id', p_worker, 'msg_id', m.msg_id));
+        -- Marked in process first: the transition's own in_process update then finds
+        -- nothing to change (one row version per claim instead of two).
         UPDATE tasker.workflow_steps
            SET attempts = COALESCE(attempts, 0) + 1, last_attempted_at = now(),
                in_process = true, updated_at = now()
          WHERE workflow_step_uuid = v_step;
+        PERFORM tasker._append_step_transition_v1(
+            v_step, v_state, 'in_progress',
+            CASE WHEN v_state = 'enqueued' THEN 'start' ELSE 'reclaim' END,
+            jsonb_build_object('worker_id', p_worker, 'msg_id', m.msg_id));
         v_claimed := v_claimed || m.msg_id;
         v_steps := v_steps || v_step;
         v_reads := v_reads || m.read_ct;

@@ -52,7 +52,8 @@ def to_task_request(body: TaskRequestBody) -> TaskRequest:
 
 
 def _send(conn: Conn, payload: dict[str, object], *, flush: bool = True) -> None:
-    """Queue the request. Without `flush` the commit does not wait for the WAL flush: used
+    """Queue the request: one statement, its own transaction (run in autocommit). Without
+    `flush` the commit does not wait for the WAL flush: used
     when the caller waits for ingestion, whose own flushed commit makes this one durable too
     (WAL is flushed in order); a 202 is only answered after `_flush`."""
     if flush:
@@ -93,15 +94,15 @@ async def create_task(
                                  metadata=TaskRequestMetadata(requester=requester[:128]))
     payload = encode_task_request_message(message)
     if not wait:
-        await ctx.db.run(_send, payload)
+        await ctx.db.run_autocommit(_send, payload)
         return CreateOutcome(request_id=rid, task=None)
     timeout = min(wait_timeout or ctx.settings.gateway.create_wait_timeout_seconds,
                   MAX_WAIT_SECONDS)
     with ctx.outcomes.expect(rid) as waiter:
-        await ctx.db.run(_send, payload, flush=False)
+        await ctx.db.run_autocommit(_send, payload, flush=False)
         outcome = await _await_outcome(ctx, waiter, rid, trio.current_time() + timeout)
     if outcome is None:
-        await ctx.db.run(_flush)  # "accepted" must survive a database crash
+        await ctx.db.run_autocommit(_flush)  # "accepted" must survive a database crash
         return CreateOutcome(request_id=rid, task=None)
     return CreateOutcome(request_id=rid, task=await _resolve(ctx, outcome, request))
 

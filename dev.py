@@ -22,6 +22,9 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".tasker-install-stamp"
+# The runtime dependencies are installed at the versions the container image pins, so tests
+# run against exactly what ships (and a new upstream release cannot change a test run).
+LOCK = ROOT / "deploy" / "requirements.lock"
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
@@ -35,12 +38,12 @@ def ensure_installed() -> None:
     if not PY.exists():
         if run(sys.executable, "-m", "venv", VENV) != 0:
             sys.exit("could not create .venv")
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + LOCK.read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest:
         return
     if run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
         sys.exit("could not upgrade pip")
-    if run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev]") != 0:
+    if run(PY, "-m", "pip", "install", "--quiet", "-c", LOCK, "-e", ".[dev]") != 0:
         sys.exit("could not install the project")
     STAMP.write_text(digest)
 

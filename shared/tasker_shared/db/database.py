@@ -144,8 +144,10 @@ class Database:
         self, fn: Callable[Concatenate[Conn, P], T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run `fn(conn, *args, **kwargs)` in a thread with every statement committed on its
-        own: no BEGIN and COMMIT round trips. Only for work whose statements are each a
-        complete unit (typically one call of a SQL function)."""
+        own: no BEGIN and COMMIT round trips. For work whose statements are each a complete
+        unit (typically one call of a SQL function), and for reads: under READ COMMITTED
+        every statement takes its own snapshot inside a transaction too, so a read of one or
+        several statements (pipelined: one round trip) loses nothing outside one."""
         return await self._run(True, fn, *args, **kwargs)
 
     async def _run(

@@ -128,7 +128,7 @@ async def _await_outcome(ctx: GatewayContext, waiter: Waiter, rid: str, deadline
 async def _resolve(ctx: GatewayContext, outcome: IngestionOutcome, request: TaskRequest
                    ) -> TaskView:
     if outcome.outcome == "created" and outcome.task_uuid is not None:
-        return await ctx.db.run(task_view, outcome.task_uuid)
+        return await ctx.db.run_autocommit(task_view, outcome.task_uuid)  # a read
     reason = outcome.reason or "the task request was refused"
     if outcome.outcome == "duplicate":
         raise ConflictError(reason)

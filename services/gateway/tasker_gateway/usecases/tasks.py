@@ -60,7 +60,7 @@ class TaskListQuery:
 
 
 async def get_task(ctx: GatewayContext, task_uuid: UUID) -> TaskView:
-    return await ctx.db.run(task_view, task_uuid)
+    return await ctx.db.run_autocommit(task_view, task_uuid)  # a read: see run_autocommit
 
 
 def _list(conn: Conn, q: TaskListQuery) -> TaskListView:

@@ -141,5 +141,22 @@ def summary_ms(values: list[float]) -> str:
             f"p99 {percentile(ms, 99):6.1f}  mean {statistics.fmean(ms):6.1f} ms")
 
 
+def server_version(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]).split()[0] if row else "?"
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A Markdown table, so the figures can be pasted into the README as they are."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print(line(row))
+
+
 def quiet_env() -> None:
     os.environ.setdefault("TASKER_SERVICE__LOG_LEVEL", "WARNING")

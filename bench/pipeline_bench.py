@@ -27,17 +27,18 @@ from bench.common import (
     cluster,
     fresh_database,
     percentile,
+    print_table,
     send_requests,
+    server_version,
     summary_ms,
 )
 from tasker_cli.cluster import health
 from tasker_worker.examples import templates_dir
 
-PEERS = """Peers on this machine kind (PEERS.md): 200 linear-4 at once — Procrastinate ~550 steps/s,
-DBOS ~300, Celery+Redis ~800 (no durable state); single linear-4 p50 — Procrastinate 17-20 ms,
-DBOS 20-30 ms, Celery+Redis ~10 ms. Rust reference: linear-4 p50 255 ms, ~19 DB ops per step.
-Targets: linear-4 p50 <= 30 ms, p99 <= 80 ms; >= 600 steps/s; <= 8 round trips per step;
-<= 150 MB RSS per service process."""
+PEERS = """Peers were measured with PostgreSQL 15 defaults (TASKER_DATABASE_URL=postgresql://...:5432/
+to compare on the same server); Celery+Redis keeps no durable workflow state. The Rust reference
+implementation publishes linear-4 p50 255 ms and ~19 database operations per step (its own
+hardware). Runs on this shared 2-vCPU VM vary by 10-20%: compare figures from the same run."""
 
 
 def sequential(url: str, tracker: CompletionTracker, name: str, runs: int) -> list[float]:
@@ -109,21 +110,30 @@ def main() -> int:
             sampler.join()
             lat = [tracker.done_at[tracker.task_of[r]] - t0 for r in rids]
     steps = 4 * args.burst
-    print(f"\nTasker pipeline benchmark ({args.runs} sequential runs, burst of {args.burst}); one "
-          "process per service, one worker with 100 concurrent handlers, hybrid mode, "
+    server = server_version(url)
+    print(f"\nTasker pipeline benchmark on PostgreSQL {server} ({args.runs} sequential runs, burst "
+          f"of {args.burst}); one process per service, one worker with 100 concurrent "
+          "handlers, hybrid mode, "
           + ("synchronous_commit=off for worker/results/finalizer" if args.async_commit
              else "flushed commits for task creation, result application and task outcomes "
                  "(claims and result records are worker handoffs: README, commit policy)"))
-    print(f"(a) linear-4 sequential : {summary_ms(linear)}")
-    print(f"(b) diamond sequential  : {summary_ms(diamond)}")
-    print(f"(c) burst of {args.burst} linear-4: {steps / (t_end - t0):7.0f} steps/s, "
-          f"wall {t_end - t0:5.2f} s, task latency p50 {percentile(lat, 50) * 1000:6.0f} ms "
-          f"p99 {percentile(lat, 99) * 1000:6.0f} ms")
-    print(f"(d) per step during (c): {(s1 - s0) / steps:4.1f} statements (at most as many round "
-          "trips: pipelined ones share one), "
-          f"{(c1 - c0) / steps:4.2f} commits")
-    print("(e) peak RSS during (c): " + ", ".join(
-        f"{label} {rss / 2**20:5.1f} MB" for label, rss in sorted(peak.items())))
+    rows = [
+        ("(a) linear-4, one at a time", summary_ms(linear), "p50 <= 30, p99 <= 80 ms",
+         "Procrastinate 20-23, DBOS 20-33, Celery+Redis 9.5-11 (p50)"),
+        ("(b) diamond, one at a time", summary_ms(diamond), "", ""),
+        (f"(c) {args.burst} linear-4 at once",
+         f"{steps / (t_end - t0):.0f} steps/s (wall {t_end - t0:.2f} s), task latency "
+         f"p50 {percentile(lat, 50) * 1000:.0f} ms, p99 {percentile(lat, 99) * 1000:.0f} ms",
+         ">= 600 steps/s (stretch 800)",
+         "200 at once: Procrastinate 501-550, DBOS 282-314, Celery+Redis 674-796"),
+        ("(d) per step during (c)",
+         f"{(s1 - s0) / steps:.1f} statements (pipelined ones share a round trip), "
+         f"{(c1 - c0) / steps:.2f} commits", "<= 8 round trips", "Rust reference ~19 DB ops"),
+        ("(e) peak RSS during (c)", ", ".join(
+            f"{label} {rss / 2**20:.0f} MB" for label, rss in sorted(peak.items())),
+         "<= 150 MB per process", ""),
+    ]
+    print_table(("measure", "Tasker", "target", "peers on this machine kind (PEERS.md)"), rows)
     print("\n" + PEERS)
     return 0
 

@@ -65,13 +65,17 @@ class QueueSettings(_Section):
     """How long a claimed step message stays invisible; workers extend it while a handler runs."""
     poll_interval_ms: int = Field(1000, ge=10, le=600_000)
     """Fallback poll interval of every consumer (the safety net under NOTIFY)."""
-    batch_size: int = Field(20, ge=1, le=1000)
-    """Messages taken per transaction."""
+    batch_size: int = Field(50, ge=1, le=1000)
+    """Messages taken per transaction (larger batches: fewer commits per message under load;
+    a lone message is still taken at once)."""
     max_read_count: int = Field(5, ge=1, le=1000, description="reads before a message is poison")
     channel_capacity: int = Field(256, ge=1)
     """Bound of the memory channel between intake and handler tasks."""
-    handler_tasks: int = Field(4, ge=1, le=256)
-    """Concurrent handler tasks per orchestration queue."""
+    handler_tasks: int = Field(2, ge=1, le=256)
+    """Concurrent handler tasks (parallel transactions) per orchestration queue. Two keep a
+    batch filling while another commits; more split a backlog into smaller transactions that
+    contend for the same task rows (1,000 linear tasks on 2 vCPUs: ~650 steps/s with 4
+    tasks of 20 messages, ~820 with 2 tasks of 50)."""
 
 
 class ServiceSettings(_Section):

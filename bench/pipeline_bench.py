@@ -73,6 +73,7 @@ def main() -> int:
                              "(ingestion stays durable)")
     args = parser.parse_args()
     with fresh_database() as url:
+        server = server_version(url)
         fast = {"TASKER_DATABASE__SYNCHRONOUS_COMMIT": "false"} if args.async_commit else {}
         c = cluster(url, namespace="examples", handlers="tasker_worker.examples.handlers",
                     templates=str(templates_dir()),
@@ -110,7 +111,6 @@ def main() -> int:
             sampler.join()
             lat = [tracker.done_at[tracker.task_of[r]] - t0 for r in rids]
     steps = 4 * args.burst
-    server = server_version(url)
     print(f"\nTasker pipeline benchmark on PostgreSQL {server} ({args.runs} sequential runs, burst "
           f"of {args.burst}); one process per service, one worker with 100 concurrent "
           "handlers, hybrid mode, "

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import psycopg
 import trio
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tasker_shared.db.errors import translate
+from tasker_shared.domain.limits import loads_or_undecodable
 from tasker_shared.errors import StoreError, StoreTimeout, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -102,6 +104,7 @@ class Database:
             open=False,
             name=application_name,
             connection_class=CountingConnection,
+            configure=_configure,
             kwargs={
                 "autocommit": False,
                 "row_factory": dict_row,
@@ -277,6 +280,13 @@ class _Running:
         with self._lock:
             self._stopped = True
             return self.conn is not None
+
+
+def _configure(conn: Conn) -> None:
+    """Every pooled connection decodes json/jsonb with `loads_or_undecodable`: one hostile
+    value (nested past the recursion limit) becomes an `Undecodable` for its consumer to set
+    aside, instead of failing every fetch that includes its row."""
+    set_json_loads(loads_or_undecodable, conn)
 
 
 def _restore_transactions(conn: Conn) -> None:

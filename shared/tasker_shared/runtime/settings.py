@@ -241,6 +241,8 @@ class GatewaySettings(_Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     request_timeout_seconds: float = Field(30.0, gt=0, description="REST answers 408 past this")
     max_request_bytes: int = Field(1_048_576, ge=1024, description="largest accepted body")
+    grpc_max_message_bytes: int = Field(
+        1_048_576, ge=1024, description="largest accepted gRPC request message")
     stream_resync_seconds: float = Field(
         30.0, gt=0, description="StreamTaskStatus re-reads the task this often (safety net)")
     max_streams: int = Field(1000, ge=1, description="concurrent StreamTaskStatus calls")

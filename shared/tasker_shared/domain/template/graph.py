@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ...errors import ValidationError
 from .enums import StepType
+from .preview import show
 from .task import TaskTemplate
 
 _NOT_CREATED_BY_CLOSURE = (StepType.DEFERRED_CONVERGENCE, StepType.BATCH_WORKER)
@@ -76,7 +77,7 @@ def initial_step_names(template: TaskTemplate) -> list[str]:
 def _decision_step(template: TaskTemplate, decision_step: str) -> None:
     step = template.get_step(decision_step)
     if step is None:
-        raise ValidationError(f"template {template.key} has no step named {decision_step!r}")
+        raise ValidationError(f"template {template.key} has no step named {show(decision_step)}")
     if not step.is_decision:
         raise ValidationError(
             f"step '{decision_step}' of template {template.key} is of type "
@@ -113,7 +114,7 @@ def steps_for_decision(
     for name in requested:
         if not isinstance(name, str):
             raise ValidationError(
-                f"decision step '{decision_step}' requested {name!r}; step names are strings"
+                f"decision step '{decision_step}' requested {show(name)}; step names are strings"
             )
     wanted = list(dict.fromkeys(requested))
     if wanted and not graph:
@@ -149,7 +150,7 @@ def steps_for_decision(
 def _check_requested(template: TaskTemplate, decision: str, graph: set[str], name: str) -> None:
     if name not in graph:
         raise ValidationError(
-            f"step {name!r} is not a descendant of decision step '{decision}' "
+            f"step {show(name)} is not a descendant of decision step '{decision}' "
             f"in template {template.key}"
         )
     if template.step(name).is_batch_worker:

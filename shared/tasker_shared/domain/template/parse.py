@@ -19,7 +19,7 @@ from .model import (
     TemplateMetadata,
 )
 from .parse_step import MAX_TIMEOUT_SECONDS, parse_retry_override, parse_step
-from .reader import Collector, Scope, is_int, show
+from .reader import Collector, Scope, is_int, label, show
 from .schemas import check_schema
 from .task import TaskTemplate
 
@@ -62,6 +62,8 @@ OVERRIDE_KEYS = frozenset(("name", "handler", "timeout_seconds", "retry"))
 NAMESPACE_MAX = 29
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_]+")
 ALL_STEPS = "ALL"
+# The error message lists this many problems; `TemplateError.problems` keeps them all.
+MAX_LISTED_PROBLEMS = 100
 
 
 def parse_template(data: object, *, source: str = "<template>") -> TaskTemplate:
@@ -85,9 +87,12 @@ def _parse(data: object, *, source: str, trusted: bool) -> TaskTemplate:
 def template_error(source: str, problems: list[str]) -> TemplateError:
     """One TemplateError whose message lists every problem."""
     count = len(problems)
+    listed = "\n".join(f"  - {p}" for p in problems[:MAX_LISTED_PROBLEMS])
+    if count > MAX_LISTED_PROBLEMS:
+        listed += f"\n  (and {count - MAX_LISTED_PROBLEMS} more)"
     return TemplateError(
         f"invalid task template {source} ({count} problem{'s' if count != 1 else ''}):\n"
-        + "\n".join(f"  - {p}" for p in problems),
+        + listed,
         problems=problems,
     )
 
@@ -156,13 +161,13 @@ def _namespace(top: Scope, data: Mapping[Any, Any]) -> str | None:
         top.problem(
             "namespace_name",
             f"must be at most {NAMESPACE_MAX} characters (queue names are derived from it), "
-            f"got {len(value)} in {value!r}",
+            f"got {len(value)} in {show(value)}",
         )
         good = False
     if not _NAMESPACE_RE.fullmatch(value):
         top.problem(
             "namespace_name",
-            f"may only contain letters, digits and underscores [A-Za-z0-9_], got {value!r}",
+            f"may only contain letters, digits and underscores [A-Za-z0-9_], got {show(value)}",
         )
         good = False
     return value if good else None
@@ -273,17 +278,18 @@ def _environments(
         if not isinstance(env, str) or not env:
             top.problem("environments", f"names must be non-empty strings, got {show(env)}")
             continue
-        env_scope = top.child(f"environments.{env}")
+        path = f"environments.{label(env)}"
+        env_scope = top.child(path)
         if body is None:
             out[env] = ()
             continue
         if not isinstance(body, Mapping):
-            top.problem(f"environments.{env}", f"must be a mapping with 'steps', got {show(body)}")
+            top.problem(path, f"must be a mapping with 'steps', got {show(body)}")
             continue
         env_scope.check_keys(body, ("steps",))
         overrides = []
         for index, item in enumerate(env_scope.items(body, "steps")):
-            override = _override(top.col, item, f"environments.{env}.steps[{index}]", step_names)
+            override = _override(top.col, item, f"{path}.steps[{index}]", step_names)
             if override is not None:
                 overrides.append(override)
         out[env] = tuple(overrides)
@@ -294,8 +300,8 @@ def _override(col: Collector, raw: object, path: str, step_names: set[str]) -> S
     if not isinstance(raw, Mapping):
         col.problem(path, f"an override must be a mapping with 'name', got {show(raw)}")
         return None
-    label = raw.get("name")
-    where = f"{path} (step '{label}')" if isinstance(label, str) and label else path
+    given = raw.get("name")
+    where = f"{path} (step '{label(given)}')" if isinstance(given, str) and given else path
     sub = Scope(col, where)
     sub.check_keys(raw, OVERRIDE_KEYS)
     name = sub.string(raw, "name", required=True)

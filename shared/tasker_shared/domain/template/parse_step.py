@@ -17,7 +17,7 @@ from .model import (
     RetryPolicy,
     StepTemplate,
 )
-from .reader import Collector, Scope, show
+from .reader import Collector, Scope, label, show
 
 STEP_KEYS = frozenset(
     (
@@ -59,7 +59,7 @@ def step_label(data: Mapping[Any, Any], index: int) -> str:
     """How problems refer to a step: by its name when it has a usable one."""
     name = data.get("name")
     if isinstance(name, str) and name:
-        return f"step '{name}'"
+        return f"step '{label(name)}'"
     return f"steps[{index}]"
 
 
@@ -110,7 +110,7 @@ def _aliased(scope: Scope, raw: Mapping[Any, Any], key: str, alias: str) -> tupl
     has_key = raw.get(key) is not None
     has_alias = raw.get(alias) is not None
     if has_key and has_alias:
-        if raw[key] != raw[alias]:
+        if not _same(raw[key], raw[alias]):
             scope.problem(key, f"and its alias '{alias}' are both given and differ; give only one")
         else:
             scope.warn(f"'{key}' and its alias '{alias}' are both given; '{alias}' ignored")
@@ -120,6 +120,22 @@ def _aliased(scope: Scope, raw: Mapping[Any, Any], key: str, alias: str) -> tupl
     if has_alias:
         return alias, raw[alias]
     return None
+
+
+def _same(left: object, right: object) -> bool:
+    """Equality for the values `_aliased` compares (a string or a list of strings), in
+    linear time: other values only match themselves, so comparing values that share or
+    nest references (YAML aliases) can never take exponential time."""
+    if left is right:
+        return True
+    if isinstance(left, str) or isinstance(right, str):
+        return left == right
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        return len(left) == len(right) and all(
+            isinstance(a, str) and isinstance(b, str) and a == b
+            for a, b in zip(left, right, strict=True)
+        )
+    return False
 
 
 def _dependencies(scope: Scope, raw: Mapping[Any, Any]) -> tuple[str, ...]:

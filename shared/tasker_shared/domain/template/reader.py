@@ -8,17 +8,29 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from .preview import label, show
+
 E = TypeVar("E", bound=StrEnum)
+# Where a JSON value sits: a field name, or (parent, key or index). Rendered only when a
+# problem is reported, so walking a wide or long-keyed value costs O(1) per node.
+Path = str | tuple["Path", str | int]
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 _MISSING = object()
 
 
-def show(value: object) -> str:
-    """A short, quoted rendering of an offending value for a problem message."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+__all__ = ["Collector", "Scope", "is_int", "label", "render_path", "show"]
+
+
+def render_path(path: Path) -> str:
+    """`path` as text, e.g. `composition.items[3].id` (long keys clipped)."""
+    parts: list[str] = []
+    while isinstance(path, tuple):
+        path, step = path
+        parts.append(f"[{step}]" if isinstance(step, int) else f".{label(step)}")
+    parts.append(path)
+    return "".join(reversed(parts))
 
 
 def is_int(value: object) -> bool:
@@ -237,21 +249,21 @@ class Scope:
             return None
         return self.json(data, key)
 
-    def _json(self, value: Any, path: str, depth: int) -> tuple[bool, Any]:
+    def _json(self, value: Any, path: Path, depth: int) -> tuple[bool, Any]:
         self.col.budget -= 1
         if self.col.budget < 0:
             if self.col.budget == -1:
-                self.col.problem(self.where, f"{path} is too large (over {MAX_NODES} values)")
+                self._bad(path, f"is too large (over {MAX_NODES} values)")
             return False, None
         if depth > MAX_DEPTH:
-            self.col.problem(self.where, f"{path} is nested more than {MAX_DEPTH} levels deep")
+            self._bad(path, f"is nested more than {MAX_DEPTH} levels deep")
             return False, None
         if value is None or isinstance(value, bool | str) or is_int(value):
             return True, value
         if isinstance(value, float):
             if math.isfinite(value):
                 return True, value
-            self.col.problem(self.where, f"{path} must be a finite number, got {show(value)}")
+            self._bad(path, f"must be a finite number, got {show(value)}")
             return False, None
         if isinstance(value, datetime | date):
             return True, value.isoformat()
@@ -261,24 +273,25 @@ class Scope:
             items: list[Any] = []
             good = True
             for index, item in enumerate(value):
-                ok, out = self._json(item, f"{path}[{index}]", depth + 1)
+                ok, out = self._json(item, (path, index), depth + 1)
                 good = good and ok
                 items.append(out)
             return good, items
-        self.col.problem(
-            self.where, f"{path} must be plain JSON data, got a {type(value).__name__}"
-        )
+        self._bad(path, f"must be plain JSON data, got a {type(value).__name__}")
         return False, None
 
-    def _json_mapping(self, value: Mapping[Any, Any], path: str, depth: int) -> tuple[bool, Any]:
+    def _bad(self, path: Path, text: str) -> None:
+        self.col.problem(self.where, f"{render_path(path)} {text}")
+
+    def _json_mapping(self, value: Mapping[Any, Any], path: Path, depth: int) -> tuple[bool, Any]:
         obj: dict[str, Any] = {}
         good = True
         for name, item in value.items():
             if not isinstance(name, str):
-                self.col.problem(self.where, f"{path} has a non-string key {show(name)}")
+                self._bad(path, f"has a non-string key {show(name)}")
                 good = False
                 continue
-            ok, out = self._json(item, f"{path}.{name}", depth + 1)
+            ok, out = self._json(item, (path, name), depth + 1)
             good = good and ok
             obj[name] = out
         return good, obj

@@ -15,6 +15,7 @@ from .model import (
     SystemDependencies,
     TemplateMetadata,
 )
+from .preview import show
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,7 +67,7 @@ class TaskTemplate:
         try:
             return self._by_name[name]
         except KeyError:
-            raise KeyError(f"template {self.key} has no step named {name!r}") from None
+            raise KeyError(f"template {self.key} has no step named {show(name)}") from None
 
     def to_json(self) -> dict[str, Any]:
         """The whole template as JSON data (what `named_tasks.configuration` stores)."""

@@ -7,7 +7,9 @@ from typing import Any
 import yaml
 
 from ...errors import TemplateError
+from .bounds import YamlBoundsError, check_yaml_bounds
 from .parse import parse_template, template_error
+from .preview import label
 from .task import TaskTemplate
 
 # The libyaml-backed loader is much faster; fall back to pure Python when it is missing.
@@ -28,7 +30,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                     mark = key_node.start_mark
                     self.duplicates.append(
                         f"line {mark.line + 1}, column {mark.column + 1}: "
-                        f"duplicate key '{key_node.value}' (the later value would silently win)"
+                        f"duplicate key '{label(key_node.value)}' (the later value would "
+                        "silently win)"
                     )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
@@ -37,22 +40,30 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
 def load_yaml(text: str, *, source: str) -> tuple[Any, list[str]]:
     """The single YAML document in `text` and any duplicate-key problems found in it.
 
-    Raises TemplateError (with line and column) when the text is not readable YAML.
+    Raises TemplateError (with line and column) when the text is not readable YAML or
+    breaks a bound of `bounds` (size, nesting, alias expansion), which is checked on the
+    event stream before any value is built.
     """
-    loader = _Loader(text)
-    loader.duplicates = []
+    loader = None
     try:
+        check_yaml_bounds(text, _BaseLoader)
+        loader = _Loader(text)
+        loader.duplicates = []
         data = loader.get_single_data()
+        duplicates: list[str] = loader.duplicates
+    except YamlBoundsError as exc:
+        raise _syntax_error(source, f"YAML refused: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = ": ".join(p for p in (exc.context, exc.problem) if p)
         raise _syntax_error(source, f"{where}YAML syntax error: {what}") from None
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError, TypeError) as exc:
-        raise _syntax_error(source, f"YAML could not be read: {exc}") from None
+        raise _syntax_error(source, f"YAML could not be read: {label(str(exc), 500)}") from None
     finally:
-        loader.dispose()
-    return data, [f"{source}: {d}" for d in loader.duplicates]
+        if loader is not None:
+            loader.dispose()
+    return data, [f"{source}: {d}" for d in duplicates]
 
 
 def _syntax_error(source: str, text: str) -> TemplateError:

@@ -1,5 +1,6 @@
 """Finalization: decide a task's outcome (complete, blocked by failures, error) or move it on
-(re-enqueue ready steps) with the task row locked; plus the readiness safety net."""
+(re-enqueue ready steps) with the task row locked; plus the readiness safety net. A request
+for a task that does not exist is set aside when its message is locked."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 
 from tasker_shared.contracts.payloads import FinalizationRequest
 from tasker_shared.db.database import Conn
+from tasker_shared.queue import pgmq
 from tasker_shared.queue.processor import AfterCommit, Envelope
 from tasker_shared.runtime.metrics import DLQ_ENTRIES, TASKS_FINISHED
 from tasker_shared.runtime.tracing import inject_headers, message_span
@@ -64,7 +66,7 @@ class FinalizerHandlers:
 
         def outcome() -> dict[str, object]:
             result = evaluation()
-            if result is None:
+            if result is None:  # deleted since its message was locked (or a sweep's race)
                 log.warning("finalize_unknown_task", action="skip", task_uuid=str(task_uuid))
                 return {"action": "unknown_task"}
             action = str(result.get("action"))
@@ -87,3 +89,14 @@ class FinalizerHandlers:
             self.finalize(conn, row["task_uuid"], reason="readiness_sweep")
         self.swept += len(rows)
         return len(rows)
+
+
+def lock_finalization_messages(
+    conn: Conn, queue: str, ids: list[int] | None, limit: int
+) -> list[pgmq.RawMessage]:
+    """The finalizer's lock: the messages with the task each names; one naming a task that
+    does not exist is set aside (after decoding: a malformed one is set aside as such)."""
+    return pgmq.unknown_set_aside(
+        pgmq.lock_messages_with(conn, "tasker.lock_finalization_messages_v1", queue, ids,
+                                limit),
+        key="task_uuid", what="task")

@@ -1,5 +1,6 @@
 """The finalization service: consumes `orchestration_task_finalizations` and runs the
-readiness safety-net poller and the staleness detector (`staleness.py`)."""
+readiness safety-net poller, the staleness detector (`staleness.py`) and table upkeep
+with retention (`tasker_shared.db.maintenance`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from collections.abc import Callable
 
 import trio
 
-from tasker_finalizer.handlers import FinalizerHandlers
+from tasker_finalizer.handlers import FinalizerHandlers, lock_finalization_messages
 from tasker_finalizer.staleness import StalenessDetector
 from tasker_finalizer.stalls import watch_checkpoint_stalls
 from tasker_shared.contracts.messages import decode_finalization_request
 from tasker_shared.contracts.queues import ORCHESTRATION_TASK_FINALIZATIONS
+from tasker_shared.db.maintenance import Maintainer
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
 
@@ -38,13 +40,15 @@ async def serve(
             on_runtime(rt)
         handlers = FinalizerHandlers(processor_uuid=rt.processor_uuid)
         rt.consume(ORCHESTRATION_TASK_FINALIZATIONS, decode=decode_finalization_request,
-                   handle=handlers.handle_finalizations)
+                   handle=handlers.handle_finalizations, lock=lock_finalization_messages)
         rt.add_background("readiness", lambda: readiness_loop(rt, handlers))
         rt.add_background("checkpoint_stalls", lambda: watch_checkpoint_stalls(rt))
         detector = StalenessDetector(db=rt.db, settings=settings.staleness,
                                      processor_uuid=rt.processor_uuid)
         rt.add_background("staleness", detector.run)
+        maintainer = Maintainer(url=rt.url, settings=settings.maintenance)
+        rt.add_background("maintenance", maintainer.run)
         rt.extra_details.append(lambda: {"finalizer": {
             "finalized": handlers.finalized, "swept": handlers.swept},
-            "staleness": detector.statistics()})
+            "staleness": detector.statistics(), "maintenance": maintainer.statistics()})
         await rt.run(task_status=task_status)

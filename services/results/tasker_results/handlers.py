@@ -35,9 +35,12 @@ _AWAITING = (StepState.ENQUEUED_FOR_ORCHESTRATION, StepState.ENQUEUED_AS_ERROR_F
 def lock_result_messages(
     conn: Conn, queue: str, ids: list[int] | None, limit: int
 ) -> list[pgmq.RawMessage]:
-    """The results queue's lock: the messages and, locked with them, the steps they name."""
-    return pgmq.lock_messages_with(conn, "tasker.lock_step_result_messages_v1", queue, ids,
-                                   limit)
+    """The results queue's lock: the messages and, locked with them, the steps they name;
+    one naming a step that does not exist is set aside before the batch is handled."""
+    return pgmq.unknown_set_aside(
+        pgmq.lock_messages_with(conn, "tasker.lock_step_result_messages_v1", queue, ids,
+                                limit),
+        key="step_uuid", what="step")
 
 
 @dataclass(kw_only=True, slots=True)

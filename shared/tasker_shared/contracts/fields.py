@@ -3,7 +3,9 @@
 Each reader takes the enclosing object, the key, and ``where`` (the dotted path of the
 enclosing object, e.g. ``"StepExecutionResult.metadata"``). Absent keys and JSON null
 are treated alike. The path string is only built when a value is rejected, so the
-happy path stays cheap.
+happy path stays cheap. A whole payload is bounded by `load_object`: a value the database
+connection could not decode (`limits.Undecodable`) or one nested deeper than
+`MESSAGE_MAX_DEPTH` is rejected, naming the field where it goes too deep.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from enum import Enum
 from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
+from tasker_shared.domain.limits import DEFAULT_MAX_DEPTH, Undecodable, json_depth
 from tasker_shared.errors import ContractError
 
 E = TypeVar("E", bound=Enum)
 
 JsonObject = dict[str, Any]
+
+# A payload wraps the values a client or handler supplies (a context, a result: each bounded
+# by DEFAULT_MAX_DEPTH where it enters) in at most a few levels of its own
+# (StepExecutionResult.orchestration_metadata.backoff_hint.context is the deepest: 3).
+ENVELOPE_DEPTH = 8
+MESSAGE_MAX_DEPTH = DEFAULT_MAX_DEPTH + ENVELOPE_DEPTH
 
 
 def fail(where: str, key: str | None, problem: str) -> NoReturn:
@@ -32,6 +41,8 @@ def kind(value: object) -> str:
     """The JSON type name of `value`, for error messages."""
     if value is None:
         return "null"
+    if isinstance(value, Undecodable):
+        return f"undecodable JSON ({value.reason})"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
@@ -46,15 +57,36 @@ def kind(value: object) -> str:
 
 
 def load_object(obj: Any, where: str) -> JsonObject:
-    """`obj` as a JSON object; str/bytes are parsed as JSON text first."""
+    """`obj` as a JSON object nested at most `MESSAGE_MAX_DEPTH` levels; str/bytes are
+    parsed as JSON text first."""
     if isinstance(obj, str | bytes | bytearray):
         try:
             obj = json.loads(obj)
         except (ValueError, RecursionError) as exc:
             fail(where, None, f"not valid JSON ({exc.__class__.__name__})")
-    if isinstance(obj, dict):
-        return obj
-    fail(where, None, f"expected an object, got {kind(obj)}")
+    if not isinstance(obj, dict):
+        fail(where, None, f"expected an object, got {kind(obj)}")
+    if json_depth(obj, stop_after=MESSAGE_MAX_DEPTH) > MESSAGE_MAX_DEPTH:
+        fail(where, _too_deep_path(obj, MESSAGE_MAX_DEPTH - 1),
+             f"nests deeper than {MESSAGE_MAX_DEPTH} levels")
+    return obj
+
+
+def _too_deep_path(obj: JsonObject, budget: int, *, segments: int = 3) -> str | None:
+    """The first `segments` keys (or [indexes]) on the way into an over-deep part of `obj`,
+    for the error message; `budget` is the depth the first child may have."""
+    path = ""
+    node: Any = obj
+    for _ in range(segments):
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in children:
+            if json_depth(child, stop_after=budget) > budget:
+                path += f"[{key}]" if isinstance(key, int) else f"{'.' if path else ''}{key[:64]}"
+                node, budget = child, budget - 1
+                break
+        else:
+            break
+    return path or None
 
 
 def req_object(d: JsonObject, key: str, where: str) -> JsonObject:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,9 @@ class RawMessage:
     # What a queue-specific lock query read along with the message (result processing: the
     # step the result is for, locked); None for a plain lock.
     row: dict[str, Any] | None = None
+    # Why the message must be set aside, when the lock found it cannot be handled (e.g. it
+    # names a step or task that does not exist); see `TransactionalProcessor`.
+    set_aside_reason: str | None = None
 
 
 def send(
@@ -73,6 +76,17 @@ def lock_messages_with(
     return [
         RawMessage(**{c: r.pop(c) for c in _MESSAGE_COLUMNS}, row=r)
         for r in rows
+    ]
+
+
+def unknown_set_aside(raw: list[RawMessage], *, key: str, what: str) -> list[RawMessage]:
+    """Mark for setting aside each message whose queue-specific lock found no `what` for
+    the message's `key` (the lock's column `key` is NULL): "unknown <what> <value>"."""
+    return [
+        m if m.row is None or m.row.get(key) is not None else replace(
+            m, set_aside_reason=f"unknown {what} "
+            f"{str(m.message.get(key) if isinstance(m.message, dict) else None)[:64]}")
+        for m in raw
     ]
 
 

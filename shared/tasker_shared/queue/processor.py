@@ -1,6 +1,9 @@
 """Transactional processing for orchestration queues: lock, decode, handle, delete — in one
 transaction. A batch that fails is retried message by message; a message that keeps failing
-is counted and finally set aside with its reason; an undecodable one is set aside at once.
+is counted and finally set aside with its reason. One that cannot be decoded (body or
+headers undecodable or nested too deep: `queue.poison`, the decoder's ContractError) or that
+its lock found nothing to act on for (`RawMessage.set_aside_reason`) is set aside at once,
+before any handler sees it, so the batch and the queue go on.
 
 The transaction runs in psycopg's pipeline mode: a statement whose result is not read yet
 travels with the next one, so BEGIN goes with the lock and a handler's last call with the
@@ -18,7 +21,7 @@ import structlog
 
 from tasker_shared.db.database import Conn, Database
 from tasker_shared.errors import ContractError
-from tasker_shared.queue import pgmq
+from tasker_shared.queue import pgmq, poison
 from tasker_shared.queue.consumer import ConsumerCounters
 from tasker_shared.runtime.metrics import (
     HANDLER_DURATION,
@@ -29,6 +32,11 @@ from tasker_shared.runtime.metrics import (
 
 M = TypeVar("M")
 log = structlog.get_logger("tasker.processor")
+
+# The `reason` label of MESSAGES_SET_ASIDE for a message its lock found nothing to act on for
+# (`RawMessage.set_aside_reason`: a result for an unknown step, a finalization for an
+# unknown task).
+UNKNOWN_TARGET = "unknown_target"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,19 +121,9 @@ class TransactionalProcessor(Generic[M]):
         locked.extend(m.msg_id for m in raw)
         envelopes: list[Envelope[M]] = []
         for message in raw:
-            try:
-                payload = self.decode(message.message)
-            except ContractError as exc:
-                pgmq.set_aside(conn, self.queue, message.msg_id, f"undecodable: {exc}")
-                self.counters.set_aside += 1
-                MESSAGES_SET_ASIDE.labels(self.queue, "undecodable").inc()
-                log.warning("message_set_aside", queue=self.queue, msg_id=message.msg_id,
-                            reason=str(exc))
-                continue
-            envelopes.append(
-                Envelope(msg_id=message.msg_id, read_ct=message.read_ct, payload=payload,
-                         headers=message.headers, row=message.row)
-            )
+            envelope = self._envelope(conn, message)
+            if envelope is not None:
+                envelopes.append(envelope)
         after_commit = None
         if envelopes:
             after_commit = self.handle(conn, envelopes)
@@ -134,6 +132,30 @@ class TransactionalProcessor(Generic[M]):
         self.counters.processed += len(envelopes)
         MESSAGES_CONSUMED.labels(self.queue).inc(len(envelopes))
         return len(raw), after_commit
+
+    def _envelope(self, conn: Conn, message: pgmq.RawMessage) -> Envelope[M] | None:
+        """The message decoded for the handler, or None when it was set aside instead."""
+        problem = poison.message_problem(message.message, message.headers)
+        if problem is not None:
+            self._set_aside(conn, message.msg_id, problem, poison.UNDECODABLE)
+            return None
+        try:
+            payload = self.decode(message.message)
+        except ContractError as exc:
+            self._set_aside(conn, message.msg_id, f"undecodable: {exc}", poison.UNDECODABLE)
+            return None
+        if message.set_aside_reason is not None:
+            self._set_aside(conn, message.msg_id, message.set_aside_reason, UNKNOWN_TARGET)
+            return None
+        return Envelope(msg_id=message.msg_id, read_ct=message.read_ct, payload=payload,
+                        headers=message.headers, row=message.row)
+
+    def _set_aside(self, conn: Conn, msg_id: int, reason: str, label: str) -> None:
+        """Archive the message with its reason in this batch's transaction; counted."""
+        pgmq.set_aside(conn, self.queue, msg_id, reason[:2000])
+        self.counters.set_aside += 1
+        MESSAGES_SET_ASIDE.labels(self.queue, label).inc()
+        log.warning("message_set_aside", queue=self.queue, msg_id=msg_id, reason=reason[:500])
 
     async def _failed(self, msg_id: int, exc: BaseException) -> None:
         self.counters.failed += 1

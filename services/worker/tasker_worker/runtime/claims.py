@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 
 from tasker_shared.db.database import Conn
 from tasker_shared.queue import pgmq
+from tasker_worker.runtime.poison import replace_poison_messages
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,7 +56,7 @@ def claim_steps(
         " %s::int) AS c",
         (queue, ids, limit, visibility_seconds, worker_id, max_reads),
     ).fetchall()
-    return [
+    return replace_poison_messages(conn, [
         ClaimedStep(
             queue=queue,
             msg_id=r["msg_id"],
@@ -76,7 +77,7 @@ def claim_steps(
             headers=r["headers"],
         )
         for r in rows
-    ]
+    ], visibility_seconds=visibility_seconds)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

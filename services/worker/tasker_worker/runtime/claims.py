@@ -9,7 +9,6 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from tasker_shared.db.database import Conn
-from tasker_shared.queue import pgmq
 from tasker_worker.runtime.poison import replace_poison_messages
 
 
@@ -136,4 +135,16 @@ def save_checkpoint(
 
 
 def extend_visibility(conn: Conn, by_queue: dict[str, list[int]], seconds: float) -> int:
-    return sum(pgmq.extend_visibility(conn, queue, ids, seconds) for queue, ids in by_queue.items())
+    """The heartbeat of running steps: hide their messages and extend their claims' leases
+    for `seconds` more (a step is re-claimed only once its lease has expired). Commits
+    without waiting for its WAL flush: a heartbeat lost in a server crash only lets a lease
+    end sooner, as a worker pausing would."""
+    extended = 0
+    for queue, ids in by_queue.items():
+        row = conn.execute(
+            "SELECT set_config('synchronous_commit', 'off', true),"
+            " tasker.extend_step_claims_v1(%s::text, %s::bigint[], %s::numeric) AS n",
+            (queue, ids, seconds),
+        ).fetchone()
+        extended += int(row["n"]) if row else 0
+    return extended

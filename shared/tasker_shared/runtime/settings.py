@@ -177,6 +177,50 @@ class StalenessSettings(_Section):
     """Write a DLQ entry for stale tasks."""
 
 
+class MaintenanceSettings(_Section):
+    """Table upkeep by the finalization service (one replica at a time, advisory lock):
+    VACUUM/ANALYZE of the queue and state tables whatever the server's autovacuum does,
+    and retention of finished tasks."""
+
+    enabled: bool = True
+    """Run the maintenance loop in the finalization service."""
+    queue_interval_seconds: float = Field(10.0, gt=0)
+    """How often the PGMQ queue and archive tables are checked (and vacuumed if needed)."""
+    state_interval_seconds: float = Field(60.0, gt=0)
+    """How often Tasker's own tables are checked (and vacuumed/analyzed if needed)."""
+    queue_dead_rows: int = Field(1000, ge=1)
+    """A queue table with at least this many dead rows is vacuumed."""
+    state_dead_rows: int = Field(10_000, ge=1)
+    """A state table is vacuumed once its dead rows reach this many and also
+    `state_dead_fraction` of its live rows."""
+    state_dead_fraction: float = Field(0.05, ge=0)
+    """See `state_dead_rows`."""
+    state_inserted_rows: int = Field(100_000, ge=1)
+    """A state table with this many rows inserted since its last vacuum (and 20% of its
+    live rows) is vacuumed too, so index-only scans find its pages all-visible."""
+    analyze_changed_rows: int = Field(5000, ge=1)
+    """A table is analyzed once this many rows (and `analyze_fraction` of its live rows)
+    changed since its last ANALYZE."""
+    analyze_fraction: float = Field(0.1, ge=0)
+    """See `analyze_changed_rows`."""
+    lock_timeout_ms: int = Field(200, ge=1)
+    """lock_timeout of maintenance statements: they give way to the live path."""
+    statement_timeout_ms: int = Field(600_000, ge=1000)
+    """statement_timeout of maintenance statements (a VACUUM of a large table is slow)."""
+    retention_days: float = Field(30.0, ge=0)
+    """Finished tasks (with their steps, transitions, audit rows, DLQ history), request
+    outcomes, poison records and archived messages older than this are deleted; 0 keeps
+    everything. Tasks with an open DLQ investigation are kept."""
+    prune_interval_seconds: float = Field(300.0, gt=0)
+    """Time between retention passes."""
+    prune_batch_size: int = Field(500, ge=1, le=100_000)
+    """Tasks deleted per transaction."""
+    prune_max_batches: int = Field(200, ge=1)
+    """Most batches per retention pass (the rest waits for the next pass)."""
+    prune_pause_seconds: float = Field(0.05, ge=0)
+    """Pause between batches, leaving the database to the live path."""
+
+
 class CircuitBreakerSettings(_Section):
     enabled: bool = True
     """Guard database and queue calls with circuit breakers."""
@@ -283,6 +327,7 @@ class Settings(BaseSettings):
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)
     staleness: StalenessSettings = Field(default_factory=StalenessSettings)
+    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     circuit_breakers: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)

@@ -11,7 +11,7 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
 from trio_asyncio import aio_as_trio
 
-from tasker_gateway.backpressure import BackpressureMonitor, tier
+from tasker_gateway.backpressure import DATABASE_RETRY_AFTER, BackpressureMonitor, tier
 from tasker_gateway.errors import Backpressure
 from tasker_shared.contracts.generated.tasker import v1 as pb
 from tasker_shared.runtime.circuit import CircuitBreaker
@@ -103,7 +103,7 @@ async def test_database_trouble_counts_as_backpressure() -> None:
         await monitor.refresh()
     assert not monitor.status.active
     await monitor.refresh()
-    assert monitor.status.active and monitor.status.retry_after_seconds == 30
+    assert monitor.status.active and monitor.status.retry_after_seconds == 5
     assert monitor.status.reason == "database unavailable"
     monitor.record_depths({"q": (1, 1, 0.5)})
     assert not monitor.status.active
@@ -113,11 +113,26 @@ async def test_database_trouble_counts_as_backpressure() -> None:
     assert monitor.breaker_open()
     with pytest.raises(Backpressure) as info:
         monitor.check()
-    assert info.value.retry_after == 30
+    assert info.value.retry_after == DATABASE_RETRY_AFTER
 
     with trio.move_on_after(0.05):
         await monitor.run()
     assert monitor.consecutive_failures >= 1
+
+
+async def test_creation_accepted_as_soon_as_the_database_breaker_closes() -> None:
+    db = _FailingDb()
+    db.breaker = CircuitBreaker("database", failure_threshold=1)
+    db.breaker.record_failure()
+    monitor = BackpressureMonitor(db=db,  # type: ignore[arg-type]
+                                  settings=GatewaySettings(backpressure_refresh_seconds=60))
+    await monitor.refresh()  # rejected by the open breaker: the cached verdict refuses
+    assert monitor.status.active and not monitor.status.database_ok
+    with pytest.raises(Backpressure):
+        monitor.check()
+    db.breaker.reset()  # its probe found the database answering again
+    monitor.check()  # accepted at once, not one refresh (or a 30 s Retry-After) later
+    assert not monitor.status.active and monitor.rejections == 1
 
 
 def test_tiers() -> None:

@@ -14,7 +14,7 @@ from tasker_shared.queue.consumer import QueueConsumer
 from tasker_shared.runtime.circuit import CircuitBreaker, CircuitState
 from tasker_shared.runtime.metrics import REGISTRY
 from tasker_shared.runtime.service import breaker_gauge
-from tasker_shared.runtime.settings import CircuitBreakerSettings, QueueSettings
+from tasker_shared.runtime.settings import CircuitBreakerSettings, DeploymentMode, QueueSettings
 
 
 class Clock:
@@ -184,4 +184,108 @@ async def test_queue_breaker_pauses_processing(autojump_clock: trio.testing.Mock
         await trio.sleep(10)
         assert breaker.state is CircuitState.CLOSED  # half-open trial succeeded
         assert attempts[3] >= attempts[2] + 20
+        consumer.stop()
+
+
+def test_probe_closes_an_open_breaker_at_once() -> None:
+    clock = Clock()
+    b = _breaker(clock, failure_threshold=2, timeout_seconds=30, success_threshold=2,
+                 probe_interval_seconds=0.5)
+    assert not b.begin_probe()  # closed: nothing to probe
+    b.record_failure()
+    b.record_failure()
+    assert b.state is CircuitState.OPEN
+    assert not b.begin_probe()  # the first probe waits one interval
+    assert b.retry_after() == pytest.approx(0.5)  # not the 30 s timeout
+    clock.now += 0.5
+    assert b.begin_probe()
+    assert not b.begin_probe()  # one probe at a time
+    b.end_probe(False)  # the database is still down
+    assert b.state is CircuitState.OPEN and not b.allow()
+    assert not b.begin_probe() and b.retry_after() == pytest.approx(0.5)
+    clock.now += 0.5
+    assert b.begin_probe()
+    b.end_probe(True)  # it answered: closed now, not 30 s (or two trial calls) later
+    assert b.state is CircuitState.CLOSED and b.allow()
+    stats = b.statistics()
+    assert (stats.probes, stats.probes_failed, stats.times_opened) == (2, 1, 1)
+    assert [s for _, s in b.changes] == [  # type: ignore[attr-defined]
+        CircuitState.CLOSED, CircuitState.OPEN, CircuitState.CLOSED]
+    b.record_failure()
+    b.record_failure()
+    assert b.state is CircuitState.OPEN and not b.begin_probe()  # the interval starts again
+
+
+def test_probing_needs_an_interval_and_an_enabled_breaker() -> None:
+    clock = Clock()
+    b = _breaker(clock, failure_threshold=1, timeout_seconds=30)
+    b.record_failure()
+    clock.now += 10
+    assert not b.begin_probe() and b.retry_after() == pytest.approx(20)
+    off = CircuitBreaker("off", failure_threshold=1, probe_interval_seconds=0.5, enabled=False,
+                         clock=clock)
+    off.record_failure()
+    clock.now += 1
+    assert not off.begin_probe()
+    settings = CircuitBreakerSettings(probe_interval_seconds=0.25)
+    assert CircuitBreaker.from_settings("db", settings, probed=True).probe_interval_seconds == 0.25
+    assert CircuitBreaker.from_settings("queue", settings).probe_interval_seconds == 0
+    with pytest.raises(ValueError, match="probe interval"):
+        CircuitBreaker("bad", probe_interval_seconds=-1)
+
+
+async def test_database_breaker_rejection_is_not_a_queue_failure(
+        autojump_clock: trio.testing.MockClock) -> None:
+    db_breaker = CircuitBreaker("database", failure_threshold=1, timeout_seconds=30,
+                                clock=trio.current_time)
+    db_breaker.record_failure()
+    queue_breaker = CircuitBreaker("queue", failure_threshold=3, timeout_seconds=30,
+                                   clock=trio.current_time)
+    attempts: list[float] = []
+
+    async def process(ids: list[int] | None, limit: int) -> int:
+        attempts.append(trio.current_time())
+        if not db_breaker.allow():
+            raise StoreUnavailable("database circuit breaker is open; retry in 0.5s",
+                                   retryable=True)
+        return 0
+
+    settings = QueueSettings(poll_interval_ms=1000, handler_tasks=1)
+    consumer = QueueConsumer(queue="q", process=process, settings=settings,
+                             breaker=queue_breaker)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(consumer.run)
+        await trio.sleep(10)
+        # Ten rejected batches: the queue breaker never opened, so the queue is looked at
+        # as soon as the database is back (not after a queue breaker cycle of its own).
+        assert len(attempts) >= 5 and queue_breaker.state is CircuitState.CLOSED
+        assert queue_breaker.total_failures == 0 and consumer.statistics().failed == 0
+        assert consumer.failing and consumer.statistics().consecutive_failures == len(attempts)
+        db_breaker.reset()
+        count = len(attempts)
+        await trio.sleep(1.5)
+        assert len(attempts) > count and not consumer.failing
+        assert consumer.statistics().last_error is not None
+        consumer.stop()
+
+
+async def test_failed_batch_is_looked_at_again_without_a_poller(
+        autojump_clock: trio.testing.MockClock) -> None:
+    attempts: list[float] = []
+
+    async def process(ids: list[int] | None, limit: int) -> int:
+        attempts.append(trio.current_time())
+        if len(attempts) == 1:
+            raise RuntimeError("transient")
+        return 0
+
+    settings = QueueSettings(poll_interval_ms=500, handler_tasks=1,
+                             deployment_mode=DeploymentMode.EVENT_DRIVEN)
+    consumer = QueueConsumer(queue="q", process=process, settings=settings)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(consumer.run)
+        await trio.sleep(60)
+        # event_driven: no poller and no notification, yet the failed pass ran again
+        assert len(attempts) == 2 and attempts[1] - attempts[0] == pytest.approx(0.5)
+        assert consumer.statistics().failed == 1 and not consumer.failing
         consumer.stop()

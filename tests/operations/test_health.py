@@ -17,7 +17,8 @@ async def test_saturation_breakers_and_draining(db_url: str) -> None:
     settings = service_settings(db_url, queues={"channel_capacity": 1, "handler_tasks": 1,
                                                 "poll_interval_ms": 10},
                                 service={"shutdown_timeout_seconds": 30,
-                                         "metrics_sample_interval_seconds": 0.01})
+                                         "metrics_sample_interval_seconds": 0.01},
+                                circuit_breakers={"probe_interval_seconds": 60})
     release = trio.Event()
     started = trio.Event()
 
@@ -81,3 +82,50 @@ async def test_ready_when_healthy(db_url: str) -> None:
             assert checks["circuit_breakers"] == "database:closed,queue:closed"
             rt.request_shutdown()
     assert holder[0].state == "stopped"
+
+
+async def test_ready_reflects_a_queue_that_cannot_make_progress(db_url: str) -> None:
+    settings = service_settings(db_url, queues={"poll_interval_ms": 10, "handler_tasks": 1})
+    broken = True
+
+    async def process(ids: list[int] | None, limit: int) -> int:
+        if broken:
+            raise ValueError("every batch fails the same way")
+        return 0
+
+    async with service_runtime("ops-failing", settings) as rt:
+        consumer = QueueConsumer(queue="ops_failing_queue", process=process,
+                                 settings=settings.queues)
+        rt.add_consumer(consumer)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(rt.run)
+            await until(lambda: consumer.failing)
+            ok, checks = await rt.readiness()
+            # the database breaker is closed and the consumer runs, yet not ready
+            assert not ok and checks["failing_queues"] == "ops_failing_queue"
+            assert "database:closed" in checks["circuit_breakers"]
+            [stats] = rt.details()["consumers"]
+            assert stats["consecutive_failures"] >= 3
+            assert stats["last_error"] == "ValueError: every batch fails the same way"
+            broken = False
+            await until(lambda: not consumer.failing)
+            rt.queue_breaker.reset()  # opened by the failures; its timeout is 30 s
+            ok, checks = await rt.readiness()
+            assert ok, checks
+            rt.request_shutdown()
+
+
+async def test_database_breaker_closes_by_probe(db_url: str) -> None:
+    settings = service_settings(db_url, circuit_breakers={"probe_interval_seconds": 0.05})
+    async with service_runtime("ops-probe", settings) as rt, trio.open_nursery() as nursery:
+        await nursery.start(rt.run)
+        breaker = rt.breakers["database"]
+        for _ in range(settings.circuit_breakers.failure_threshold):
+            breaker.record_failure()
+        ok, checks = await rt.readiness()
+        assert not ok and "database:open" in checks["circuit_breakers"]
+        # The database answers: the runtime's own checks probe it and close the breaker
+        # long before the 30 s timeout.
+        await until(lambda: breaker.state.value == "closed", limit=10)
+        assert breaker.statistics().probes >= 1
+        rt.request_shutdown()

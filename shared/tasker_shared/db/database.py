@@ -6,10 +6,19 @@ thread hop per transaction, never per statement). A `CapacityLimiter` sized to t
 keeps Trio from starting more threads than there are connections. Cancellation really
 stops the query: on `trio.Cancelled` the running statement is cancelled server side
 (`cancel_safe`) and the thread is awaited inside a shielded scope.
+
+Database blips (killed connections, a restart) cost callers as little as possible: a pooled
+connection is checked on checkout (`pool.alive`: one socket poll) and a dead one replaced,
+never used; a transaction whose connection dies before it asked for COMMIT rolled back, so
+it runs once more on a fresh connection (units of work must have no effects outside their
+transaction that a second run would repeat wrongly); autocommit work is never re-run.
+Neither counts as an outage. While the breaker is open callers fail fast, and one at a time
+probes the server on a fresh connection; the first answer closes the breaker.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,13 +27,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
+import structlog
 import trio
 from psycopg.rows import dict_row
-from psycopg.types.json import set_json_loads
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from tasker_shared.db.errors import translate
-from tasker_shared.domain.limits import loads_or_undecodable
+from tasker_shared.db.pool import Conn as Conn
+from tasker_shared.db.pool import (
+    CountingConnection,
+    Pool,
+    alive,
+    configure,
+    connection_lost,
+    probe,
+    restore_transactions,
+)
+from tasker_shared.db.pool import Row as Row
 from tasker_shared.errors import StoreError, StoreTimeout, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -33,29 +52,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Row = dict[str, Any]
-
-
-class CountingConnection(psycopg.Connection[Row]):
-    """A connection that counts its round trips (statements and commits) for statistics;
-    a statement run in autocommit mode counts as a commit too."""
-
-    statements = 0
-    commits = 0
-
-    def execute(self, *args: Any, **kwargs: Any) -> Any:
-        CountingConnection.statements += 1
-        if self.autocommit:
-            CountingConnection.commits += 1
-        return super().execute(*args, **kwargs)
-
-    def commit(self) -> None:
-        if self.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            CountingConnection.commits += 1  # not a no-op commit outside a transaction
-        super().commit()
-
-
-Conn = psycopg.Connection[Row]
+log = structlog.get_logger("tasker.database")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,6 +67,8 @@ class DatabaseStatistics:
     requests_waiting: int
     statements: int
     commits: int
+    stale_discarded: int  # dead pooled connections replaced on checkout, never used
+    reruns: int  # units of work run again after their connection died before COMMIT
 
 
 class Database:
@@ -85,6 +84,7 @@ class Database:
         application_name: str = "tasker",
         synchronous_commit: bool = True,
         acquire_timeout_seconds: float = 10.0,
+        connect_timeout_seconds: float = 10.0,
         breaker: CircuitBreaker | None = None,
     ) -> None:
         # jit=off: every statement here is short OLTP work. On PostgreSQL < 18 the cost
@@ -96,20 +96,25 @@ class Database:
             options += " -c synchronous_commit=off"
         self.url = url
         self.max_size = max_size
+        self.application_name = application_name
+        self.connect_timeout_seconds = connect_timeout_seconds
         self._acquire_timeout = acquire_timeout_seconds
-        self._pool: ConnectionPool[Conn] = ConnectionPool(
+        self._pool = Pool(
             url,
             min_size=min_size,
             max_size=max_size,
             open=False,
             name=application_name,
             connection_class=CountingConnection,
-            configure=_configure,
+            configure=configure,
             kwargs={
                 "autocommit": False,
                 "row_factory": dict_row,
                 "options": options,
                 "application_name": application_name,
+                # libpq counts whole seconds, at least 2; unset, an attempt on an
+                # unreachable host would hang for psycopg's default 130 s
+                "connect_timeout": max(2, math.ceil(connect_timeout_seconds)),
             },
             timeout=acquire_timeout_seconds,
         )
@@ -119,9 +124,14 @@ class Database:
         self._failures = 0
         self._cancellations = 0
         self._in_flight = 0
+        self._stale_discarded = 0
+        self._reruns = 0
 
-    async def open(self, *, wait_seconds: float = 30.0) -> None:
-        """Open the pool and wait until `min_size` connections exist."""
+    async def open(self, *, wait_seconds: float | None = None) -> None:
+        """Open the pool and wait until `min_size` connections exist (at most
+        `wait_seconds`, by default `connect_timeout_seconds`)."""
+        if wait_seconds is None:
+            wait_seconds = self.connect_timeout_seconds
 
         def _open() -> None:
             try:
@@ -161,32 +171,24 @@ class Database:
 
         def work() -> T:
             try:
-                with self._pool.connection(timeout=self._acquire_timeout) as conn:
-                    if not running.attach(conn):
-                        raise _Abandoned  # cancelled while waiting for the connection
-                    if autocommit:
-                        conn.autocommit = True
-                    try:
-                        return fn(conn, *args, **kwargs)
-                    finally:
-                        running.detach()
-                        if autocommit:
-                            _restore_transactions(conn)
+                try:
+                    return self._attempt(running, autocommit, fn, args, kwargs, rerun=False)
+                except _Rerun:
+                    self._reruns += 1
+                    return self._attempt(running, autocommit, fn, args, kwargs, rerun=True)
             except PoolTimeout as exc:
-                raise StoreUnavailable(
-                    f"no database connection available within {self._acquire_timeout}s",
-                    retryable=True,
-                ) from exc
+                raise StoreUnavailable(f"no database connection available within"
+                                       f" {self._acquire_timeout}s", retryable=True) from exc
             except psycopg.Error as exc:
                 raise translate(exc) from exc
             finally:
                 running.finished.set()
 
         breaker = self.breaker
-        if breaker is not None and not breaker.allow():
+        if breaker is not None and not breaker.allow() and not await self._probe(breaker):
             self._failures += 1
             raise StoreUnavailable(
-                f"database circuit breaker is open; retry in {breaker.retry_after():.0f}s",
+                f"database circuit breaker is open; retry in {breaker.retry_after():.1f}s",
                 retryable=True)
         self._calls += 1
         self._in_flight += 1
@@ -214,6 +216,63 @@ class Database:
             breaker.record_success()
         return result
 
+    def _attempt(
+        self, running: _Running, autocommit: bool, fn: Callable[..., T],
+        args: tuple[Any, ...], kwargs: dict[str, Any], *, rerun: bool,
+    ) -> T:
+        """One run of `fn` on a live pooled connection (in the worker thread). Raises
+        `_Rerun` when the connection died under a transaction that never asked for COMMIT
+        (and this is not already the second run)."""
+        conn = self._checkout()
+        try:
+            if not running.attach(conn):
+                raise _Abandoned  # cancelled while waiting for the connection
+            try:
+                if autocommit:
+                    conn.autocommit = True
+                with conn:  # commit on success, roll back on error (the pool's own way)
+                    return fn(conn, *args, **kwargs)
+            except psycopg.Error as exc:
+                if rerun or autocommit or conn.commit_sent or not connection_lost(conn, exc):
+                    raise
+                log.info("database_connection_lost", action="rerun", error=str(exc))
+                raise _Rerun from exc
+            finally:
+                running.detach()
+                if autocommit:
+                    restore_transactions(conn)
+        finally:
+            self._pool.putconn(conn)
+
+    def _checkout(self) -> CountingConnection:
+        """A pooled connection that passes `alive`; dead ones are closed (the pool replaces
+        them) without counting against the call."""
+        deadline = time.monotonic() + self._acquire_timeout
+        while True:
+            conn = self._pool.getconn(timeout=max(0.01, deadline - time.monotonic()))
+            if alive(conn):
+                conn.commit_sent = False
+                return conn
+            self._stale_discarded += 1
+            conn.close()
+            self._pool.putconn(conn)
+
+    async def _probe(self, breaker: CircuitBreaker) -> bool:
+        """While the breaker is open: if a probe is due, `SELECT 1` on a fresh connection;
+        True (and the breaker closed) when the database answered."""
+        if not breaker.begin_probe():
+            return False
+        ok = False
+        try:
+            ok = await trio.to_thread.run_sync(
+                lambda: probe(self.url, application_name=f"{self.application_name}-probe"),
+                abandon_on_cancel=True)
+        finally:
+            breaker.end_probe(ok)
+        if ok:
+            log.info("database_reachable", action="probe", breaker=breaker.name)
+        return ok
+
     async def fetchall(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         return await self.run(_fetchall, query, params)
 
@@ -238,6 +297,8 @@ class Database:
             requests_waiting=stats.get("requests_waiting", 0),
             statements=CountingConnection.statements,
             commits=CountingConnection.commits,
+            stale_discarded=self._stale_discarded,
+            reruns=self._reruns,
         )
 
 
@@ -250,6 +311,10 @@ def is_outage(exc: BaseException) -> bool:
 
 class _Abandoned(Exception):
     """The caller was cancelled before the work got its connection; it never ran."""
+
+
+class _Rerun(Exception):
+    """The connection died before the unit of work asked for COMMIT: run it once more."""
 
 
 class _Running:
@@ -280,21 +345,6 @@ class _Running:
         with self._lock:
             self._stopped = True
             return self.conn is not None
-
-
-def _configure(conn: Conn) -> None:
-    """Every pooled connection decodes json/jsonb with `loads_or_undecodable`: one hostile
-    value (nested past the recursion limit) becomes an `Undecodable` for its consumer to set
-    aside, instead of failing every fetch that includes its row."""
-    set_json_loads(loads_or_undecodable, conn)
-
-
-def _restore_transactions(conn: Conn) -> None:
-    """Back to the pool's transactional mode; a connection that cannot be is discarded."""
-    try:
-        conn.autocommit = False
-    except psycopg.Error:
-        conn.close()  # the pool replaces a closed connection
 
 
 def _cancel_and_wait(running: _Running) -> None:
@@ -330,18 +380,14 @@ async def open_database(
     statement_timeout_ms: int = 30_000,
     application_name: str = "tasker",
     synchronous_commit: bool = True,
+    connect_timeout_seconds: float = 10.0,
     breaker: CircuitBreaker | None = None,
 ) -> AsyncIterator[Database]:
     """A `Database` opened for the duration of the block and closed (shielded) after."""
-    db = Database(
-        url,
-        min_size=min_size,
-        max_size=max_size,
-        statement_timeout_ms=statement_timeout_ms,
-        application_name=application_name,
-        synchronous_commit=synchronous_commit,
-        breaker=breaker,
-    )
+    db = Database(url, min_size=min_size, max_size=max_size,
+                  statement_timeout_ms=statement_timeout_ms, application_name=application_name,
+                  synchronous_commit=synchronous_commit,
+                  connect_timeout_seconds=connect_timeout_seconds, breaker=breaker)
     await db.open()
     try:
         yield db

@@ -3,6 +3,12 @@
 A `process(ids, limit)` coroutine does the work for a batch of message ids (or, when `ids`
 is None, for whatever is visible) and returns how many messages it took. Intake stops on
 `stop()`; handler tasks finish the batch they hold and exit.
+
+A batch that fails because the database is unreachable (an outage, or the database
+breaker's own fail-fast rejection) is the database breaker's business: it is not recorded in
+the queue breaker, or the two breakers would open each other in turn. Every failed batch
+(of either kind) is looked at again after a pause, and `failing` reports a consumer whose
+batches keep failing: it cannot make progress (readiness says so).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
+from tasker_shared.db.database import is_outage
 from tasker_shared.queue.waker import Waker
 from tasker_shared.runtime.metrics import IN_FLIGHT
 from tasker_shared.runtime.settings import QueueSettings
@@ -24,6 +31,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("tasker.consumer")
 
 Process = Callable[[list[int] | None, int], Awaitable[int]]
+
+FAILING_AFTER = 3  # consecutive failed batches after which a consumer counts as failing
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,6 +45,8 @@ class ConsumerStatistics:
     in_flight: int
     last_poll_at: float | None
     queue_depth: int | None
+    consecutive_failures: int
+    last_error: str | None
     running: bool
     channel_used: int
     channel_capacity: int
@@ -81,6 +92,8 @@ class QueueConsumer:
         self._capacity = settings.channel_capacity
         self._used = 0
         self._intake_scope: trio.CancelScope | None = None
+        self.consecutive_failures = 0  # batches failed in a row (any cause)
+        self.last_error: str | None = None
 
     def stop(self) -> None:
         """Stop intake; handler tasks finish what they hold."""
@@ -91,6 +104,11 @@ class QueueConsumer:
     @property
     def running(self) -> bool:
         return self._running
+
+    @property
+    def failing(self) -> bool:
+        """True while its batches keep failing: the queue makes no progress."""
+        return self.consecutive_failures >= FAILING_AFTER
 
     def statistics(self) -> ConsumerStatistics:
         c = self.counters
@@ -103,6 +121,8 @@ class QueueConsumer:
             in_flight=self._in_flight,
             last_poll_at=self.waker.last_poll_at,
             queue_depth=c.queue_depth,
+            consecutive_failures=self.consecutive_failures,
+            last_error=self.last_error,
             running=self._running,
             channel_used=self._used,
             channel_capacity=self._capacity,
@@ -171,17 +191,32 @@ class QueueConsumer:
                 try:
                     taken = await self._process(item, self.settings.batch_size)
                 except Exception as exc:
-                    self.counters.failed += 1
-                    if breaker is not None:
-                        breaker.record_failure()
-                    log.exception("consumer_process_failed", queue=self.queue, error=str(exc))
-                    await trio.sleep(min(1.0, self.settings.poll_interval_ms / 1000.0))
                     taken = 0
+                    self._failed(exc)
                 else:
+                    self.consecutive_failures = 0
                     if breaker is not None:
                         breaker.record_success()
                 finally:
                     self._in_flight -= 1
                     gauge.dec()
-                if item is None and taken >= self.settings.batch_size:
+                if self.consecutive_failures:
+                    # Look again after a pause: without a poller nothing else would.
+                    await trio.sleep(min(1.0, self.settings.poll_interval_ms / 1000.0))
+                    if not self.waker.polls:
+                        self.waker.request_poll()
+                elif item is None and taken >= self.settings.batch_size:
                     self.waker.request_poll()  # more may be waiting: keep draining
+
+    def _failed(self, exc: Exception) -> None:
+        self.consecutive_failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if is_outage(exc):
+            # The database breaker counts these (its own rejections included); logged once.
+            if self.consecutive_failures == 1:
+                log.warning("consumer_database_unavailable", queue=self.queue, error=str(exc))
+            return
+        self.counters.failed += 1
+        if self.breaker is not None:
+            self.breaker.record_failure()
+        log.exception("consumer_process_failed", queue=self.queue, error=str(exc))

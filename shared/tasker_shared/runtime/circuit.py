@@ -2,9 +2,15 @@
 open → half-open after `timeout_seconds`, half-open → closed after `success_threshold`
 successes; any failure while half-open opens it again.
 
+Probe-based recovery: a breaker given `probe_interval_seconds` lets its owner run one cheap
+probe (for the database: `SELECT 1` on a fresh connection) at most that often while it is
+open, and closes as soon as a probe succeeds. Recovery then takes about one probe interval
+after the guarded resource answers again, instead of a whole `timeout_seconds` (and a trial
+call that fails for a reason the probe does not share cannot keep it open for cycles).
+
 A pure state machine with an injectable clock; callers ask `allow()` before a call and
-report the outcome with `record_success()` / `record_failure()`. Not thread-safe: use it
-from the Trio thread only.
+report the outcome with `record_success()` / `record_failure()`; probes go through
+`begin_probe()` / `end_probe()`. Not thread-safe: use it from the Trio thread only.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class CircuitStatistics:
     rejected: int
     times_opened: int
     retry_after_seconds: float
+    probes: int
+    probes_failed: int
 
 
 OnChange = Callable[[str, CircuitState], None]
@@ -54,16 +62,20 @@ class CircuitBreaker:
         failure_threshold: int = 5,
         timeout_seconds: float = 30.0,
         success_threshold: int = 2,
+        probe_interval_seconds: float = 0.0,
         enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
         on_change: OnChange | None = None,
     ) -> None:
         if failure_threshold < 1 or success_threshold < 1 or timeout_seconds < 0:
             raise ValueError("thresholds must be >= 1 and the timeout >= 0")
+        if probe_interval_seconds < 0:
+            raise ValueError("the probe interval must be >= 0 (0: no probe)")
         self.name = name
         self.failure_threshold = failure_threshold
         self.timeout_seconds = timeout_seconds
         self.success_threshold = success_threshold
+        self.probe_interval_seconds = probe_interval_seconds  # 0: recovery by timeout only
         self.enabled = enabled
         self._clock = clock
         self._on_change = on_change
@@ -75,18 +87,25 @@ class CircuitBreaker:
         self.total_failures = 0
         self.rejected = 0
         self.times_opened = 0
+        self.probes = 0
+        self.probes_failed = 0
+        self._probing = False
+        self._next_probe_at = 0.0
         if on_change is not None:
             on_change(name, self._state)
 
     @classmethod
     def from_settings(
-        cls, name: str, settings: CircuitBreakerSettings, *,
+        cls, name: str, settings: CircuitBreakerSettings, *, probed: bool = False,
         clock: Callable[[], float] = time.monotonic, on_change: OnChange | None = None,
     ) -> CircuitBreaker:
+        """A breaker with the configured thresholds; `probed` when its owner runs probes
+        (then `settings.probe_interval_seconds` applies)."""
         return cls(name, failure_threshold=settings.failure_threshold,
                    timeout_seconds=settings.timeout_seconds,
-                   success_threshold=settings.success_threshold, enabled=settings.enabled,
-                   clock=clock, on_change=on_change)
+                   success_threshold=settings.success_threshold,
+                   probe_interval_seconds=settings.probe_interval_seconds if probed else 0.0,
+                   enabled=settings.enabled, clock=clock, on_change=on_change)
 
     @property
     def state(self) -> CircuitState:
@@ -105,10 +124,39 @@ class CircuitBreaker:
         return False
 
     def retry_after(self) -> float:
-        """Seconds until an open breaker lets a trial call through (0 otherwise)."""
+        """Seconds until an open breaker lets a trial call through or may run its next probe
+        (0 otherwise)."""
         if self.state is not CircuitState.OPEN:
             return 0.0
-        return max(0.0, self._opened_at + self.timeout_seconds - self._clock())
+        until = self._opened_at + self.timeout_seconds
+        if self.probe_interval_seconds > 0:
+            until = min(until, self._next_probe_at)
+        return max(0.0, until - self._clock())
+
+    def begin_probe(self) -> bool:
+        """Should the caller run a probe now? True at most once per `probe_interval_seconds`
+        while the breaker is open (and never while another probe runs); the caller must then
+        call `end_probe` with the outcome."""
+        if (not self.enabled or self.probe_interval_seconds <= 0 or self._probing
+                or self.state is not CircuitState.OPEN):
+            return False
+        now = self._clock()
+        if now < self._next_probe_at:
+            return False
+        self._probing = True
+        self._next_probe_at = now + self.probe_interval_seconds
+        self.probes += 1
+        return True
+
+    def end_probe(self, ok: bool) -> None:
+        """The outcome of the probe `begin_probe` allowed: success closes the breaker."""
+        self._probing = False
+        if not ok:
+            self.probes_failed += 1
+        elif self.state is not CircuitState.CLOSED:
+            self._failures = 0
+            self._half_open_successes = 0
+            self._move(CircuitState.CLOSED)
 
     def record_success(self) -> None:
         self.total_successes += 1
@@ -144,10 +192,12 @@ class CircuitBreaker:
             half_open_successes=self._half_open_successes,
             total_successes=self.total_successes, total_failures=self.total_failures,
             rejected=self.rejected, times_opened=self.times_opened,
-            retry_after_seconds=round(self.retry_after(), 3))
+            retry_after_seconds=round(self.retry_after(), 3), probes=self.probes,
+            probes_failed=self.probes_failed)
 
     def _open(self) -> None:
         self._opened_at = self._clock()
+        self._next_probe_at = self._opened_at + self.probe_interval_seconds
         self._failures = 0
         self._half_open_successes = 0
         self.times_opened += 1

@@ -159,12 +159,15 @@ class Runtime:
                      if s["used"] >= s["capacity"]]
         if saturated:
             checks["saturated_channels"] = ",".join(saturated)
-        db_breaker = self.breakers.get("database")
-        breaker_ok = db_breaker is None or db_breaker.state is not CircuitState.OPEN
+        # A queue whose batches keep failing makes no progress, whatever the breakers say.
+        failing = [c.queue for c in self.consumers if c.failing]
+        if failing:
+            checks["failing_queues"] = ",".join(failing)
+        breaker_ok = all(b.state is not CircuitState.OPEN for b in self.breakers.values())
         checks["circuit_breakers"] = ",".join(
             f"{name}:{b.state.value}" for name, b in sorted(self.breakers.items()))
         ok = (self.db_ok and consumers_ok and listener_ok and breaker_ok and not saturated
-              and self.state == "normal")
+              and not failing and self.state == "normal")
         return ok, checks
 
     def channel_saturation(self) -> list[dict[str, Any]]:
@@ -212,7 +215,7 @@ class Runtime:
             POOL_CONNECTIONS.labels("available").set(stats.pool_available)
             POOL_CONNECTIONS.labels("max").set(stats.pool_max)
             POOL_CONNECTIONS.labels("in_use").set(stats.pool_size - stats.pool_available)
-            await trio.sleep(2.0)
+            await trio.sleep(1.0)  # also drives the database breaker's probe while it is open
 
     async def _sample_queues(self) -> None:
         """Queue depth and oldest-message age gauges, every `metrics_sample_interval_seconds`."""
@@ -319,7 +322,7 @@ async def service_runtime(
                       fmt=settings.service.log_format)
     configure_tracing(settings.telemetry, service=name)
     url = await trio.to_thread.run_sync(resolve_database_url, settings.database.url)
-    breaker = CircuitBreaker.from_settings("database", settings.circuit_breakers,
+    breaker = CircuitBreaker.from_settings("database", settings.circuit_breakers, probed=True,
                                            on_change=breaker_gauge)
     async with open_database(
         url,
@@ -328,6 +331,7 @@ async def service_runtime(
         statement_timeout_ms=settings.database.statement_timeout_ms,
         application_name=f"tasker-{name}",
         synchronous_commit=settings.database.synchronous_commit,
+        connect_timeout_seconds=settings.database.connect_timeout_seconds,
         breaker=breaker,
     ) as db:
         yield Runtime(name=name, settings=settings, db=db, url=url, health_server=health_server)

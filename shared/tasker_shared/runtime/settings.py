@@ -48,7 +48,8 @@ class DatabaseSettings(_Section):
     statement_timeout_ms: int = Field(30_000, ge=100)
     """Server-side statement_timeout of every pooled connection."""
     connect_timeout_seconds: float = Field(10.0, gt=0)
-    """How long to wait for a connection at start-up."""
+    """How long one connection attempt may take (libpq's `connect_timeout`, whole seconds,
+    at least 2), and how long start-up waits for the pool's first connections."""
     synchronous_commit: bool = Field(True, description="off trades durability of the last ms for speed")
 
     @model_validator(mode="after")
@@ -227,6 +228,9 @@ class CircuitBreakerSettings(_Section):
     failure_threshold: int = Field(5, ge=1, description="consecutive failures that open it")
     timeout_seconds: float = Field(30.0, ge=0, description="open for this long, then half-open")
     success_threshold: int = Field(2, ge=1, description="half-open successes that close it")
+    probe_interval_seconds: float = Field(0.5, ge=0)
+    """While the database breaker is open, a `SELECT 1` on a fresh connection runs at most
+    this often and closes it as soon as the database answers (0: wait `timeout_seconds`)."""
 
 
 class AuthApiKey(_Section):

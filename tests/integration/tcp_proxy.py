@@ -1,0 +1,68 @@
+"""A TCP proxy in front of the test PostgreSQL server that a test can take down (every
+connection through it dropped, new ones refused, as when the server stops or crashes) and
+bring back on the same port, without touching the shared server."""
+
+from __future__ import annotations
+
+import trio
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+
+class TcpProxy:
+    def __init__(self, url: str) -> None:
+        params = conninfo_to_dict(url)
+        self.target_host = str(params.get("host") or "127.0.0.1")
+        self.target_port = int(params.get("port") or 5432)
+        self.url = url
+        self.port = 0
+        self._scope: trio.CancelScope | None = None
+
+    @property
+    def proxied_url(self) -> str:
+        """`url`, connecting through the proxy."""
+        return make_conninfo(self.url, host="127.0.0.1", port=str(self.port))
+
+    async def up(self, nursery: trio.Nursery) -> None:
+        """Accept connections (on the same port as before, if it ran before)."""
+        await nursery.start(self._serve)
+
+    def down(self) -> None:
+        """Drop every proxied connection and refuse new ones."""
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+
+    async def _serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                     ) -> None:
+        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        try:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                async with trio.open_nursery() as handlers:
+                    task_status.started()
+                    await trio.serve_listeners(self._handle, listeners,
+                                               handler_nursery=handlers)
+        finally:
+            for listener in listeners:
+                listener.socket.close()  # refuse new connections at once
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        async with client:
+            try:
+                server = await trio.open_tcp_stream(self.target_host, self.target_port)
+            except OSError:
+                return
+            async with server, trio.open_nursery() as pumps:
+                pumps.start_soon(_pump, client, server, pumps.cancel_scope)
+                pumps.start_soon(_pump, server, client, pumps.cancel_scope)
+
+
+async def _pump(source: trio.SocketStream, sink: trio.SocketStream,
+                scope: trio.CancelScope) -> None:
+    try:
+        async for data in source:
+            await sink.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    scope.cancel()  # one side closed: close both

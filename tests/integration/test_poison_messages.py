@@ -193,7 +193,7 @@ async def test_task_finalizations(db: Database, conn: DictConn) -> None:
     assert consumer.counters.processed == 1 and consumer.counters.failed == 0
 
 
-@pytest.mark.parametrize("headers, reason", [
+@pytest.mark.parametrize(("headers", "reason"), [
     ('{"traceparent": ' + UNDECODABLE + "}",
      "undecodable headers: JSON nested too deeply to decode"),
     ('{"h": ' + TOO_DEEP + "}", "undecodable headers: nested deeper than 64 levels"),

@@ -24,6 +24,7 @@ from tasker_gateway.metrics import observe
 from tasker_gateway.models.common import ErrorBody, ErrorDetail
 from tasker_gateway.openapi import build_document, render
 from tasker_gateway.rest import routes_ops, routes_tasks
+from tasker_gateway.rest.connection import ShieldedSendConnection
 from tasker_gateway.rest.docs import SWAGGER_HTML
 from tasker_gateway.rest.spec import JSON, Reply, RestRequest, Route
 from tasker_gateway.usecases.inputs import describe, reject_nul
@@ -142,10 +143,16 @@ def _view(ctx: GatewayContext, route: Route) -> Any:
     return view
 
 
+class RestApp(QuartTrio):
+    """QuartTrio whose responses are sent shielded (see rest/connection.py)."""
+
+    asgi_http_class = ShieldedSendConnection
+
+
 def create_app(ctx: GatewayContext) -> QuartTrio:
     routes = all_routes(ctx)
     by_name = {route.name: route for route in routes}
-    app = QuartTrio("tasker_gateway")
+    app = RestApp("tasker_gateway")
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.gateway.max_request_bytes
     document = render(openapi_document(ctx.auth.api_key_header)).encode()
     for route in routes:

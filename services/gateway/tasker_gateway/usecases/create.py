@@ -4,6 +4,11 @@ The waiter is registered before the request is sent, so the outcome NOTIFY canno
 while the listener is connected. On timeout, or without a listener (polling deployment), the
 `task_request_outcomes` table answers; if it has nothing yet the request is reported as
 accepted (202) with its request id.
+
+Durability: nothing answered as accepted may be lost to a database crash. A send that is not
+waited for commits synchronously; a send that is waited for commits without waiting for the
+WAL flush, and is made durable before the answer either by ingestion's own synchronous commit
+(201: WAL is flushed in order) or by `_flush` (202).
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from tasker_shared.contracts.payloads import TaskRequest, TaskRequestMessage, Ta
 from tasker_shared.contracts.queues import ORCHESTRATION_TASK_REQUESTS
 from tasker_shared.db.database import Conn
 from tasker_shared.errors import ConflictError, NotFoundError
-from tasker_shared.queue import pgmq
 
 MAX_WAIT_SECONDS = 60.0
 _POLL_FIRST, _POLL_MAX = 0.01, 0.25
@@ -51,22 +55,28 @@ def to_task_request(body: TaskRequestBody) -> TaskRequest:
         idempotency_key=body.idempotency_key)
 
 
-def _send(conn: Conn, payload: dict[str, object], *, flush: bool = True) -> None:
-    """Queue the request: one statement, its own transaction (run in autocommit). Without
-    `flush` the commit does not wait for the WAL flush: used
-    when the caller waits for ingestion, whose own flushed commit makes this one durable too
-    (WAL is flushed in order); a 202 is only answered after `_flush`."""
-    if flush:
-        pgmq.send(conn, ORCHESTRATION_TASK_REQUESTS, payload)
-    else:
-        conn.execute("SELECT set_config('synchronous_commit', 'off', true),"
-                     " tasker.send_v1(%s::text, %s::jsonb)",
-                     (ORCHESTRATION_TASK_REQUESTS, Jsonb(payload)))
+_SEND = ("SELECT set_config('synchronous_commit', %s, true),"
+         " tasker.send_v1(%s::text, %s::jsonb)")
+
+
+def _send(conn: Conn, payload: dict[str, object], *, durable: bool) -> None:
+    """Queue the request: one statement, its own transaction (run in autocommit). `durable`
+    commits synchronously whatever the pool's setting; otherwise the commit does not wait for
+    the WAL flush, and the caller must make it durable before it answers "accepted"."""
+    conn.execute(_SEND, ("on" if durable else "off", ORCHESTRATION_TASK_REQUESTS,
+                         Jsonb(payload)))
 
 
 def _flush(conn: Conn) -> None:
-    """A transaction with an id: its synchronous commit flushes all WAL written before."""
-    conn.execute("SELECT pg_current_xact_id()")
+    """Flush all WAL written so far (the request sent without waiting for it included).
+
+    A commit waits for the flush only when its transaction wrote WAL and has a transaction
+    id: `SELECT pg_current_xact_id()` alone writes none, so PostgreSQL commits it
+    asynchronously and flushes nothing. A transactional logical message writes one WAL
+    record (allowed to any role, at any wal_level); its synchronous commit flushes the WAL
+    up to itself, so every earlier commit too."""
+    conn.execute("SELECT set_config('synchronous_commit', 'on', true),"
+                 " pg_logical_emit_message(true, 'tasker.flush', '')")
 
 
 def _template_exists(conn: Conn, request: TaskRequest) -> bool:
@@ -94,15 +104,17 @@ async def create_task(
                                  metadata=TaskRequestMetadata(requester=requester[:128]))
     payload = encode_task_request_message(message)
     if not wait:
-        await ctx.db.run_autocommit(_send, payload)
+        await ctx.db.run_autocommit(_send, payload, durable=True)
         return CreateOutcome(request_id=rid, task=None)
     timeout = min(wait_timeout or ctx.settings.gateway.create_wait_timeout_seconds,
                   MAX_WAIT_SECONDS)
     with ctx.outcomes.expect(rid) as waiter:
-        await ctx.db.run_autocommit(_send, payload, flush=False)
+        await ctx.db.run_autocommit(_send, payload, durable=False)
         outcome = await _await_outcome(ctx, waiter, rid, trio.current_time() + timeout)
-    if outcome is None:
+    # Ingestion's commit is durable only when the services commit synchronously.
+    if outcome is None or not ctx.settings.database.synchronous_commit:
         await ctx.db.run_autocommit(_flush)  # "accepted" must survive a database crash
+    if outcome is None:
         return CreateOutcome(request_id=rid, task=None)
     return CreateOutcome(request_id=rid, task=await _resolve(ctx, outcome, request))
 

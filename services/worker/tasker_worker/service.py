@@ -13,11 +13,10 @@ import trio
 
 from tasker_shared.contracts.queues import worker_queue
 from tasker_shared.domain.template import TaskTemplate
-from tasker_shared.queue.consumer import QueueConsumer
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
 from tasker_shared.templates_io import load_templates
-from tasker_worker.runtime.dispatcher import ClaimFn, Dispatcher
+from tasker_worker.runtime.dispatcher import Dispatcher
 from tasker_worker.runtime.executor import StepExecutor
 from tasker_worker.runtime.templates import WorkerTemplates
 from tasker_worker.sdk.handlers import HandlerRegistry, default_registry
@@ -50,15 +49,15 @@ async def serve(
             await rt.db.execute("SELECT tasker.ensure_queue_v1(%s)", (worker_queue(namespace),))
         executor = StepExecutor(db=rt.db, registry=registry or default_registry,
                                 templates=known, settings=ws, worker_id=worker_id)
+        qs = settings.queues
         dispatcher = Dispatcher(db=rt.db, executor=executor, capacity=ws.max_concurrent_handlers,
-                                visibility_seconds=settings.queues.visibility_timeout_seconds,
-                                worker_id=worker_id, max_reads=settings.queues.max_read_count)
+                                visibility_seconds=qs.visibility_timeout_seconds,
+                                worker_id=worker_id, max_reads=qs.max_read_count,
+                                batch_size=qs.batch_size,
+                                retry_pause_seconds=min(1.0, qs.poll_interval_ms / 1000.0),
+                                max_result_bytes=ws.max_result_bytes)
         for namespace in namespaces:
-            claim = ClaimFn(dispatcher, worker_queue(namespace))
-            consumer = QueueConsumer(queue=claim.queue, process=claim, settings=settings.queues,
-                                     handler_tasks=2)
-            claim.consumer = consumer
-            rt.add_consumer(consumer)
+            rt.add_consumer(dispatcher.consumer(worker_queue(namespace), qs))
         rt.add_drainable(dispatcher)
         rt.extra_details.append(lambda: {
             "worker": {"worker_id": worker_id, "namespaces": namespaces,

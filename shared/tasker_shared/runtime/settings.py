@@ -120,6 +120,9 @@ class WorkerSettings(_Section):
     """Default handler timeout (a step's timeout_seconds overrides it)."""
     worker_id: str | None = None
     """Worker identity recorded on results (defaults to host-pid)."""
+    max_result_bytes: int = Field(1_048_576, ge=1024)
+    """Largest step result (its JSON) a handler may return; a larger one fails the step
+    (non-retryable, naming the limit) instead of being stored."""
 
 
 class ReadinessSettings(_Section):

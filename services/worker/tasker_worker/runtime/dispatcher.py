@@ -1,5 +1,6 @@
-"""Claims steps as capacity allows and hands them to a fixed set of executor tasks; keeps
-the claimed messages invisible (visibility timeout extended) while their handlers run."""
+"""Claims steps as capacity allows (fairly across namespace queues) and hands them to a fixed
+set of executor tasks; keeps the claimed messages invisible (visibility timeout extended)
+while their handlers run; records finished steps in batches, all of them before it stops."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import structlog
 import trio
 
 from tasker_shared.db.database import Database
+from tasker_shared.domain.limits import DEFAULT_MAX_BYTES
 from tasker_shared.queue.consumer import QueueConsumer
+from tasker_shared.runtime.settings import QueueSettings
+from tasker_worker.runtime.claiming import ClaimScheduler
 from tasker_worker.runtime.claims import (
     ClaimedStep,
     StepOutcome,
@@ -18,10 +22,16 @@ from tasker_worker.runtime.claims import (
     record_results,
 )
 from tasker_worker.runtime.executor import StepExecutor
+from tasker_worker.runtime.outcomes import bounded
 
 log = structlog.get_logger("tasker.worker")
 
 RECORDERS = 2
+RECORD_BATCH = 64
+RECORD_ATTEMPTS = 5
+# After the executors are done (or cut off by the shutdown deadline), finished results still
+# being recorded get this long; it only matters while the database does not answer.
+RECORD_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -30,11 +40,16 @@ class DispatcherStatistics:
     free: int
     in_flight: int
     claimed: int
-    starved_claims: int
+    claims: int
+    failed_claims: int
+    queues_waiting: int
 
 
 class Dispatcher:
-    """Bounded concurrency: at most `capacity` steps claimed and running at once."""
+    """Bounded concurrency: at most `capacity` steps claimed and running at once.
+
+    A step holds its slot from its claim until its result is recorded, so the channels
+    between claims, executors and recorders never hold more than `capacity` items."""
 
     def __init__(
         self,
@@ -45,6 +60,9 @@ class Dispatcher:
         visibility_seconds: float,
         worker_id: str,
         max_reads: int,
+        batch_size: int = 50,
+        retry_pause_seconds: float = 1.0,
+        max_result_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.db = db
         self.executor = executor
@@ -52,80 +70,88 @@ class Dispatcher:
         self.visibility_seconds = visibility_seconds
         self.worker_id = worker_id
         self.max_reads = max_reads
-        self.free = capacity
+        self.max_result_bytes = max_result_bytes
         self.claimed = 0
-        self.starved_claims = 0
-        self._starved: set[QueueConsumer] = set()
+        self.recorded_batches = 0
+        self._consumers: dict[str, QueueConsumer] = {}
         self._in_flight: dict[int, ClaimedStep] = {}
         self._send, self._recv = trio.open_memory_channel[ClaimedStep](capacity)
         self._done_send, self._done_recv = trio.open_memory_channel[StepOutcome](capacity)
-        self.recorded_batches = 0
-        self._stopping = False
-        self._idle: set[trio.CancelScope] = set()
+        self.scheduler = ClaimScheduler(
+            capacity=capacity, batch_size=batch_size, claim=self._claim,
+            on_claimed=self._hand_over, on_failure=self._claim_failed,
+            retry_pause_seconds=retry_pause_seconds)
+
+    @property
+    def free(self) -> int:
+        return self.scheduler.free
 
     def statistics(self) -> DispatcherStatistics:
-        return DispatcherStatistics(capacity=self.capacity, free=self.free,
+        s = self.scheduler
+        return DispatcherStatistics(capacity=self.capacity, free=s.free,
                                     in_flight=len(self._in_flight), claimed=self.claimed,
-                                    starved_claims=self.starved_claims)
+                                    claims=s.claims, failed_claims=s.failed_claims,
+                                    queues_waiting=s.waiting)
 
-    async def claim(self, consumer: QueueConsumer | None, queue: str, ids: list[int] | None,
-                    limit: int) -> int:
-        if self._stopping:
-            return 0
-        n = min(limit, self.free)
-        if n <= 0:
-            self.starved_claims += 1
-            if consumer is not None:
-                self._starved.add(consumer)
-            return 0
-        self.free -= n
-        try:
-            steps = await self.db.run_autocommit(claim_steps, queue, ids, n,
-                                      visibility_seconds=self.visibility_seconds,
-                                      worker_id=self.worker_id, max_reads=self.max_reads)
-        except BaseException:
-            self.free += n
-            raise
-        self.free += n - len(steps)
+    def consumer(self, queue: str, settings: QueueSettings) -> QueueConsumer:
+        """The consumer of one namespace queue: its wake-ups (notifications, timers, the
+        fallback poll) put the queue in line for the claim scheduler (see `ClaimFn`)."""
+        consumer = QueueConsumer(queue=queue, process=ClaimFn(self.scheduler, queue),
+                                 settings=settings, handler_tasks=1)
+        self._consumers[queue] = consumer
+        return consumer
+
+    async def _claim(self, queue: str, limit: int) -> list[ClaimedStep]:
+        return await self.db.run_autocommit(
+            claim_steps, queue, None, limit, visibility_seconds=self.visibility_seconds,
+            worker_id=self.worker_id, max_reads=self.max_reads)
+
+    def _hand_over(self, steps: list[ClaimedStep]) -> None:
         self.claimed += len(steps)
+        consumer = self._consumers.get(steps[0].queue)
+        if consumer is not None:
+            consumer.counters.received += len(steps)
         for step in steps:
             self._in_flight[step.msg_id] = step
-            self._send.send_nowait(step)
-        return len(steps) if len(steps) < n else limit
+            self._send.send_nowait(step)  # never full: a step holds its slot until recorded
+
+    def _claim_failed(self, queue: str) -> None:
+        consumer = self._consumers.get(queue)
+        if consumer is not None:
+            consumer.counters.failed += 1
 
     def stop(self) -> None:
-        self._stopping = True
-        for scope in list(self._idle):
-            scope.cancel()
+        """Claim no more; the steps already claimed run, and every result is recorded."""
+        self.scheduler.stop()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        recording = trio.CancelScope(shield=True)  # the shutdown deadline does not cut it
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._extend_loop)
-            async with trio.open_nursery() as recording:
+            nursery.start_soon(self.executor.watch_cancellations)  # cancels lost runs
+            async with trio.open_nursery() as recorders:
                 async with self._done_recv:
-                    for _ in range(RECORDERS):  # parallel transactions, separate connections
-                        recording.start_soon(self._recorder, self._done_recv.clone())
-                async with self._done_send, trio.open_nursery() as executors:
-                    for _ in range(self.capacity):
-                        executors.start_soon(self._executor_loop, self._done_send.clone())
-                    task_status.started()
+                    clones = [self._done_recv.clone() for _ in range(RECORDERS)]
+                recorders.start_soon(self._record_all, recording, clones)
+                try:
+                    async with self._done_send, trio.open_nursery() as executors:
+                        executors.start_soon(self._claim_until_stopped)
+                        for _ in range(self.capacity):
+                            executors.start_soon(self._executor_loop, self._done_send.clone())
+                        task_status.started()
+                finally:
+                    # Executors are done (or cancelled): what they finished is in the
+                    # channel, which is now closed; recorders drain it, within a bound.
+                    recording.deadline = trio.current_time() + RECORD_GRACE_SECONDS
             nursery.cancel_scope.cancel()
+
+    async def _claim_until_stopped(self) -> None:
+        async with self._send:  # closed when claiming ends: executors finish what is left
+            await self.scheduler.run()
 
     async def _executor_loop(self, done: trio.MemorySendChannel[StepOutcome]) -> None:
         async with done:
-            while True:
-                if self._stopping:
-                    try:
-                        step = self._recv.receive_nowait()
-                    except trio.WouldBlock:
-                        return
-                else:
-                    with trio.CancelScope() as idle:
-                        self._idle.add(idle)
-                        step = await self._recv.receive()
-                    self._idle.discard(idle)
-                    if idle.cancelled_caught:
-                        continue
+            async for step in self._recv:
                 try:
                     outcome = await self.executor.execute(step)
                 except Exception as exc:
@@ -133,41 +159,57 @@ class Dispatcher:
                                   error=str(exc))
                     self._release([step])
                     continue
-                await done.send(outcome)
+                outcome = bounded(outcome, max_bytes=self.max_result_bytes)
+                with trio.CancelScope(shield=True):  # finished: never dropped on the way
+                    await done.send(outcome)
+
+    async def _record_all(self, scope: trio.CancelScope,
+                          channels: list[trio.MemoryReceiveChannel[StepOutcome]]) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                for channel in channels:  # parallel transactions, separate connections
+                    nursery.start_soon(self._recorder, channel)
 
     async def _recorder(self, done: trio.MemoryReceiveChannel[StepOutcome]) -> None:
         """Record finished steps in batches: one transaction (one commit) for all that are
-        ready, so a busy worker spends one round of commits on many steps."""
+        ready, so a busy worker spends one round of commits on many steps. Ends when the
+        channel is closed and empty, after recording everything taken from it."""
         async with done:
             async for first in done:
                 batch = [first]
-                while len(batch) < 64:
+                while len(batch) < RECORD_BATCH:
                     try:
                         batch.append(done.receive_nowait())
-                    except trio.WouldBlock:
+                    except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                for attempt in range(5):
-                    try:
-                        recorded = await self.db.run_autocommit(record_results, batch,
-                                                     worker_id=self.worker_id)
-                        break
-                    except Exception as exc:
-                        log.warning("record_results_failed", attempt=attempt, error=str(exc))
-                        await trio.sleep(0.1 * 2**attempt)
-                else:
-                    recorded = ["failed"] * len(batch)
-                self.recorded_batches += 1
-                for outcome, status in zip(batch, recorded, strict=True):
-                    self.executor.count(outcome, status)
-                self._release([o.step for o in batch])
+                await self._record(batch)
+
+    async def _record(self, batch: list[StepOutcome]) -> None:
+        recorded: list[str] | None = None
+        try:
+            for attempt in range(RECORD_ATTEMPTS):
+                try:
+                    recorded = await self.db.run_autocommit(record_results, batch,
+                                                            worker_id=self.worker_id)
+                    break
+                except Exception as exc:
+                    log.warning("record_results_failed", attempt=attempt, error=str(exc))
+                    await trio.sleep(0.1 * 2**attempt)
+        finally:
+            if recorded is None:  # the step's message reappears; it runs again
+                log.error("results_not_recorded", steps=[str(o.step.step_uuid) for o in batch])
+            self.recorded_batches += 1
+            for outcome, status in zip(batch, recorded or ["failed"] * len(batch), strict=True):
+                self.executor.count(outcome, status)
+                consumer = self._consumers.get(outcome.step.queue)
+                if consumer is not None and recorded is not None:
+                    consumer.counters.processed += 1
+            self._release([o.step for o in batch])
 
     def _release(self, steps: list[ClaimedStep]) -> None:
         for step in steps:
             self._in_flight.pop(step.msg_id, None)
-        self.free += len(steps)
-        for consumer in list(self._starved):
-            consumer.waker.request_poll()
-        self._starved.clear()
+        self.scheduler.release(len(steps))
 
     async def _extend_loop(self) -> None:
         period = max(self.visibility_seconds / 3.0, 0.2)
@@ -185,12 +227,13 @@ class Dispatcher:
 
 
 class ClaimFn:
-    """The `process` coroutine of one namespace queue's consumer."""
+    """The `process` coroutine of one namespace queue's consumer: puts the queue in line for
+    the claim scheduler and returns at once (the scheduler claims; nothing is taken here)."""
 
-    def __init__(self, dispatcher: Dispatcher, queue: str) -> None:
-        self.dispatcher = dispatcher
+    def __init__(self, scheduler: ClaimScheduler, queue: str) -> None:
+        self.scheduler = scheduler
         self.queue = queue
-        self.consumer: QueueConsumer | None = None
 
     async def __call__(self, ids: list[int] | None, limit: int) -> int:
-        return await self.dispatcher.claim(self.consumer, self.queue, ids, limit)
+        self.scheduler.want(self.queue)
+        return 0

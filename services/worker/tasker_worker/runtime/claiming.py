@@ -1,0 +1,137 @@
+"""Fair claiming across a worker's namespace queues: one scheduler decides which queue is
+claimed from next and how much of the free capacity that claim may reserve."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+
+import structlog
+import trio
+
+from tasker_worker.runtime.claims import ClaimedStep
+
+log = structlog.get_logger("tasker.worker")
+
+ClaimCall = Callable[[str, int], Awaitable[list[ClaimedStep]]]
+
+CLAIMERS = 2  # claims in flight at once (each holds a database connection while it runs)
+
+
+class ClaimScheduler:
+    """Queues whose consumer was woken (a notification, a timer, the fallback poll) wait in
+    line; while capacity is free the scheduler claims for the queue in line that was served
+    least recently, at most `CLAIMERS` claims at a time and at most one per queue.
+
+    Why no step waits unclaimed while capacity is free, by construction: a woken queue stays
+    in line until a claim from it returns fewer steps than it asked for (the queue had no
+    more visible messages when that claim looked), and a queue woken again while its claim
+    runs is put back in line. The line is served whenever capacity is free, and a claim
+    gives back what it reserved and did not use the moment it returns.
+
+    Fairness: a claim may reserve only its share of the free capacity (the free slots
+    divided among the queues in line), and the queue served least recently goes first: a
+    backlog in one namespace (back in line after every filled claim) never takes a slot
+    that another waiting namespace could have; backlogs share the slots round robin."""
+
+    def __init__(self, *, capacity: int, batch_size: int, claim: ClaimCall,
+                 on_claimed: Callable[[list[ClaimedStep]], None],
+                 on_failure: Callable[[str], None] | None = None,
+                 retry_pause_seconds: float = 1.0) -> None:
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.free = capacity
+        self.claims = 0
+        self.failed_claims = 0
+        self._claim = claim
+        self._on_claimed = on_claimed
+        self._on_failure = on_failure
+        self._retry_pause = retry_pause_seconds
+        self._line: dict[str, None] = {}  # insertion order is the order of service
+        self._claiming: set[str] = set()
+        self._served: dict[str, int] = {}  # queue -> when its last claim started (a serial)
+        self._serial = 0
+        self._changed = trio.Event()
+        self._stopping = False
+        self._paused_until = 0.0  # after a failed claim, every queue waits until then
+
+    @property
+    def waiting(self) -> int:
+        """Queues in line for a claim."""
+        return len(self._line)
+
+    def want(self, queue: str) -> None:
+        """Work may be waiting on `queue`: put it in line (it keeps its place if there)."""
+        if self._stopping:
+            return
+        self._line[queue] = None
+        self._changed.set()
+
+    def release(self, count: int) -> None:
+        """`count` claimed steps are finished (recorded or abandoned): their slots are free."""
+        self.free += count
+        self._changed.set()
+
+    def stop(self) -> None:
+        """Start no more claims; `run` returns once the claims in flight have returned."""
+        self._stopping = True
+        self._line.clear()
+        self._changed.set()
+
+    def _next(self) -> tuple[str, int] | None:
+        if (self._stopping or self.free <= 0 or len(self._claiming) >= CLAIMERS
+                or trio.current_time() < self._paused_until):
+            return None
+        eligible = [q for q in self._line if q not in self._claiming]
+        if not eligible:
+            return None
+        share = min(self.batch_size, -(-self.free // len(eligible)))
+        queue = min(eligible, key=lambda q: self._served.get(q, 0))  # ties: first in line
+        del self._line[queue]
+        self._serial += 1
+        self._served[queue] = self._serial
+        return queue, share
+
+    async def run(self) -> None:
+        """Claim until stopped; returns when no claim is in flight any more."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                self._changed = trio.Event()  # whatever changes from here on sets it
+                pick = self._next()
+                if pick is not None:
+                    queue, share = pick
+                    self._claiming.add(queue)
+                    self.free -= share
+                    nursery.start_soon(self._claim_from, queue, share)
+                    continue
+                if self._stopping and not self._claiming:
+                    return
+                paused = self._paused_until > trio.current_time()
+                with trio.move_on_at(self._paused_until if paused else math.inf):
+                    await self._changed.wait()
+
+    async def _claim_from(self, queue: str, share: int) -> None:
+        try:
+            try:
+                steps = await self._claim(queue, share)
+            except BaseException:
+                self.free += share
+                raise
+        except Exception as exc:
+            self.failed_claims += 1
+            log.warning("claim_failed", queue=queue, error=str(exc))
+            if self._on_failure is not None:
+                self._on_failure(queue)
+            # Likely the database: pause all claims (no busy retry), then try every queue.
+            self._paused_until = trio.current_time() + self._retry_pause
+            self.want(queue)  # the messages are still there
+        else:
+            self.claims += 1
+            self.free += share - len(steps)
+            if steps:
+                self._on_claimed(steps)
+            if len(steps) >= share:  # filled: more may be waiting
+                self.want(queue)
+        finally:
+            self._claiming.discard(queue)
+            self._changed.set()

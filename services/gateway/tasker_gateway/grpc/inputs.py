@@ -8,7 +8,7 @@ from tasker_gateway.grpc.convert import from_struct, state_name
 from tasker_gateway.models.common import TaskState
 from tasker_gateway.models.operations import DlqResolutionStatus, DlqUpdateBody
 from tasker_gateway.models.tasks import TaskRequestBody
-from tasker_gateway.usecases.inputs import reject_nul, validated
+from tasker_gateway.usecases.inputs import bounded, reject_nul, validated
 from tasker_gateway.usecases.steps import StepAction
 from tasker_gateway.usecases.tasks import DEFAULT_PER_PAGE, TaskListQuery
 from tasker_shared.contracts.generated.tasker import v1 as pb
@@ -17,6 +17,7 @@ from tasker_shared.errors import ValidationError
 _ACTIONS = {pb.ResolutionStrategy.RESET_FOR_RETRY: "reset_for_retry",
             pb.ResolutionStrategy.RESOLVE_MANUALLY: "resolve_manually",
             pb.ResolutionStrategy.COMPLETE_MANUALLY: "complete_manually"}
+MAX_PAGE = 1_000_000  # as REST's ?page=
 
 
 def task_request(message: pb.TaskRequest | None) -> TaskRequestBody:
@@ -46,7 +47,7 @@ def list_query(message: pb.ListTasksRequest) -> TaskListQuery:
     created = message.created_at
     status = message.status
     return TaskListQuery(
-        page=(page.page if page and page.page else 1),
+        page=bounded(page.page, "page", low=1, high=MAX_PAGE) if page and page.page else 1,
         per_page=(page.per_page if page and page.per_page else DEFAULT_PER_PAGE),
         namespace=message.namespace or None,
         status=TaskState(state_name(status)) if status else None,

@@ -93,7 +93,8 @@ BEGIN
                'lock_step_result_messages_v1', 'apply_step_results_v1',
                'apply_step_result_v1', 'cancel_batch_siblings_v1', 'save_checkpoint_v2',
                -- message locks (dynamic SQL on the queue tables plans with these settings)
-               'lock_messages_v1', 'lock_task_request_messages_v1', 'delete_messages_v1',
+               'lock_messages_v1', 'lock_task_request_messages_v1',
+               'lock_finalization_messages_v1', 'delete_messages_v1',
                'extend_visibility_v1', 'message_failed_v1',
                -- operator and gateway point reads
                'cancel_task_v1', 'resolve_step_v1', 'get_task_rows_v1', 'get_step_rows_v1',
@@ -108,6 +109,76 @@ BEGIN
             EXECUTE format('ALTER FUNCTION %s SET %I = %L', f.sig, s[1], s[2]);
         END LOOP;
     END LOOP;
+END
+$$;
+
+-- The readiness scan reached a task's steps through `task_uuid = ANY (p_tasks)`; ANALYZEd
+-- while tiny, the steps table made that generic plan a full scan of the primary key index
+-- filtered by task (cheaper than a bitmap scan on one page), kept for the connection's life
+-- as the table grew. Now one probe per task, as the rest of the query already was.
+CREATE OR REPLACE FUNCTION tasker.get_step_readiness_status_batch_v1(
+    p_tasks uuid[], p_steps uuid[] DEFAULT NULL)
+RETURNS TABLE (
+    workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text,
+    current_state text, dependencies_satisfied boolean, retry_eligible boolean,
+    ready_for_execution boolean, last_failure_at timestamptz, next_retry_at timestamptz,
+    total_parents integer, completed_parents integer, attempts integer, max_attempts integer,
+    backoff_request_seconds numeric, last_attempted_at timestamptz)
+LANGUAGE plpgsql STABLE
+-- The generic plan (index probes per step) suits any input; without this setting the plan
+-- cache keeps re-planning for each call (custom plans look cheaper), which costs more
+-- than running the query.
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off
+SET enable_mergejoin = off SET enable_material = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    -- Parents and the last failure are looked up per step (index probes), so the cost
+    -- follows the number of steps asked for, never the size of the transition history.
+    SELECT c.workflow_step_uuid, c.task_uuid, c.named_step_uuid, c.name, c.current_state,
+           c.deps_ok, c.retry_ok,
+           tasker.evaluate_step_state_readiness_v1(c.current_state, c.processed, c.in_process,
+                                                   c.deps_ok, c.retry_ok, c.next_retry_at),
+           c.last_failure_at, c.next_retry_at, c.total_parents, c.completed_parents,
+           COALESCE(c.attempts, 0), c.max_attempts, c.backoff_request_seconds,
+           c.last_attempted_at
+      FROM (
+        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
+               COALESCE(st.to_state, 'pending')::text AS current_state,
+               ws.processed, ws.in_process, ws.attempts, ws.max_attempts,
+               ws.backoff_request_seconds, ws.last_attempted_at,
+               par.total AS total_parents, par.done AS completed_parents,
+               par.total = par.done AS deps_ok,
+               (COALESCE(ws.attempts, 0) = 0
+                OR (COALESCE(ws.retryable, true)
+                    AND COALESCE(ws.attempts, 0) < COALESCE(ws.max_attempts, 3))) AS retry_ok,
+               f.last_failure_at,
+               tasker.calculate_step_next_retry_time_v1(
+                   ws.backoff_request_seconds, ws.last_attempted_at, f.last_failure_at,
+                   ws.attempts) AS next_retry_at
+          FROM (SELECT DISTINCT x FROM unnest(p_tasks) AS x) AS q(task_uuid)
+          -- one index probe per task (OFFSET 0 keeps it a probe whatever the statistics)
+          CROSS JOIN LATERAL (
+              SELECT w.* FROM tasker.workflow_steps w
+               WHERE w.task_uuid = q.task_uuid
+                 AND (p_steps IS NULL OR w.workflow_step_uuid = ANY (p_steps)) OFFSET 0) ws
+          JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+          LEFT JOIN tasker.workflow_step_transitions st
+                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+          CROSS JOIN LATERAL (
+              SELECT count(*)::integer AS total,
+                     (count(*) FILTER (WHERE pst.to_state IN ('complete', 'resolved_manually')))
+                         ::integer AS done
+                FROM tasker.workflow_step_edges e
+                LEFT JOIN tasker.workflow_step_transitions pst
+                       ON pst.workflow_step_uuid = e.from_step_uuid AND pst.most_recent
+               WHERE e.to_step_uuid = ws.workflow_step_uuid) par
+          CROSS JOIN LATERAL (
+              SELECT max(ft.created_at) AS last_failure_at
+                FROM tasker.workflow_step_transitions ft
+               WHERE ft.workflow_step_uuid = ws.workflow_step_uuid
+                 AND ft.to_state = 'error') f
+      ) c;
 END
 $$;
 

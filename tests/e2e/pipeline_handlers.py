@@ -36,7 +36,7 @@ def raises(ctx: StepContext) -> StepResult:
     raise KeyError("missing_field")
 
 
-@step_handler("e2e.sleeps")
+@step_handler("e2e.sleeps", runtime="trio")
 async def sleeps(ctx: StepContext) -> StepResult:
     await trio.sleep(float(ctx.get_config("seconds", 30)))
     return success({"slept": True})
@@ -50,7 +50,7 @@ def retry_after(ctx: StepContext) -> StepResult:
     return success({"attempt": ctx.attempt})
 
 
-@step_handler("e2e.stall_once")
+@step_handler("e2e.stall_once", runtime="trio")
 async def stall_once(ctx: StepContext) -> StepResult:
     """First attempt: drop a marker file and hang (the test kills the worker); then succeed."""
     marker = Path(str(ctx.get_input("marker")))

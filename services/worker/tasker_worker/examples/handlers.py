@@ -31,7 +31,7 @@ def add_parents(ctx: StepContext) -> StepResult:
 
 @step_handler("examples.double")
 async def double(ctx: StepContext) -> StepResult:
-    """An async (Trio) handler: double the parent's value."""
+    """An `async def` handler (runs on asyncio): double the parent's value."""
     value = _number(ctx, ctx.get_config("parent"))
     return success({"value": value * 2})
 

@@ -1,5 +1,6 @@
-"""Runs claimed steps: resolve the handler, build the context, run it (async under Trio,
-sync in a thread) with a timeout, follow checkpoint yields, record the result."""
+"""Runs claimed steps: resolve the handler, build the context, run it (`async def` on the
+asyncio handler loop or, when marked, under Trio; sync in a thread) with a timeout and
+cancellable by the worker, follow checkpoint yields, record the result."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import trio
 from tasker_shared.db.database import Database
 from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY
 from tasker_shared.domain.template import TaskTemplate
-from tasker_shared.errors import TaskerError
 from tasker_shared.runtime.metrics import STEP_DURATION, STEP_RESULTS
 from tasker_shared.runtime.settings import WorkerSettings
 from tasker_shared.runtime.tracing import inject_headers, message_span, tracing_enabled
+from tasker_worker.runtime.aio import run_on_asyncio
+from tasker_worker.runtime.cancellation import CHECK_SECONDS, RunControl, RunningSteps
 from tasker_worker.runtime.claims import ClaimedStep, StepOutcome, save_checkpoint
 from tasker_worker.runtime.templates import WorkerTemplates
 from tasker_worker.sdk.context import StepContext
@@ -41,6 +43,7 @@ class StepExecutor:
         templates: WorkerTemplates,
         settings: WorkerSettings,
         worker_id: str,
+        cancel_check_seconds: float = CHECK_SECONDS,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -50,6 +53,15 @@ class StepExecutor:
         self.completed = 0
         self.failed = 0
         self.stale = 0
+        self.running = RunningSteps(cancel_check_seconds)
+        # Sync handlers get threads of their own, as many as steps may run (Trio's default
+        # limiter, 40 threads, is shared with everything else that uses threads).
+        self._threads = trio.CapacityLimiter(settings.max_concurrent_handlers)
+
+    async def watch_cancellations(self) -> None:
+        """Run alongside the executors: cancels the handler runs whose step was cancelled,
+        resolved or re-claimed (see `RunningSteps`)."""
+        await self.running.watch(self.db)
 
     async def execute(self, step: ClaimedStep) -> StepOutcome:
         """Run the step's handler; the caller records the outcome (in a batch).
@@ -126,8 +138,13 @@ class StepExecutor:
                 step_config=dict(spec.handler.initialization),
                 dependency_results=step.dependency_results, attempt=step.attempt,
                 max_attempts=step.max_attempts, deadline=deadline, checkpoint=checkpoint)
-            result = await self._invoke(resolved, context, limit_seconds)
-            if not result.is_checkpoint:
+            control = RunControl(token=context.cancel_token)
+            self.running.add(step.step_uuid, step.attempt, control)
+            try:
+                result = await self._invoke(resolved, context, limit_seconds, control)
+            finally:
+                self.running.remove(step.step_uuid, step.attempt, control)
+            if not result.is_checkpoint or control.token.cancelled:
                 return result
             checkpoint = await self.db.run_autocommit(
                 save_checkpoint, step, cursor=result.result.get("cursor"),
@@ -144,21 +161,42 @@ class StepExecutor:
                        retryable=False)
 
     async def _invoke(self, resolved: ResolvedHandler, context: StepContext,
-                      limit_seconds: float) -> StepResult:
-        with trio.move_on_after(limit_seconds) as scope:
-            try:
-                if resolved.is_async:
-                    return await resolved.invoke_async(context)
-                return await trio.to_thread.run_sync(resolved.invoke_sync, context,
-                                                     abandon_on_cancel=True)
-            except TaskerError as exc:
-                if isinstance(exc, HandlerNotFound):
-                    raise
-                return failure_from_exception(
-                    exc, traceback_lines=traceback.format_exception(exc))
-            except Exception as exc:
-                return failure_from_exception(
-                    exc, traceback_lines=traceback.format_exception(exc))
-        assert scope.cancelled_caught
-        return failure(f"handler {resolved.callable_name} timed out after {limit_seconds:g}s",
-                       error_type="handler_timeout", retryable=True)
+                      limit_seconds: float, control: RunControl) -> StepResult:
+        """Run the handler until it returns, its timeout, or `control.cancel` (the watcher).
+        A cancelled or timed-out handler is told through its context before it is
+        cancelled, so it sees `context.cancelled` wherever it notices."""
+        result = None
+        try:
+            with control.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(control.expire_after, limit_seconds)
+                    result = await self._result_of(resolved, context)
+                    nursery.cancel_scope.cancel()
+        except BaseException:  # cancelled from outside: the worker is stopping
+            control.token.cancel("the worker is stopping")
+            raise
+        if result is not None and not control.token.cancelled:
+            return result
+        if control.timed_out:
+            return failure(f"handler {resolved.callable_name} timed out after "
+                           f"{limit_seconds:g}s", error_type="handler_timeout", retryable=True)
+        # The step was taken from this run: whatever is returned is refused as stale.
+        return failure(f"handler {resolved.callable_name} cancelled: {control.token.reason}",
+                       error_type="cancelled", retryable=False)
+
+    async def _result_of(self, resolved: ResolvedHandler, context: StepContext) -> StepResult:
+        try:
+            return await self._call(resolved, context)
+        except HandlerNotFound as exc:
+            return failure(str(exc), error_type="handler_not_found", retryable=False)
+        except Exception as exc:
+            return failure_from_exception(exc, traceback_lines=traceback.format_exception(exc))
+
+    async def _call(self, resolved: ResolvedHandler, context: StepContext) -> StepResult:
+        runtime = resolved.runtime
+        if runtime == "asyncio":
+            return await run_on_asyncio(resolved.invoke_async(context))
+        if runtime == "trio":
+            return await resolved.invoke_async(context)
+        return await trio.to_thread.run_sync(resolved.invoke_sync, context,
+                                             abandon_on_cancel=True, limiter=self._threads)

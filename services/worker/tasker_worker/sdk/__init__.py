@@ -1,6 +1,11 @@
-"""The Python worker SDK: step context, results, handler registration, batch helpers, errors."""
+"""The Python worker SDK: step context, results, handler registration, batch helpers, errors.
+
+`async def` handlers run on asyncio by default (`runtime="trio"` / `@trio_handler` for
+Trio); sync handlers run in threads and learn of cancellation through `StepContext`.
+Importing the SDK changes no global state (no event loop policy is installed)."""
 
 from tasker_worker.sdk.batching import BatchAggregation, aggregate_batch_results, cursor_ranges
+from tasker_worker.sdk.cancellation import CancelToken
 from tasker_worker.sdk.context import BatchWorkerContext, StepContext
 from tasker_worker.sdk.errors import (
     BusinessLogicError,
@@ -11,18 +16,21 @@ from tasker_worker.sdk.errors import (
     RateLimitError,
     RetryableError,
     ServiceUnavailableError,
+    StepCancelled,
     StepError,
     ValidationError,
 )
 from tasker_worker.sdk.handlers import (
     HandlerRegistry,
     HandlerReturn,
+    HandlerRuntime,
     ResolvedHandler,
     StepHandler,
     coerce_result,
     default_registry,
     resolve,
     step_handler,
+    trio_handler,
 )
 from tasker_worker.sdk.results import (
     StepResult,
@@ -40,16 +48,19 @@ __all__ = [
     "BatchAggregation",
     "BatchWorkerContext",
     "BusinessLogicError",
+    "CancelToken",
     "ConfigurationError",
     "HandlerNotFound",
     "HandlerRegistry",
     "HandlerReturn",
+    "HandlerRuntime",
     "NotFoundError",
     "PermanentError",
     "RateLimitError",
     "ResolvedHandler",
     "RetryableError",
     "ServiceUnavailableError",
+    "StepCancelled",
     "StepContext",
     "StepError",
     "StepHandler",
@@ -69,4 +80,5 @@ __all__ = [
     "resolve",
     "step_handler",
     "success",
+    "trio_handler",
 ]

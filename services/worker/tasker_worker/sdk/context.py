@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tasker_shared.errors import ContractError
+from tasker_worker.sdk.cancellation import CancelToken
 
 __all__ = ["BatchWorkerContext", "StepContext"]
 
@@ -40,7 +41,14 @@ class BatchWorkerContext:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StepContext:
-    """The input of one step execution. `attempt` is 1-based and counts the current run."""
+    """The input of one step execution. `attempt` is 1-based and counts the current run.
+
+    Cancellation: when the task is cancelled, the step is resolved or re-claimed elsewhere,
+    or the handler runs past its timeout, the run is cancelled and its result is discarded.
+    An `async def` handler is cancelled at its next `await`; a sync handler (in a thread
+    nothing can stop) is told through `cancelled`, `check_cancelled()`, `wait_cancelled()`
+    and `on_cancel()` and should stop soon after.
+    """
 
     task_uuid: str
     step_uuid: str
@@ -58,6 +66,32 @@ class StepContext:
     max_attempts: int = 1
     deadline: float | None = None
     checkpoint: dict[str, Any] | None = None
+    cancel_token: CancelToken = field(default_factory=CancelToken, compare=False, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this run was cancelled (see the class docstring)."""
+        return self.cancel_token.cancelled
+
+    @property
+    def cancel_reason(self) -> str | None:
+        """Why this run was cancelled, or None."""
+        return self.cancel_token.reason
+
+    def check_cancelled(self) -> None:
+        """Raise StepCancelled when this run was cancelled: call it between units of work."""
+        self.cancel_token.check()
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Sleep up to `timeout` seconds, waking early on cancellation; True if cancelled.
+        (Blocking: for sync handlers. Async handlers are cancelled at their next await.)"""
+        return self.cancel_token.wait(timeout)
+
+    def on_cancel(self, callback: Callable[[str], object]) -> Callable[[], None]:
+        """Call `callback(reason)` (from the worker's thread) when this run is cancelled,
+        e.g. to close a connection a sync handler is blocked on; returns an unregister
+        function."""
+        return self.cancel_token.on_cancel(callback)
 
     @property
     def input_data(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ __all__ = [
     "RateLimitError",
     "RetryableError",
     "ServiceUnavailableError",
+    "StepCancelled",
     "StepError",
     "ValidationError",
 ]
@@ -145,6 +146,12 @@ class ServiceUnavailableError(RetryableError):
             status_code=status_code,
             context=context,
         )
+
+
+class StepCancelled(PermanentError):
+    """The run was cancelled (`StepContext.check_cancelled`); its result is not used."""
+
+    error_type = "cancelled"
 
 
 class HandlerNotFound(TaskerError):

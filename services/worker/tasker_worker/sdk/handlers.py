@@ -1,4 +1,15 @@
-"""Handler registration and resolution: `@step_handler`, `StepHandler` classes, dotted paths."""
+"""Handler registration and resolution: `@step_handler`, `StepHandler` classes, dotted paths.
+
+Where a handler runs:
+- a plain function or method runs in a worker thread;
+- an `async def` handler runs on the worker's asyncio event loop (the default: asyncio
+  libraries such as httpx, aiohttp or asyncpg just work; cancellation arrives as
+  `asyncio.CancelledError` at the next await);
+- an `async def` handler marked for Trio — `@step_handler("x", runtime="trio")`,
+  `@trio_handler` on a function named by a dotted path, or `runtime = "trio"` on a
+  `StepHandler` subclass — runs under the worker's Trio loop (cancellation arrives as
+  `trio.Cancelled`).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +19,32 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from tasker_worker.sdk import results
 from tasker_worker.sdk.context import StepContext
 from tasker_worker.sdk.errors import HandlerNotFound
 from tasker_worker.sdk.results import StepResult
+from tasker_worker.sdk.runtimes import (
+    HandlerRuntime,
+    check_runtime,
+    mark,
+    runtime_of,
+    trio_handler,
+)
 
 __all__ = [
     "HandlerNotFound",
     "HandlerRegistry",
     "HandlerReturn",
+    "HandlerRuntime",
     "ResolvedHandler",
     "StepHandler",
     "coerce_result",
     "default_registry",
     "resolve",
     "step_handler",
+    "trio_handler",
 ]
 
 HandlerReturn: TypeAlias = StepResult | Mapping[str, Any] | None
@@ -56,12 +76,21 @@ def _is_async(func: Callable[..., Any]) -> bool:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ResolvedHandler:
-    """A handler ready to run. Async ones (`is_async`) run under Trio, sync ones in a thread."""
+    """A handler ready to run: sync ones (`is_async` false) in a thread, async ones on the
+    event loop named by `runtime` ("asyncio" unless marked for Trio)."""
 
     callable_name: str
     method: str
     func: Callable[[StepContext], Any]
     is_async: bool
+    on_trio: bool = False
+
+    @property
+    def runtime(self) -> Literal["sync", "asyncio", "trio"]:
+        """Where the worker runs it: "sync" (a thread), "asyncio" or "trio"."""
+        if not self.is_async:
+            return "sync"
+        return "trio" if self.on_trio else "asyncio"
 
     def invoke(self, context: StepContext) -> StepResult | Awaitable[StepResult]:
         """Run a sync handler (a StepResult) or start an async one (an awaitable of one)."""
@@ -83,7 +112,8 @@ class ResolvedHandler:
         return coerce_result(value)
 
     async def invoke_async(self, context: StepContext) -> StepResult:
-        """Run the handler and await its result if it is awaitable (works for sync ones too)."""
+        """Run the handler and await its result if it is awaitable (works for sync ones too),
+        on whatever event loop awaits this; the worker picks the loop by `runtime`."""
         value = self.func(context)
         if inspect.isawaitable(value):
             value = await value
@@ -157,8 +187,11 @@ class HandlerRegistry:
         if target is None:
             target = _import_target(callable_name)
         func = self._bind(callable_name, target, method)
+        holder = self._instances.get(target) if inspect.isclass(target) else target
+        is_async = _is_async(func)
         resolved = ResolvedHandler(
-            callable_name=callable_name, method=method, func=func, is_async=_is_async(func)
+            callable_name=callable_name, method=method, func=func, is_async=is_async,
+            on_trio=is_async and runtime_of(func, holder) == "trio",
         )
         self._resolved[key] = resolved
         return resolved
@@ -231,10 +264,19 @@ default_registry = HandlerRegistry()
 """The process-wide registry `@step_handler` and StepHandler subclasses register into."""
 
 
-def step_handler(name: str, *, registry: HandlerRegistry | None = None) -> Callable[[F], F]:
-    """Register a function (sync or `async def`, taking a StepContext) under `name`."""
+def step_handler(
+    name: str, *, runtime: HandlerRuntime = "asyncio", registry: HandlerRegistry | None = None
+) -> Callable[[F], F]:
+    """Register a function (sync or `async def`, taking a StepContext) under `name`.
+
+    An `async def` handler runs on asyncio unless `runtime="trio"`; a sync one runs in a
+    thread either way (and should poll `context.cancelled` when it runs long).
+    """
+    check_runtime(runtime)
 
     def decorate(func: F) -> F:
+        if runtime != "asyncio":
+            mark(func, runtime)
         (default_registry if registry is None else registry).register(name, func)
         return func
 
@@ -252,13 +294,16 @@ class StepHandler:
     """Base class for class-style handlers; subclasses defining `handler_name` auto-register.
 
     Pass `register=False` in the class statement to opt out. Override `call`, which may be
-    `async def`, and build results with the helper methods.
+    `async def` (run on asyncio; set `runtime = "trio"` to run it under Trio), and build
+    results with the helper methods.
     """
 
     handler_name: ClassVar[str]
+    runtime: ClassVar[HandlerRuntime] = "asyncio"
 
     def __init_subclass__(cls, *, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        mark(cls, check_runtime(cls.runtime))
         if register and "handler_name" in cls.__dict__:
             default_registry.register(cls.handler_name, cls)
 

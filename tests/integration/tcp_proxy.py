@@ -4,6 +4,8 @@ bring back on the same port, without touching the shared server."""
 
 from __future__ import annotations
 
+import threading
+
 import trio
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -66,3 +68,45 @@ async def _pump(source: trio.SocketStream, sink: trio.SocketStream,
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     scope.cancel()  # one side closed: close both
+
+
+class ThreadedProxy:
+    """A `TcpProxy` run by its own Trio loop in a thread, for tests that are not async (real
+    service processes connect through it)."""
+
+    def __init__(self, url: str) -> None:
+        self.proxy = TcpProxy(url)
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
+
+    def __enter__(self) -> ThreadedProxy:
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._nursery is not None:
+            trio.from_thread.run_sync(self._nursery.cancel_scope.cancel, trio_token=self._token)
+        self._thread.join(10)
+
+    @property
+    def proxied_url(self) -> str:
+        return self.proxy.proxied_url
+
+    def down(self) -> None:
+        trio.from_thread.run_sync(self.proxy.down, trio_token=self._token)
+
+    def up(self) -> None:
+        assert self._nursery is not None
+        nursery = self._nursery
+        trio.from_thread.run(self.proxy.up, nursery, trio_token=self._token)
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self.proxy.up(nursery)
+            self._started.set()
+            await trio.sleep_forever()

@@ -5,13 +5,15 @@ than about a second once the server answers again."""
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 import trio
 from psycopg.rows import dict_row
 
 from tasker_shared.db.database import Conn, Database, open_database
-from tasker_shared.db.pool import probe
+from tasker_shared.db.pool import Pool, probe
 from tasker_shared.errors import StoreUnavailable
 from tasker_shared.runtime.circuit import CircuitBreaker, CircuitState
 from tests.integration.tcp_proxy import TcpProxy
@@ -238,3 +240,16 @@ async def test_server_down_and_back_recovers_within_a_second_or_two(db_url: str)
         finally:
             await db.close()
             nursery.cancel_scope.cancel()
+
+
+def test_pool_retries_connecting_at_its_reconnect_interval() -> None:
+    pool = Pool("postgresql://postgres@127.0.0.1:1/none", min_size=1, max_size=1, open=False,
+                reconnect_interval=0.1, kwargs={"connect_timeout": 2})
+    pool.open(wait=False)
+    try:
+        time.sleep(1.0)
+        errors = pool.get_stats().get("connections_errors", 0)
+    finally:
+        pool.close(timeout=1)
+    # Stock psycopg_pool tries at 0, 1, 3, 7, 15... s: twice in the first second.
+    assert errors >= 5

@@ -44,6 +44,16 @@ class Principal:
     def allows(self, permission: str) -> bool:
         return self.unrestricted or perms.grants(self.permissions, permission)
 
+    def audit_actor(self, claimed: str | None) -> tuple[str, str | None]:
+        """(who to record as having acted, the request's own name for them as a note).
+
+        With auth on, the authenticated subject: a name the request body gives proves
+        nothing, so it is only kept as a note (when it differs). With auth off there is no
+        one but the name the request gives."""
+        if self.unrestricted:
+            return claimed or self.subject, None
+        return self.subject, claimed if claimed and claimed != self.subject else None
+
 
 ANONYMOUS = Principal(subject="anonymous", method="anonymous", permissions=frozenset())
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from grpclib.const import Status
 
+from tasker_shared.domain.limits import JsonLimitError
 from tasker_shared.errors import (
     AuthError,
     ConflictError,
@@ -61,6 +62,9 @@ def classify(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, Unavailable):
         return ErrorInfo(http_status=503, grpc_status=Status.UNAVAILABLE, code=exc.code,
                          message=message, retry_after=exc.retry_after)
+    if isinstance(exc, JsonLimitError):  # too deep or too large: payload_too_large
+        return ErrorInfo(http_status=413, grpc_status=Status.INVALID_ARGUMENT, code=exc.code,
+                         message=message)
     if isinstance(exc, UnprocessableRequest):
         return ErrorInfo(http_status=422, grpc_status=Status.INVALID_ARGUMENT, code=exc.code,
                          message=message)

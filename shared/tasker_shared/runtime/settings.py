@@ -3,7 +3,8 @@
 Keys are grouped in sections. Environment variables use the `TASKER_` prefix and `__`
 between section and key (`TASKER_QUEUES__VISIBILITY_TIMEOUT_SECONDS=30`). A TOML file named
 by `TASKER_CONFIG_PATH` supplies the same keys as tables (`[queues]`). Two shortcuts are
-honoured for the database URL: `TASKER_DATABASE_URL` and `DATABASE_URL`.
+honoured for the database URL: `TASKER_DATABASE_URL` and `DATABASE_URL`. The environment is
+`TASKER_ENVIRONMENT` or, as tasker-core names it, `TASKER_ENV`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tasker_shared.db.connect import database_url_from_env
@@ -323,8 +324,10 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
     )
 
-    environment: str = "development"
-    """Selects template `environments` overrides (test, development, production, ...)."""
+    environment: str = Field("development", validation_alias=AliasChoices(
+        "TASKER_ENVIRONMENT", "TASKER_ENV", "environment"))
+    """Selects template `environments` overrides (test, development, production, ...);
+    read from `TASKER_ENVIRONMENT`, else `TASKER_ENV` (tasker-core's name)."""
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     queues: QueueSettings = Field(default_factory=QueueSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)

@@ -112,12 +112,12 @@ class DlqService(pb.DlqServiceBase):  # type: ignore[misc]
 
     async def update_investigation(self, message: pb.UpdateInvestigationRequest
                                    ) -> pb.UpdateInvestigationResponse:
-        actor = principal().subject
+        caller = principal()
 
         async def run() -> pb.UpdateInvestigationResponse:
             entry = parse_uuid(message.dlq_entry_uuid, "dlq_entry_uuid")
             view = await operations.dlq_update(self.ctx, entry, inputs.dlq_update(message),
-                                               actor=actor)
+                                               principal=caller)
             return pb.UpdateInvestigationResponse(entry=to_pb(view, pb.DlqEntry))
 
         return await call(run)

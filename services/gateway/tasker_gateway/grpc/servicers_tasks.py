@@ -120,13 +120,14 @@ class StepService(pb.StepServiceBase):  # type: ignore[misc]
         return await call(run)
 
     async def resolve_step(self, message: pb.ResolveStepRequest) -> pb.ResolveStepResponse:
-        actor = principal().subject
+        caller = principal()
 
         async def run() -> pb.ResolveStepResponse:
             task_uuid = parse_uuid(message.task_uuid, "task_uuid")
             step_uuid = parse_uuid(message.step_uuid, "step_uuid")
             view = await steps.resolve_step(self.ctx, task_uuid, step_uuid,
-                                            inputs.step_action(message, actor))
+                                            inputs.step_action(message, caller.subject),
+                                            principal=caller)
             return pb.ResolveStepResponse(
                 step=to_pb(view.step, pb.Step),
                 previous_state=enum_member(pb.StepState, view.previous_state))

@@ -29,6 +29,7 @@ from tasker_gateway.rest.docs import SWAGGER_HTML
 from tasker_gateway.rest.spec import JSON, Reply, RestRequest, Route
 from tasker_gateway.usecases.inputs import describe, reject_nul
 from tasker_gateway.usecases.system import VERSION
+from tasker_shared.domain.limits import JsonLimitError
 from tasker_shared.errors import TaskerError, Unavailable, ValidationError
 
 log = structlog.get_logger("tasker.gateway.rest")
@@ -95,7 +96,14 @@ def _has_body() -> bool:
     return bool(request.content_length) or "transfer-encoding" in request.headers
 
 
-async def _body(route: Route) -> Any:
+def _too_deep(exc: pydantic.ValidationError) -> bool:
+    """True when pydantic's JSON parser stopped at its nesting limit (about 200 levels: it
+    never recurses without bound, so any depth is refused quickly)."""
+    return any(err["type"] == "json_invalid" and "recursion limit" in err["msg"]
+               for err in exc.errors(include_url=False))
+
+
+async def _body(route: Route, max_depth: int) -> Any:
     """The validated body. Any body is read in full before answering: hypercorn stalls a
     keep-alive connection whose request body arrives after the response."""
     raw = await request.get_data() if route.body is not None or _has_body() else b""
@@ -107,6 +115,11 @@ async def _body(route: Route) -> Any:
     try:
         body = route.body.model_validate_json(raw, strict=True)
     except pydantic.ValidationError as exc:
+        if _too_deep(exc):
+            raise JsonLimitError(
+                f"body: the JSON nests too deeply; values in a request may nest at most"
+                f" {max_depth} levels", details={"field": "body", "max_depth": max_depth},
+            ) from None
         raise describe(exc, where="body") from None
     reject_nul(body.model_dump(mode="python"), "body")
     return body
@@ -125,7 +138,7 @@ def _view(ctx: GatewayContext, route: Route) -> Any:
     async def view(**path: str) -> Response:
         try:
             with trio.fail_after(timeout):
-                body = await _body(route)
+                body = await _body(route, ctx.settings.gateway.max_json_depth)
                 reply = await route.handler(RestRequest(
                     ctx=ctx, path=path, query=await _query(route), body=body,
                     principal=g.get("principal", ANONYMOUS), request_id=g.request_id))

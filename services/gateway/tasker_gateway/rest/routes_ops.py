@@ -72,7 +72,7 @@ async def dlq_by_task(req: RestRequest) -> Reply:
 
 async def dlq_update(req: RestRequest) -> Reply:
     entry = parse_uuid(req.path["dlq_entry_uuid"], "dlq_entry_uuid")
-    view = await operations.dlq_update(req.ctx, entry, req.body, actor=req.principal.subject)
+    view = await operations.dlq_update(req.ctx, entry, req.body, principal=req.principal)
     return Reply(status=200, body=view)
 
 

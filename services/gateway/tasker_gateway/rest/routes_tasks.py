@@ -108,7 +108,8 @@ def step_action(body: StepActionBody) -> steps.StepAction:
 
 async def resolve_step(req: RestRequest) -> Reply:
     task_uuid, step_uuid = _task(req), _step(req)
-    view = await steps.resolve_step(req.ctx, task_uuid, step_uuid, step_action(req.body.root))
+    view = await steps.resolve_step(req.ctx, task_uuid, step_uuid, step_action(req.body.root),
+                                    principal=req.principal)
     return Reply(status=200, body=view)
 
 

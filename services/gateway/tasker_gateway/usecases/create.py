@@ -24,7 +24,7 @@ from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import UnprocessableRequest
 from tasker_gateway.models.tasks import TaskRequestBody, TaskView
 from tasker_gateway.outcomes import IngestionOutcome, Waiter, read_outcome
-from tasker_gateway.usecases.inputs import parse_request_id
+from tasker_gateway.usecases.inputs import check_json_input, parse_request_id
 from tasker_gateway.usecases.views import task_view
 from tasker_shared.contracts.messages import encode_task_request_message
 from tasker_shared.contracts.payloads import TaskRequest, TaskRequestMessage, TaskRequestMetadata
@@ -97,8 +97,10 @@ async def create_task(
     wait_timeout: float | None = None,
     request_id: str | None = None,
 ) -> CreateOutcome:
-    ctx.backpressure.check()
     rid = parse_request_id(request_id) if request_id else str(uuid4())
+    check_json_input(ctx.settings.gateway, body.context, "context")
+    check_json_input(ctx.settings.gateway, body.options, "options")
+    ctx.backpressure.check()
     request = to_task_request(body)
     message = TaskRequestMessage(task_request=request, request_id=rid,
                                  metadata=TaskRequestMetadata(requester=requester[:128]))

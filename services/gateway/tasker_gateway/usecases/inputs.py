@@ -1,5 +1,6 @@
 """Parsing of transport inputs (path segments, query strings, proto fields) into typed values,
-with error messages that name the offending field."""
+with error messages that name the offending field; the bounds on free-form JSON values that
+every use case applies, whichever transport the request came by."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from uuid import UUID
 
 import pydantic
 
+from tasker_shared.domain.limits import check_json
 from tasker_shared.errors import ValidationError
+from tasker_shared.runtime.settings import GatewaySettings
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -84,3 +87,11 @@ def reject_nul(value: object, where: str) -> None:
                 stack.append((sub, f"{path}.{key}"))
         elif isinstance(item, list | tuple):
             stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
+
+
+def check_json_input(settings: GatewaySettings, value: object, what: str) -> None:
+    """`JsonLimitError` naming `what` when a request's free-form JSON value nests deeper
+    than `max_json_depth` or encodes to more than `max_json_bytes` (None passes)."""
+    if value is not None:
+        check_json(value, what=what, max_depth=settings.max_json_depth,
+                   max_bytes=settings.max_json_bytes)

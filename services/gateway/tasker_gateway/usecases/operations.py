@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from tasker_gateway.auth import Principal
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.models.operations import (
     BottleneckAnalysisView,
@@ -19,7 +20,7 @@ from tasker_gateway.models.operations import (
     StalenessEntryView,
     StalenessView,
 )
-from tasker_gateway.usecases.inputs import bounded
+from tasker_gateway.usecases.inputs import bounded, check_json_input
 from tasker_gateway.usecases.views import pick
 from tasker_shared.db.database import Conn
 from tasker_shared.errors import NotFoundError
@@ -75,18 +76,25 @@ async def dlq_entry_by_task(ctx: GatewayContext, task_uuid: UUID) -> DlqEntryVie
     return _entry(row)
 
 
-def _update(conn: Conn, entry_uuid: UUID, body: DlqUpdateBody, actor: str) -> DlqEntryView:
+def _update(conn: Conn, entry_uuid: UUID, body: DlqUpdateBody, principal: Principal
+            ) -> DlqEntryView:
+    resolved_by = note = None
+    if body.resolved_by or body.resolution_status:  # who resolved: the caller, when known
+        resolved_by, note = principal.audit_actor(body.resolved_by)
+    metadata = dict(body.metadata) if body.metadata else {}
+    if note is not None:
+        metadata["resolved_by_note"] = note
     return _entry(dlq.update_investigation(
         conn, entry_uuid,
         resolution_status=body.resolution_status.value if body.resolution_status else None,
-        resolution_notes=body.resolution_notes,
-        resolved_by=body.resolved_by or (actor if body.resolution_status else None),
-        metadata=dict(body.metadata) if body.metadata else None))
+        resolution_notes=body.resolution_notes, resolved_by=resolved_by,
+        metadata=metadata or None))
 
 
 async def dlq_update(ctx: GatewayContext, entry_uuid: UUID, body: DlqUpdateBody, *,
-                     actor: str) -> DlqEntryView:
-    return await ctx.db.run(_update, entry_uuid, body, actor)
+                     principal: Principal) -> DlqEntryView:
+    check_json_input(ctx.settings.gateway, body.metadata, "metadata")
+    return await ctx.db.run(_update, entry_uuid, body, principal)
 
 
 async def dlq_stats(ctx: GatewayContext) -> DlqStatsView:

@@ -1,27 +1,29 @@
 """Step use cases: read steps and their audit trail; operator actions (SPEC 6.3).
 
 Each operator action is one transaction: an audited compare-and-swap transition (the
-metadata names the actor and the reason), then a re-evaluation of the task
+metadata names the actor, authenticated when auth is on, and the reason), then a re-evaluation of the task
 (`tasker.resolve_step_v1`), then the step as it is now.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from tasker_gateway.auth import Principal
 from tasker_gateway.context import GatewayContext
-from tasker_gateway.models.common import StepState
+from tasker_gateway.models.common import JsonObject, StepState
 from tasker_gateway.models.steps import (
     ResolveStepView,
     StepAuditRecordView,
     StepAuditView,
     StepView,
 )
+from tasker_gateway.usecases.inputs import check_json_input
 from tasker_gateway.usecases.views import pick, require_task, step_view, step_views
 from tasker_shared.contracts.messages import encode_step_execution_result
 from tasker_shared.contracts.payloads import (
@@ -80,10 +82,21 @@ def manual_result(step_uuid: UUID, action: StepAction) -> dict[str, Any]:
         metadata=StepExecutionMetadata(completed_at=datetime.now(UTC), custom=custom)))
 
 
+def audit_metadata(action: StepAction, principal: Principal) -> tuple[StepAction, JsonObject]:
+    """The action as recorded (its actor: who is authenticated, see `Principal.audit_actor`)
+    and the metadata of its audited transition."""
+    actor, note = principal.audit_actor(action.actor)
+    metadata: JsonObject = {"action": action.action, "actor": actor, "reason": action.reason,
+                            "source": "api"}
+    if not principal.unrestricted:
+        metadata["authenticated_by"] = principal.method
+    if note is not None:
+        metadata["actor_note"] = note
+    return replace(action, actor=actor), metadata
+
+
 def _resolve(conn: Conn, task_uuid: UUID, step_uuid: UUID, action: StepAction,
-             processor: UUID) -> ResolveStepView:
-    metadata = {"action": action.action, "actor": action.actor, "reason": action.reason,
-                "source": "api"}
+             metadata: JsonObject, processor: UUID) -> ResolveStepView:
     results = manual_result(step_uuid, action) if action.action == "complete_manually" else None
     row = conn.execute(
         "SELECT * FROM tasker.resolve_step_v1(%s, %s, %s, %s, %s, %s)",
@@ -95,8 +108,12 @@ def _resolve(conn: Conn, task_uuid: UUID, step_uuid: UUID, action: StepAction,
 
 
 async def resolve_step(ctx: GatewayContext, task_uuid: UUID, step_uuid: UUID,
-                       action: StepAction) -> ResolveStepView:
-    return await ctx.db.run(_resolve, task_uuid, step_uuid, action, ctx.processor_uuid)
+                       action: StepAction, *, principal: Principal) -> ResolveStepView:
+    check_json_input(ctx.settings.gateway, action.result, "completion_data.result")
+    check_json_input(ctx.settings.gateway, action.metadata, "completion_data.metadata")
+    recorded, metadata = audit_metadata(action, principal)
+    return await ctx.db.run(_resolve, task_uuid, step_uuid, recorded, metadata,
+                            ctx.processor_uuid)
 
 
 def _audit(conn: Conn, task_uuid: UUID, step_uuid: UUID) -> StepAuditView:

@@ -293,6 +293,11 @@ class GatewaySettings(_Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     request_timeout_seconds: float = Field(30.0, gt=0, description="REST answers 408 past this")
     max_request_bytes: int = Field(1_048_576, ge=1024, description="largest accepted body")
+    max_json_depth: int = Field(64, ge=1, le=128)
+    """Deepest nesting accepted in a request's free-form JSON (context, options, manual
+    results, metadata) on REST and gRPC; REST's JSON parser itself stops near 200 levels."""
+    max_json_bytes: int = Field(1_048_576, ge=1024)
+    """Largest free-form JSON value (a context, a manual result...) a request may carry."""
     grpc_max_message_bytes: int = Field(
         1_048_576, ge=1024, description="largest accepted gRPC request message")
     stream_resync_seconds: float = Field(

@@ -5,8 +5,9 @@
     python3 dev.py test    # install into .venv, run lint, types and the whole test suite
     python3 dev.py up      # install, then run all services until Ctrl-C
 
-Each command creates `.venv` (if missing) and installs the project with its dev extras.
-With no TASKER_DATABASE_URL set, an embedded PostgreSQL server is started.
+Each command creates `.venv` (if missing) and installs, editable, the client distribution
+(clients/python) and the project with its dev and embedded extras. With no
+TASKER_DATABASE_URL set, an embedded PostgreSQL server is started.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ STAMP = VENV / ".tasker-install-stamp"
 # The runtime dependencies are installed at the versions the container image pins, so tests
 # run against exactly what ships (and a new upstream release cannot change a test run).
 LOCK = ROOT / "deploy" / "requirements.lock"
+# The light client is its own distribution; the project depends on it by name, and pip
+# takes it from this directory (it is not on an index).
+CLIENT = ROOT / "clients" / "python"
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
@@ -38,12 +42,14 @@ def ensure_installed() -> None:
     if not PY.exists():
         if run(sys.executable, "-m", "venv", VENV) != 0:
             sys.exit("could not create .venv")
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + LOCK.read_bytes()).hexdigest()
+    inputs = (ROOT / "pyproject.toml", CLIENT / "pyproject.toml", LOCK)
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in inputs)).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest:
         return
     if run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
         sys.exit("could not upgrade pip")
-    if run(PY, "-m", "pip", "install", "--quiet", "-c", LOCK, "-e", ".[dev]") != 0:
+    if run(PY, "-m", "pip", "install", "--quiet", "-c", LOCK,
+           "-e", CLIENT, "-e", ".[dev,embedded]") != 0:
         sys.exit("could not install the project")
     STAMP.write_text(digest)
 
@@ -52,8 +58,8 @@ def test(extra: list[str]) -> int:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     steps = [
-        [BIN / "ruff", "check", "shared", "services", "tests", "bench"],
-        [BIN / "mypy", "shared", "services"],
+        [BIN / "ruff", "check", "shared", "services", "clients", "tests", "bench"],
+        [BIN / "mypy", "shared", "services", "clients/python/tasker_client"],
     ]
     for step in steps:
         if run(*step, env=env) != 0:

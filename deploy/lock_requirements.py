@@ -9,6 +9,8 @@ The closure starts at pyproject.toml [project.dependencies] (extras included), f
 installed distribution's own requirements whose environment markers hold for this
 interpreter (CPython 3.11 on Linux, like the image), and pins every package to the version
 installed here. The container image installs exactly this file with `pip install --no-deps`.
+Distributions of this repository (FIRST_PARTY: the client in clients/python) are followed
+for their requirements but not pinned: the image installs them from its own sources.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "deploy" / "requirements.lock"
+# Canonical name -> source directory of each distribution this repository builds itself.
+FIRST_PARTY = {"tasker-client": "clients/python"}
 
 HEADER = (
     "# Runtime dependencies of the tasker image, pinned.\n"
@@ -66,7 +70,8 @@ def resolve_closure(roots: list[Requirement]) -> dict[str, tuple[str, str]]:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError as exc:
             raise SystemExit(f"{req.name} is required but not installed") from exc
-        resolved[key] = (dist.metadata["Name"], dist.version)
+        if key not in FIRST_PARTY:
+            resolved[key] = (dist.metadata["Name"], dist.version)
         for spec in dist.requires or []:
             pending.append((Requirement(spec), frozenset(wanted[key])))
     return resolved

@@ -1,35 +1,44 @@
-"""The project's error hierarchy: one root, categories with a `retryable` flag."""
+"""The project's error hierarchy: one root, categories with a `retryable` flag.
+
+The classes a gateway client also sees (the root, ConfigError, ValidationError, NotFoundError,
+ConflictError, TransitionRejected, Unavailable, AuthError, PermissionDenied) are defined by
+the light client distribution, `tasker_client.errors`, and re-exported here, so server and
+client code catch one hierarchy; the dependency runs one way (server -> client).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tasker_client.errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    TaskerError,
+    TransitionRejected,
+    Unavailable,
+    ValidationError,
+)
 
-class TaskerError(Exception):
-    """Root of every error Tasker raises on purpose."""
-
-    retryable: bool = False
-    code: str = "internal"
-
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details: dict[str, Any] = dict(details or {})
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class ConfigError(TaskerError):
-    """Settings or environment are invalid or incomplete."""
-
-    code = "config_error"
-
-
-class ValidationError(TaskerError):
-    """Input (a request, a template, a message) is malformed or breaks a rule."""
-
-    code = "validation_error"
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "ConflictError",
+    "ContractError",
+    "NotFoundError",
+    "PermissionDenied",
+    "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
+    "TaskAlreadyFinished",
+    "TaskerError",
+    "TemplateError",
+    "TransitionRejected",
+    "Unavailable",
+    "ValidationError",
+]
 
 
 class TemplateError(ValidationError):
@@ -46,24 +55,6 @@ class ContractError(TaskerError):
     """A queue message or protocol payload does not match the contract."""
 
     code = "contract_error"
-
-
-class NotFoundError(TaskerError):
-    """The named entity does not exist."""
-
-    code = "not_found"
-
-
-class ConflictError(TaskerError):
-    """A uniqueness rule was violated (duplicate task identity, etc.)."""
-
-    code = "conflict"
-
-
-class TransitionRejected(TaskerError):
-    """A state transition was refused (unexpected current state or not allowed)."""
-
-    code = "transition_rejected"
 
 
 class TaskAlreadyFinished(TransitionRejected):
@@ -101,26 +92,3 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached."""
 
     code = "store_unavailable"
-
-
-class Unavailable(TaskerError):
-    """The system refuses work for now (backpressure, draining); retry after `retry_after`."""
-
-    code = "unavailable"
-    retryable = True
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, details={"retry_after_seconds": retry_after})
-        self.retry_after = retry_after
-
-
-class AuthError(TaskerError):
-    """Missing or invalid credentials."""
-
-    code = "unauthenticated"
-
-
-class PermissionDenied(TaskerError):
-    """Valid credentials lacking the required permission."""
-
-    code = "permission_denied"

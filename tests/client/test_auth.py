@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tasker_client import TaskerClient
+from tasker_client.errors import AuthError, PermissionDenied
 from tasker_gateway.devauth import generate_key_pair, issue_token
-from tasker_shared.errors import AuthError, PermissionDenied
 from tests.client.conftest import LINEAR, Stack, StackFactory
 from tests.client.test_cli import tasker
 

@@ -1,9 +1,7 @@
-"""TaskerClient (Trio) and SyncTaskerClient against the real in-process gateway."""
+"""TaskerClient (Trio) against the real in-process gateway: every call, errors, retries."""
 
 from __future__ import annotations
 
-import asyncio
-import datetime
 import time
 import uuid
 from contextlib import aclosing
@@ -11,29 +9,24 @@ from typing import Any
 
 import pytest
 import trio
-import trio_asyncio
 
 from tasker_client import (
-    AioTaskerClient,
+    ConflictError,
     DeadlineExceeded,
+    NotFoundError,
     RetryPolicy,
-    SyncTaskerClient,
     TaskerClient,
+    TransitionRejected,
+    Unavailable,
+    ValidationError,
     from_struct,
     is_terminal,
 )
-from tasker_shared.contracts.generated.tasker.v1 import (
+from tasker_client.proto.tasker.v1 import (
     CreateTaskStatus,
     StatusUpdateType,
     StepState,
     TaskState,
-)
-from tasker_shared.errors import (
-    ConflictError,
-    NotFoundError,
-    TransitionRejected,
-    Unavailable,
-    ValidationError,
 )
 from tests.client.conftest import LINEAR, Stack, StackFactory, free_port
 
@@ -172,6 +165,10 @@ async def test_watch_deadline_and_unary_deadline(start_stack: StackFactory) -> N
             await client.create_task(**LINEAR, context={"even_number": 2},
                                      wait_timeout=5.0, call_timeout=0.3)
         assert time.monotonic() - started < 2.0
+        # Trio cancellation reaches the call running on the client's asyncio loop thread.
+        with trio.move_on_after(0.3) as scope:
+            await client.create_task(**LINEAR, context={"even_number": 2}, wait_timeout=5.0)
+        assert scope.cancelled_caught
         accepted = await client.create_task(**LINEAR, context={"even_number": 2}, wait=False)
         assert accepted.status == CreateTaskStatus.ACCEPTED
         assert not accepted.created
@@ -232,27 +229,28 @@ async def test_unavailable_after_bounded_attempts() -> None:
         assert time.monotonic() - started < 1.0
 
 
-async def test_client_shares_an_enclosing_loop_and_guards_misuse(stack: Stack) -> None:
+async def test_client_guards_misuse_and_cancellation_crosses_the_bridge(stack: Stack) -> None:
     client = TaskerClient(stack.address)
     with pytest.raises(RuntimeError, match="not open"):
         await client.health()
     with pytest.raises(RuntimeError, match="not open"):
         async for _ in client.watch_task(uuid.uuid4()):
             pass  # pragma: no cover
-    async with trio_asyncio.open_loop() as loop, client:
-        assert client._loop is loop
+    async with client:
         with pytest.raises(RuntimeError, match="already open"):
             await client.__aenter__()
         assert (await client.readiness()).status in {"ready", "not_ready"}
         assert (await client.detailed_health()).status
-    assert client.config.endpoint.port == int(stack.address.rsplit(":", 1)[1])
-    # Cancellation from Trio crosses the bridge and leaves the client usable.
-    async with TaskerClient(stack.address) as client:
+        created = await client.create_task(**LINEAR, context={"even_number": 2})
         with trio.move_on_after(0.05) as scope:
-            async for _ in client.watch_task((await client.create_task(
-                    **LINEAR, context={"even_number": 2})).task_uuid):
+            async for _ in client.watch_task(created.task_uuid):
                 await trio.sleep(1)
         assert scope.cancelled_caught
+        assert (await client.health()).status == "ok"
+    assert client.config.endpoint.port == int(stack.address.rsplit(":", 1)[1])
+    with pytest.raises(RuntimeError, match="not open"):
+        await client.health()
+    async with client:  # closed clients can be opened again
         assert (await client.health()).status == "ok"
 
 
@@ -288,83 +286,3 @@ async def test_dlq_via_staleness(start_stack: StackFactory) -> None:
         assert await client.dlq_list(resolution_status="pending") == ()
         with pytest.raises(NotFoundError):
             await client.dlq_get(uuid.uuid4())
-
-
-async def test_sync_client_from_a_thread(stack: Stack) -> None:
-    def use() -> list[Any]:
-        with SyncTaskerClient(stack.address) as client:
-            assert client.config.endpoint.host == "127.0.0.1"
-            created = client.create_task(**LINEAR, context={"even_number": 2})
-            updates = list(client.watch_task(created.task_uuid, include_steps=True))
-            task = client.get_task(created.task_uuid)
-            assert task.status == TaskState.COMPLETE
-            assert client.health().status == "ok"
-            assert client.list_tasks(namespace="examples").tasks
-            assert len(client.list_steps(created.task_uuid)) == 4
-            step = client.list_steps(created.task_uuid)[0]
-            assert client.get_step(created.task_uuid, step.workflow_step_uuid).name == step.name
-            assert client.step_audit(created.task_uuid, step.workflow_step_uuid)
-            assert client.list_templates().templates
-            assert client.get_template("examples", "linear_workflow", "1.0.0").name
-            assert client.get_task_context(created.task_uuid).context == {"even_number": 2}
-            assert client.get_task_summary(created.task_uuid).task_uuid == created.task_uuid
-            with pytest.raises(TransitionRejected):
-                client.cancel_task(created.task_uuid)
-            with pytest.raises(NotFoundError):
-                client.dlq_get(created.task_uuid)
-            assert client.readiness().status
-            assert client.detailed_health().status
-            assert client.performance(hours=1).total_tasks >= 1
-            assert client.bottlenecks(limit=3).recommendations is not None
-            assert client.dlq_list(limit=5) == ()
-            assert isinstance(client.dlq_stats(), tuple)
-            assert client.dlq_investigation_queue(limit=5) == ()
-            assert isinstance(client.dlq_staleness(limit=5), tuple)
-            # Closing a watch early ends the stream.
-            stream = client.watch_task(created.task_uuid)
-            next(stream)
-            stream.close()
-        with pytest.raises(RuntimeError, match="closed"):
-            client.health()
-        client.close()  # idempotent
-        return updates
-
-    updates = await trio.to_thread.run_sync(use)
-    assert updates[-1].update_type in {StatusUpdateType.TASK_COMPLETE,
-                                       StatusUpdateType.TASK_STATE_CHANGE}
-
-
-async def test_asyncio_client_and_local_validation(stack: Stack) -> None:
-    async def use() -> None:
-        async with AioTaskerClient(stack.address) as client:
-            await client.open()  # already open: nothing happens
-            assert (await client.health()).status == "ok"
-            since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
-            page = await client.list_tasks(created_after=since, created_before=None)
-            assert page.tasks == ()
-            with pytest.raises(ValidationError):
-                await client.create_task("")
-            with pytest.raises(ValidationError):
-                await client.list_tasks(page=0)
-            with pytest.raises(ValidationError):
-                await client.list_tasks(per_page=101)
-            with pytest.raises(ValidationError):
-                await client.dlq_list(limit=0)
-        await client.aclose()  # idempotent
-        with pytest.raises(RuntimeError, match="not open"):
-            await client.health()
-        with pytest.raises(RuntimeError, match="not open"):
-            await anext(client.watch_task(uuid.uuid4()))
-
-    async def unopened() -> None:
-        with pytest.raises(RuntimeError, match="not open"):
-            await AioTaskerClient(stack.address).get_task(uuid.uuid4())
-
-    def run() -> None:
-        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-            runner.run(use())
-            runner.run(unopened())
-
-    await trio.to_thread.run_sync(run)
-    client = TaskerClient(stack.address)
-    await client.__aexit__(None, None, None)  # never opened: nothing to close

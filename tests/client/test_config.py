@@ -16,9 +16,9 @@ from tasker_client.config import (
     resolve_config,
     resolve_credentials,
 )
+from tasker_client.errors import ConfigError
 from tasker_client.signing import sign_token
 from tasker_gateway.devauth import generate_key_pair
-from tasker_shared.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -22,26 +22,28 @@ from tasker_client.convert import (
     to_struct,
     uuid_text,
 )
-from tasker_client.errors import DeadlineExceeded, RpcError, from_grpc, retry_after_hint, translate
-from tasker_client.retry import Attempts
-from tasker_client.sync_client import _LoopStream
-from tasker_shared.contracts.generated.tasker.v1 import (
+from tasker_client.errors import (
+    AuthError,
+    ConflictError,
+    DeadlineExceeded,
+    NotFoundError,
+    PermissionDenied,
+    RpcError,
+    TaskerError,
+    TransitionRejected,
+    Unavailable,
+    ValidationError,
+)
+from tasker_client.loop_thread import LoopStream
+from tasker_client.proto.tasker.v1 import (
     CreateTaskStatus,
     DlqResolutionStatus,
     SortDirection,
     Task,
     TaskState,
 )
-from tasker_shared.errors import (
-    AuthError,
-    ConflictError,
-    NotFoundError,
-    PermissionDenied,
-    TaskerError,
-    TransitionRejected,
-    Unavailable,
-    ValidationError,
-)
+from tasker_client.retry import Attempts
+from tasker_client.status import from_grpc, retry_after_hint, translate
 from tests.client.conftest import free_port
 
 
@@ -226,7 +228,7 @@ def test_loop_stream_close_cancels_a_running_step() -> None:
         yield 2  # pragma: no cover
 
     async def scenario() -> None:
-        stream = _LoopStream(forever())
+        stream = LoopStream(forever())
         assert await stream.next() == 1
         step = asyncio.ensure_future(stream.next())
         await asyncio.sleep(0.01)  # the step is now inside the generator
@@ -238,6 +240,8 @@ def test_loop_stream_close_cancels_a_running_step() -> None:
 
 def test_sync_client_close_ends_abandoned_calls() -> None:
     client = SyncTaskerClient(f"127.0.0.1:{free_port()}")
-    abandoned = asyncio.run_coroutine_threadsafe(asyncio.sleep(3600), client._loop)
+    abandoned = client._loop.submit(asyncio.sleep(3600))
     client.close()
     assert abandoned.cancelled()
+    with pytest.raises(RuntimeError, match="closed"):
+        client._loop.submit(asyncio.sleep(0))

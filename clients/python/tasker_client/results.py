@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tasker_shared.contracts.generated.tasker.v1 import (
+from tasker_client.proto.tasker.v1 import (
     CreateTaskStatus,
     Step,
     StepState,

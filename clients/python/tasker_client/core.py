@@ -1,0 +1,140 @@
+"""The shared core on asyncio (grpclib's home): one channel, its stubs, deadlines and retries.
+
+Every flavour runs its calls here: the asyncio client directly, the sync and Trio clients on
+a private loop thread. A call is described by a `Call` (built in `tasker_client.calls`), so
+request building, reply conversion, retries and error mapping exist once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from grpclib.client import Channel
+
+from tasker_client.config import ClientConfig
+from tasker_client.proto.tasker.v1 import (
+    AnalyticsServiceStub,
+    DlqServiceStub,
+    HealthServiceStub,
+    StepServiceStub,
+    TaskServiceStub,
+    TemplateServiceStub,
+)
+from tasker_client.retry import Attempts
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+Service = Literal["tasks", "steps", "templates", "dlq", "analytics", "health"]
+
+_STUBS: dict[Service, Callable[..., Any]] = {
+    "tasks": TaskServiceStub,
+    "steps": StepServiceStub,
+    "templates": TemplateServiceStub,
+    "dlq": DlqServiceStub,
+    "analytics": AnalyticsServiceStub,
+    "health": HealthServiceStub,
+}
+
+NOT_OPEN = "the client is not open: use it as a context manager (`with` / `async with`)"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Call(Generic[R]):
+    """One unary RPC: which method, the request, the call's deadline and how to read the reply."""
+
+    service: Service
+    method: str
+    request: Any
+    timeout: float | None
+    convert: Callable[[Any], R]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamCall(Generic[T]):
+    """One server-streaming RPC; `timeout` bounds the whole stream (None: no deadline)."""
+
+    service: Service
+    method: str
+    request: Any
+    timeout: float | None
+
+
+class Connection:
+    """The gRPC channel and stubs of one client; every method runs on the loop that opened it."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._channel: Channel | None = None
+        self._stubs: dict[Service, Any] = {}
+        endpoint = config.endpoint
+        self._target = f"gateway at {endpoint.host}:{endpoint.port}"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the channel exists (it connects lazily, on the first call)."""
+        return self._channel is not None
+
+    async def open(self) -> None:
+        """Create the channel on the running loop; idempotent."""
+        if self._channel is not None:
+            return
+        endpoint = self.config.endpoint
+        self._channel = Channel(endpoint.host, endpoint.port, ssl=True if endpoint.tls else None)
+        metadata = self.config.credentials.metadata()
+        self._stubs = {name: stub(self._channel, metadata=metadata) for name, stub in _STUBS.items()}
+
+    async def close(self) -> None:
+        """Close the channel; idempotent."""
+        channel, self._channel, self._stubs = self._channel, None, {}
+        if channel is not None:
+            channel.close()
+
+    def _method(self, service: Service, method: str) -> Callable[..., Any]:
+        if self._channel is None:
+            raise RuntimeError(NOT_OPEN)
+        bound: Callable[..., Any] = getattr(self._stubs[service], method)
+        return bound
+
+    async def unary(self, call: Call[R]) -> R:
+        """Run a unary call within its deadline, retrying UNAVAILABLE; TaskerError on failure."""
+        method = self._method(call.service, call.method)
+        timeout = call.timeout or self.config.timeout
+        attempts = Attempts(self.config.retry, timeout, target=self._target)
+        while True:
+            left = attempts.begin()
+            try:
+                reply = await method(call.request, timeout=left)
+            except Exception as exc:
+                await attempts.failed(exc)
+            else:
+                return call.convert(reply)
+
+    async def stream(self, call: StreamCall[T]) -> AsyncGenerator[T, None]:
+        """The items of a streaming call; retried like a unary call until the first item."""
+        method = self._method(call.service, call.method)
+        attempts = Attempts(self.config.retry, call.timeout, target=self._target)
+        received = False
+        while True:
+            left = attempts.begin()
+            try:
+                async with aclosing(method(call.request, timeout=left)) as items:
+                    async for item in items:
+                        received = True
+                        yield item
+                return
+            except Exception as exc:
+                if received:  # the stream broke midway: resuming could repeat items
+                    attempts.give_up(exc)
+                await attempts.failed(exc)
+
+
+async def next_or_none(items: AsyncIterator[T]) -> T | None:
+    """The next item of an async iterator, or None once it is exhausted."""
+    try:
+        return await anext(items)
+    except StopAsyncIteration:
+        return None

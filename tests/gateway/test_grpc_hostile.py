@@ -14,9 +14,13 @@ import grpc
 import pytest
 import trio
 from google.protobuf import message_factory
+from grpclib.const import Cardinality, Status
+from grpclib.exceptions import GRPCError
+from trio_asyncio import aio_as_trio
 
 from tasker_gateway.grpc.reflection import descriptor_pool
-from tests.gateway.conftest import Gateway, running_gateway
+from tasker_shared.contracts.generated.tasker import v1 as pb
+from tests.gateway.conftest import Gateway, grpc_client, running_gateway
 
 CREATE = "/tasker.v1.TaskService/CreateTask"
 GET = "/tasker.v1.TaskService/GetTask"
@@ -50,10 +54,11 @@ def _field(number: int, payload: bytes) -> bytes:
             return bytes([number << 3 | 2]) + length + payload
 
 
-def deep_create_request(depth: int) -> bytes:
-    """A CreateTaskRequest whose context nests `depth` objects ({"a": {"a": ...}}), built
-    bottom-up (protobuf's own Struct.update recurses and cannot build deep ones)."""
-    struct = b""
+def deep_create_request(depth: int, context: bytes = b"") -> bytes:
+    """A CreateTaskRequest whose context nests `depth` objects ({"a": {"a": ...}}) around
+    the encoded Struct `context`, built bottom-up (protobuf's own Struct.update recurses
+    and cannot build deep ones)."""
+    struct = context
     for _ in range(depth):  # Struct{fields: {"a": Value{struct_value: struct}}}
         struct = _field(1, _field(1, b"a") + _field(2, _field(5, struct)))
     base = create_request({})
@@ -106,7 +111,9 @@ async def test_oversize_message_is_refused_before_it_is_read(gw: Gateway,
     assert status == "RESOURCE_EXHAUSTED", details
     assert f"at most {MB} bytes" in details and "grpc_max_message_bytes" in details
     # a million keys do not fit in the limit: refused from the length prefix, never decoded
-    wide = create_request({f"k{i}": 0 for i in range(1_000_000)}).SerializeToString()
+    # Struct{fields: {"k000000": true, ...}}: map entry (13 bytes) = key (7) + Value{true}
+    entries = b"".join(b"\x0a\x0d\x0a\x07k%06d\x12\x02\x20\x01" % i for i in range(1_000_000))
+    wide = deep_create_request(0, context=entries)
     status, details, _ = await rpc(gw, CREATE, wide)
     assert status == "RESOURCE_EXHAUSTED", details
     assert gw.sql("SELECT count(*) AS n FROM tasker.tasks")[0]["n"] == 0
@@ -124,22 +131,23 @@ async def test_deep_structs_are_invalid_argument(gw: Gateway, no_tracebacks: Non
     await assert_still_serving(gw)
 
 
-async def test_widest_struct_within_the_limit_is_handled(gw: Gateway,
+async def test_widest_struct_within_the_limit_is_handled(db_url: str,
                                                          no_tracebacks: None) -> None:
     keys = 65_000  # about as many keys as fit in 1 MB of protobuf
-    context = {"even_number": 2, **{f"k{i:05}": True for i in range(keys)}}
-    request = create_request(context)
-    request.wait = True
-    payload = request.SerializeToString()
+    payload = create_request(
+        {"even_number": 2, **{f"k{i:05}": True for i in range(keys)}}).SerializeToString()
     assert len(payload) < MB
-    status, details, reply = await rpc(gw, CREATE, payload)
-    assert status == "OK", details
-    assert reply is not None
-    created = message("CreateTaskResponse").FromString(reply)
-    stored = gw.sql("SELECT context FROM tasker.tasks WHERE task_uuid = %s",
-                    (created.task_uuid,))[0]["context"]
-    assert len(stored) == keys + 1 and stored["k00042"] is True
-    await assert_still_serving(gw, tasks=1)
+    async with running_gateway(db_url, ingestion=False) as gw:
+        status, details, reply = await rpc(gw, CREATE, payload)
+        assert status == "OK", details
+        assert reply is not None
+        accepted = message("CreateTaskResponse").FromString(reply)
+        queued = gw.sql("SELECT message->'task_request'->'context' AS context"
+                        " FROM pgmq.q_orchestration_task_requests"
+                        " WHERE message->>'request_id' = %s", (accepted.request_id,))
+        context = queued[0]["context"]
+        assert len(context) == keys + 1 and context["k00042"] is True
+        assert context["even_number"] == 2
 
 
 async def test_unknown_enum_values_are_invalid_argument(gw: Gateway,
@@ -210,6 +218,30 @@ async def test_non_finite_numbers_and_compression(gw: Gateway, no_tracebacks: No
     compressible = message("ListTasksRequest", name="x" * 1000).SerializeToString()
     status, details, _ = await rpc(gw, LIST, compressible, compression=grpc.Compression.Gzip)
     assert status == "UNIMPLEMENTED" and "compress" in details, details
+    await assert_still_serving(gw)
+
+
+async def test_missing_and_truncated_messages_are_invalid_argument(
+        gw: Gateway, no_tracebacks: None) -> None:
+    async def call(body: bytes | None) -> GRPCError:
+        # declared client-streaming so that grpclib lets the client send no message
+        async with rpc.channel.request(LIST, Cardinality.STREAM_UNARY, pb.ListTasksRequest,
+                                       pb.ListTasksResponse, timeout=10) as stream:
+            await stream.send_request(end=body is None)
+            if body is not None:  # raw bytes after the headers (grpclib's own h2 stream)
+                await stream._stream.send_data(body, end_stream=True)
+                stream._end_done = True
+            with pytest.raises(GRPCError) as info:
+                await stream.recv_message()
+            return info.value
+
+    async with grpc_client(gw.grpc_port) as rpc:
+        for body, expected in ((None, "no request message"),
+                               (b"\x00\x00\x00\x00\x64" + b"\x08" * 10, "truncated"),
+                               (b"\x00\x00", "truncated")):
+            error = await aio_as_trio(call)(body)
+            assert error.status is Status.INVALID_ARGUMENT, error
+            assert expected in (error.message or ""), error
     await assert_still_serving(gw)
 
 

@@ -14,6 +14,7 @@ from trio_asyncio import aio_as_trio, trio_as_aio
 
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.grpc.bridge import ServerHooks
+from tasker_gateway.grpc.codec import TaskerCodec
 from tasker_gateway.grpc.receive import Receiver
 from tasker_gateway.grpc.servicers_ops import (
     AnalyticsService,
@@ -90,7 +91,7 @@ class GrpcServer:
         async with trio_asyncio.open_loop():
             health = HealthChecks(self.ctx) if gateway.grpc_health_service else None
             servicers = services(self.ctx, health)
-            server = Server(servicers)
+            server = Server(servicers, codec=TaskerCodec())
             self.receiver = receiver = Receiver(
                 {name: handler for svc in servicers for name, handler in
                  svc.__mapping__().items()}, gateway.grpc_max_message_bytes)

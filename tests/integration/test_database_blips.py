@@ -5,18 +5,22 @@ than about a second once the server answers again."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import psycopg
 import pytest
 import trio
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from tasker_shared.db.database import Conn, Database, open_database
 from tasker_shared.db.pool import Pool, probe
 from tasker_shared.errors import StoreUnavailable
 from tasker_shared.runtime.circuit import CircuitBreaker, CircuitState
+from tasker_shared.runtime.service import service_runtime
 from tests.integration.tcp_proxy import TcpProxy
+from tests.support import service_settings
 
 APP = "tasker-blip"
 
@@ -253,3 +257,28 @@ def test_pool_retries_connecting_at_its_reconnect_interval() -> None:
         pool.close(timeout=1)
     # Stock psycopg_pool tries at 0, 1, 3, 7, 15... s: twice in the first second.
     assert errors >= 5
+
+
+async def test_connect_timeout_is_honoured() -> None:
+    # A server that accepts TCP connections and never answers (a hung host, a black hole).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        db = Database(f"postgresql://postgres@127.0.0.1:{port}/none", min_size=1, max_size=1,
+                      connect_timeout_seconds=2)
+        started = trio.current_time()
+        with pytest.raises(StoreUnavailable, match="within 2"):
+            await db.open()  # start-up waits connect_timeout_seconds, not 30 s
+        assert trio.current_time() - started < 10
+        await trio.sleep(1)
+        # The attempt itself gave up after 2 s (libpq would wait 130 s without a timeout).
+        assert db.statistics().pool_size <= 1
+        assert db._pool.get_stats().get("connections_errors", 0) >= 1
+        await db.close()
+
+
+async def test_service_connections_carry_the_connect_timeout(db_url: str) -> None:
+    settings = service_settings(db_url, database={"connect_timeout_seconds": 2.5})
+    async with service_runtime("blip-timeout", settings) as rt:
+        assert conninfo_to_dict(rt.url)["connect_timeout"] == "3"  # whole seconds, rounded up

@@ -7,6 +7,7 @@ is left (a cancelled transaction rolls back, so its messages are simply processe
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 import uuid
@@ -17,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 import trio
+from psycopg.conninfo import make_conninfo
 
 from tasker_shared.db.connect import resolve_database_url
 from tasker_shared.db.database import Database, open_database
@@ -322,6 +324,10 @@ async def service_runtime(
                       fmt=settings.service.log_format)
     configure_tracing(settings.telemetry, service=name)
     url = await trio.to_thread.run_sync(resolve_database_url, settings.database.url)
+    # Every connection the service opens (pool, listener, others made from `Runtime.url`)
+    # gives up a connection attempt after `connect_timeout_seconds` (libpq: whole seconds, >= 2).
+    url = make_conninfo(url, connect_timeout=str(
+        max(2, math.ceil(settings.database.connect_timeout_seconds))))
     breaker = CircuitBreaker.from_settings("database", settings.circuit_breakers, probed=True,
                                            on_change=breaker_gauge)
     async with open_database(

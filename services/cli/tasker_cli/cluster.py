@@ -1,5 +1,6 @@
 """Run Tasker's services as separate OS processes: used by `tasker up`, `tasker demo`,
-the end-to-end tests and the benchmarks. Each process gets its own health port."""
+the end-to-end tests and the benchmarks. Each process gets its own health port: a random
+free one, or with `preferred_ports` (`tasker up`) the documented default when it is free."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from tasker_shared.runtime.entry import port_problem
+from tasker_shared.runtime.ports import GATEWAY_GRPC_PORT, HEALTH_PORTS
 
 MODULES: dict[str, str] = {
     "ingestion": "tasker_ingestion",
@@ -41,6 +45,13 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port found in 20000-32000")
+
+
+def port_or_free(preferred: int | None) -> int:
+    """`preferred` when nothing listens on it (on any interface), else a free port."""
+    if preferred and port_problem("", "0.0.0.0", preferred) is None:
+        return preferred
+    return free_port()
 
 
 @dataclass(kw_only=True)
@@ -73,6 +84,7 @@ class Cluster:
     env: Mapping[str, str] = field(default_factory=dict)
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     log_dir: Path | None = None
+    preferred_ports: bool = False  # the default ports (gRPC 9190, REST 8080, ...) when free
     processes: list[ServiceProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -85,12 +97,13 @@ class Cluster:
         env.update(self.env)
         env.update(self.service_env.get(name, {}))
         env["TASKER_DATABASE_URL"] = self.database_url
-        port = free_port()
+        first = self.preferred_ports and index == 0
+        port = port_or_free(HEALTH_PORTS.get(name) if first else None)
         if name == "gateway":
             env["TASKER_GATEWAY__REST_PORT"] = str(port)
-            env.setdefault("TASKER_GATEWAY__GRPC_PORT", str(free_port()))
-            if index > 0:
-                env["TASKER_GATEWAY__GRPC_PORT"] = str(free_port())
+            if index > 0 or not env.get("TASKER_GATEWAY__GRPC_PORT"):
+                env["TASKER_GATEWAY__GRPC_PORT"] = str(
+                    port_or_free(GATEWAY_GRPC_PORT if first else None))
         env["TASKER_SERVICE__HEALTH_PORT"] = str(port)
         env["TASKER_SERVICE__HEALTH_HOST"] = "127.0.0.1"
         env["TASKER_SERVICE__INSTANCE_ID"] = f"{name}-{index}"

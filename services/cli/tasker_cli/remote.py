@@ -1,40 +1,52 @@
-"""What the gRPC commands share: connection flags, the client, output modes and error handling."""
+"""What the gRPC commands share: connection flags, where the gateway is, output modes and errors.
+
+The gateway address is `--address`, else TASKER_GATEWAY_ADDRESS, else the gRPC address of a
+`tasker up` running on this machine (tasker_cli.localstate), else localhost:9190.
+"""
 
 from __future__ import annotations
 
 import argparse
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import betterproto2
 from rich.console import Console
 
-from tasker_client import SyncTaskerClient, to_jsonable
-from tasker_client.config import DEFAULT_TIMEOUT_SECONDS
+from tasker_cli.jsonout import dumps
+from tasker_cli.localstate import running_up
+from tasker_client import SyncTaskerClient
+from tasker_client.config import ADDRESS_ENV, DEFAULT_TIMEOUT_SECONDS
 from tasker_shared.errors import TaskerError
 
 Action = Callable[[SyncTaskerClient, argparse.Namespace, "Output"], int]
+
+ADDRESS_HELP = ("gateway gRPC HOST:PORT (grpcs:// for TLS); else TASKER_GATEWAY_ADDRESS, else "
+                "the `tasker up` running here, else localhost:9190")
 
 
 def connection_options() -> argparse.ArgumentParser:
     """A parent parser with the flags every gRPC command takes."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
-    group.add_argument("--address", help="gateway HOST:PORT (else TASKER_GATEWAY_ADDRESS, "
-                       "default localhost:9190; grpcs:// for TLS)")
+    group.add_argument("--address", metavar="HOST:PORT", help=ADDRESS_HELP)
     group.add_argument("--token", help="bearer JWT (else TASKER_ORCHESTRATION_AUTH_TOKEN, "
                        "TASKER_AUTH_TOKEN)")
     group.add_argument("--api-key", help="API key (else TASKER_API_KEY)")
-    group.add_argument("--api-key-header", help="API key header (else TASKER_API_KEY_HEADER, "
+    group.add_argument("--api-key-header", metavar="NAME",
+                       help="header carrying the API key (else TASKER_API_KEY_HEADER, "
                        "default x-api-key)")
     group.add_argument("--timeout", type=positive_float, metavar="SECONDS",
-                       help="deadline per call, retries included (default 30; watch: none)")
-    group.add_argument("--json", action="store_true", help="print JSON for scripts")
+                       help="deadline per call, retries included (default 30; a watch has "
+                       "none unless given)")
+    group.add_argument("--json", action="store_true",
+                       help="print JSON for scripts: one compact value per line (streams "
+                       "are NDJSON), enum values spelled as in REST")
     return parent
 
 
@@ -75,7 +87,7 @@ def json_object(text: str) -> dict[str, Any]:
 
 
 class Output:
-    """Human output through rich, or JSON on stdout with --json."""
+    """Human output through rich, or JSON on stdout with --json (one value per line)."""
 
     def __init__(self, *, json_mode: bool) -> None:
         self.json = json_mode
@@ -83,34 +95,36 @@ class Output:
         self.console = Console(highlight=False, markup=False)
 
     def emit(self, value: Any) -> None:
-        """Print `value` (messages, dicts, lists of either) as indented JSON."""
-        print(json.dumps(jsonable(value), indent=2, sort_keys=False, default=str))
-
-    def emit_line(self, value: Any) -> None:
-        """Print `value` as one compact JSON line (streams), flushed at once."""
-        print(json.dumps(jsonable(value), default=str), flush=True)
+        """Print `value` (messages, dicts, lists of either) as one line of JSON, flushed."""
+        print(dumps(value), flush=True)
 
 
-def jsonable(value: Any) -> Any:
-    """Messages become dicts (proto3 JSON, .proto names); containers are converted inside."""
-    if isinstance(value, betterproto2.Message):
-        return to_jsonable(value)
-    if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        return [jsonable(item) for item in value]
-    return value
+def gateway_address(args: argparse.Namespace) -> str | None:
+    """The address to dial (None: the client's own default, TASKER_GATEWAY_ADDRESS or
+    localhost:9190), see the module docstring."""
+    if args.address:
+        return str(args.address)
+    if os.environ.get(ADDRESS_ENV, "").strip():
+        return None
+    local = running_up()
+    return local.grpc_address if local is not None else None
 
 
 def open_client(args: argparse.Namespace) -> SyncTaskerClient:
     """A SyncTaskerClient from the connection flags (environment for what is not given)."""
     return SyncTaskerClient(
-        args.address,
+        gateway_address(args),
         token=args.token,
         api_key=args.api_key,
         api_key_header=args.api_key_header,
         timeout=args.timeout or DEFAULT_TIMEOUT_SECONDS,
     )
+
+
+def fail(exc: TaskerError) -> int:
+    """Report a Tasker error as one line on stderr; exit code 1."""
+    print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+    return 1
 
 
 def remote(action: Action) -> Callable[[argparse.Namespace], int]:
@@ -123,8 +137,7 @@ def remote(action: Action) -> Callable[[argparse.Namespace], int]:
             with open_client(args) as client:
                 return action(client, args, out)
         except TaskerError as exc:
-            print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-            return 1
+            return fail(exc)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -64,9 +65,7 @@ def task_details(task: Any) -> Table:
         ("execution_status", label(task.execution_status)),
         ("recommended_action", label(task.recommended_action)),
         ("health_status", label(task.health_status)),
-        ("steps", f"{task.completed_steps}/{task.total_steps} complete, "
-                  f"{task.in_progress_steps} in progress, {task.pending_steps} pending, "
-                  f"{task.failed_steps} failed, {task.ready_steps} ready"),
+        ("steps", step_counts(task)),
         ("completion", f"{task.completion_percentage:.2f}%"),
         ("initiator", task.initiator),
         ("source_system", task.source_system),
@@ -203,17 +202,82 @@ def dlq_stats_table(stats: Iterable[Any]) -> Table:
     return table
 
 
+def step_counts(task: Any) -> str:
+    """How many of a task's steps are in each state; the parts always add up to the total
+    (counted from the task's step rows, which carry every step)."""
+    counts: Counter[str] = Counter(label(step.current_state) or "unknown" for step in task.steps)
+    total = len(task.steps) or int(task.total_steps)
+    if not task.steps:  # no rows: the server's counters, with what they leave out
+        counts = Counter({"complete": int(task.completed_steps),
+                          "in_progress": int(task.in_progress_steps),
+                          "pending": int(task.pending_steps), "error": int(task.failed_steps)})
+        counts["other"] = max(0, total - sum(counts.values()))
+    parts = [f"{n} {state}" for state, n in sorted(counts.items(), key=_state_order) if n]
+    return f"{total} step(s): " + (", ".join(parts) if parts else "none")
+
+
+_STATE_ORDER = ("complete", "resolved_manually", "in_progress", "enqueued",
+                "enqueued_for_orchestration", "enqueued_as_error_for_orchestration",
+                "waiting_for_retry", "pending", "error", "cancelled")
+
+
+def _state_order(item: tuple[str, int]) -> int:
+    state = item[0]
+    return _STATE_ORDER.index(state) if state in _STATE_ORDER else len(_STATE_ORDER)
+
+
 def update_line(update: Any) -> str:
-    """One watch update as a line of text."""
+    """One watch update as a line of text: `HH:MM:SS  task  a -> b` or
+    `HH:MM:SS  step  NAME: a -> b`."""
     stamp = update.timestamp.strftime("%H:%M:%S") if update.timestamp else "--:--:--"
-    kind = label(update.update_type) or "update"
     if update.step_state is not None:
         before, now_label = label(update.previous_step_state), label(update.step_state)
-        subject = f"step {update.step_name or update.step_uuid}"
+        subject = f"step  {update.step_name or update.step_uuid}: "
     else:
         before, now_label = label(update.previous_task_state), label(update.task_state)
-        subject = "task"
-    text = f"{subject}: {before} -> {now_label}" if before else f"{subject}: {now_label}"
-    if update.message and now_label not in update.message:  # skip what the line already says
-        text += f" ({update.message})"
-    return f"{stamp}  {kind:<17} {text}"
+        subject = "task  "
+    return f"{stamp}  {subject}{before} -> {now_label}" if before else f"{stamp}  {subject}{now_label}"
+
+
+def step_failure_line(failure: Any, *, now: datetime) -> str:
+    """A failed attempt: its error and, when it will be retried, when."""
+    kind = f"{failure.error_type}: " if failure.error_type else ""
+    text = (f"          {failure.name} failed (attempt {failure.attempts}/"
+            f"{failure.max_attempts}): {kind}{failure.message}")
+    if failure.state == "waiting_for_retry":
+        due = failure.next_retry_at
+        if due is None:
+            return text + "; retry when its backoff ends"
+        wait = max(0.0, (due - now).total_seconds())
+        return text + f"; next retry at {due.strftime('%H:%M:%S')} (in {wait:.0f}s)"
+    return text + "; no retry left" if failure.state == "error" else text
+
+
+def final_table(rows: Iterable[dict[str, Any]]) -> Table:
+    """The task's steps when the watch ends: state, attempts and result or error."""
+    table = Table(title="results", title_justify="left")
+    for name in ("step", "state", "attempts"):
+        table.add_column(name)
+    table.add_column("result / error", overflow="fold")
+    for row in rows:
+        shown = (f"error: {row['error']}" if row["error"] is not None
+                 else compact(row["result"]) if isinstance(row["result"], dict)
+                 else "" if row["result"] is None
+                 else json.dumps(row["result"], default=str))
+        table.add_row(row["name"], row["state"], f"{row['attempts']}/{row['max_attempts']}",
+                      shown)
+    return table
+
+
+def outcome_line(task_uuid: str, status: str, rows: Iterable[dict[str, Any]]) -> str:
+    """The last line of a watch: the outcome and, when an operator must act, how."""
+    if status == "blocked_by_failures":
+        failed = [row["name"] for row in rows if row["state"] == "error"]
+        first = failed[0] if failed else "STEP"
+        return (f"task {task_uuid} is blocked by failures ({', '.join(failed) or 'a step'} "
+                f"failed for good): retry or resolve with `tasker step resolve {task_uuid} "
+                f"{first} --action reset_for_retry|resolve_manually|complete_manually "
+                "--reason ... --actor ...`")
+    if status in ("complete", "error", "cancelled", "resolved_manually"):
+        return f"task {task_uuid} is {status}"
+    return f"the watch ended while task {task_uuid} is {status}"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import trio
+import sys
 
-from tasker_shared.runtime.service import run_until_signalled
-from tasker_shared.runtime.settings import load_settings
+from tasker_shared.runtime.entry import run_service
 from tasker_worker.service import serve
 
 
-def main() -> None:
-    trio.run(run_until_signalled, serve, load_settings())
+def main() -> int:
+    return run_service("worker", serve)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
+from tasker_cli.catalog import command_help
 from tasker_cli.remote import Output, connection_options, remote
 from tasker_cli.render import details, when
 from tasker_client import SyncTaskerClient
@@ -30,7 +31,7 @@ def _positive_int(text: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    analytics = subparsers.add_parser("analytics", help="performance metrics and bottlenecks")
+    analytics = subparsers.add_parser("analytics", help=command_help("analytics"))
     sub = analytics.add_subparsers(dest="analytics_command", required=True, metavar="ACTION")
     common = [connection_options()]
 
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     slow = sub.add_parser("bottlenecks", parents=common,
                           help="slowest steps and tasks, resource use, recommendations")
-    slow.add_argument("--limit", type=_positive_int, default=10)
+    slow.add_argument("--limit", type=_positive_int, default=10,
+                      help="rows per list (default 10)")
     slow.add_argument("--min-executions", type=_positive_int, default=5,
                       help="ignore groups with fewer executions (default 5)")
     slow.set_defaults(func=remote(_bottlenecks))

@@ -7,24 +7,25 @@ import os
 import sys
 from pathlib import Path
 
+from tasker_cli.catalog import command_help
 from tasker_shared.errors import TaskerError
 from tasker_shared.runtime.settings import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    auth = subparsers.add_parser("auth", help="development keys and tokens for the gateway")
+    auth = subparsers.add_parser("auth", help=command_help("auth"))
     sub = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
     keygen = sub.add_parser("keygen", help="write an RSA key pair for signing JWTs")
     keygen.add_argument("--out-dir", default=".", help="directory for the two PEM files")
     keygen.add_argument("--name", default="jwt", help="file prefix (NAME-private.pem, ...)")
-    keygen.add_argument("--bits", type=int, default=2048)
+    keygen.add_argument("--bits", type=int, default=2048, help="RSA key size (default 2048)")
     keygen.add_argument("--force", action="store_true", help="overwrite existing files")
     keygen.set_defaults(func=_keygen)
     token = sub.add_parser("token", help="print a signed JWT (RS256)")
     token.add_argument("--permissions", "-p", action="append", required=True,
                        help="permission(s), comma separated or repeated (e.g. tasks:*)")
     token.add_argument("--private-key", help="PEM file (default gateway.auth.jwt_private_key_path)")
-    token.add_argument("--subject", default="developer")
+    token.add_argument("--subject", default="developer", help="the sub claim (default developer)")
     token.add_argument("--issuer", help="default gateway.auth.jwt_issuer")
     token.add_argument("--audience", help="default gateway.auth.jwt_audience")
     token.add_argument("--expiry-hours", type=float,
@@ -32,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     token.add_argument("--config", help="TOML settings file (else TASKER_CONFIG_PATH)")
     token.set_defaults(func=_token)
     key = sub.add_parser("api-key", help="print a random API key and its settings snippet")
-    key.add_argument("--permissions", "-p", action="append", required=True)
-    key.add_argument("--description", default="development key")
+    key.add_argument("--permissions", "-p", action="append", required=True,
+                     help="permission(s), comma separated or repeated (e.g. tasks:*)")
+    key.add_argument("--description", default="development key",
+                     help="description in the settings snippet")
     key.set_defaults(func=_api_key)
 
 

@@ -8,17 +8,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tasker_cli.catalog import command_help
 from tasker_shared.errors import ConfigError
 from tasker_shared.runtime.settings import Settings, load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    config = subparsers.add_parser("config", help="settings reference and validation")
+    config = subparsers.add_parser("config", help=command_help("config"))
     sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     ref = sub.add_parser("reference", help="print every settings key with its default")
     ref.set_defaults(func=_reference)
     val = sub.add_parser("validate", help="validate a TOML settings file (plus environment)")
-    val.add_argument("path")
+    val.add_argument("path", help="the TOML file")
     val.set_defaults(func=_validate)
 
 

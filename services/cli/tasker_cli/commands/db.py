@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
+from tasker_cli.catalog import DATABASE_URL_HELP, command_help
 from tasker_shared.db.connect import resolve_database_url
 from tasker_shared.db.migrate import migrate, migration_status
 from tasker_shared.db.retention import PruneCounts, parse_age, prune_history
@@ -17,13 +18,13 @@ from tasker_shared.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    db = subparsers.add_parser("db", help="database migrations and retention")
+    db = subparsers.add_parser("db", help=command_help("db"))
     sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     run = sub.add_parser("migrate", help="apply pending migrations (idempotent, locked)")
-    run.add_argument("--database-url", help="defaults to TASKER_DATABASE_URL / DATABASE_URL")
+    run.add_argument("--database-url", help=DATABASE_URL_HELP)
     run.set_defaults(func=_migrate)
     status = sub.add_parser("status", help="list migrations and when they were applied")
-    status.add_argument("--database-url")
+    status.add_argument("--database-url", help=DATABASE_URL_HELP)
     status.set_defaults(func=_status)
     prune = sub.add_parser(
         "prune", help="delete finished tasks (and their rows), request outcomes, poison "
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="e.g. 7d, 12h, 90m, 2w (a bare number is days)")
     prune.add_argument("--batch-size", type=int, default=500,
                        help="tasks per transaction (default 500)")
-    prune.add_argument("--database-url")
+    prune.add_argument("--database-url", help=DATABASE_URL_HELP)
     prune.set_defaults(func=_prune)
 
 

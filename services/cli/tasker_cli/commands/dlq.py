@@ -20,21 +20,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     lst = sub.add_parser("list", parents=common, help="list DLQ entries")
     lst.add_argument("--status", choices=STATUSES, help="only entries with this resolution")
-    lst.add_argument("--limit", type=int, default=50)
-    lst.add_argument("--offset", type=int, default=0)
+    lst.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    lst.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")
     lst.set_defaults(func=remote(_list))
 
     show = sub.add_parser("show", parents=common, help="a task's latest DLQ entry")
-    show.add_argument("task_uuid", type=uuid_arg)
+    show.add_argument("task_uuid", type=uuid_arg, help="the task's UUID")
     show.set_defaults(func=remote(_show))
 
     resolve = sub.add_parser("resolve", parents=common,
                              help="record the outcome of an investigation")
-    resolve.add_argument("dlq_entry_uuid", type=uuid_arg)
-    resolve.add_argument("--status", choices=STATUSES, default="manually_resolved")
+    resolve.add_argument("dlq_entry_uuid", type=uuid_arg, help="the entry's UUID (dlq list)")
+    resolve.add_argument("--status", choices=STATUSES, default="manually_resolved",
+                         help="the resolution (default manually_resolved)")
     resolve.add_argument("--notes", help="resolution notes")
     resolve.add_argument("--by", dest="resolved_by", help="who resolved it")
-    resolve.add_argument("--metadata", type=json_object, metavar="JSON")
+    resolve.add_argument("--metadata", type=json_object, metavar="JSON",
+                         help="metadata to record: a JSON object, or @FILE")
     resolve.set_defaults(func=remote(_resolve))
 
     stats = sub.add_parser("stats", parents=common, help="DLQ entries grouped by reason")

@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from tasker_cli.catalog import command_help
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    cmd = subparsers.add_parser("openapi", help="write the gateway's OpenAPI document")
+    cmd = subparsers.add_parser("openapi", help=command_help("openapi"))
     cmd.add_argument("--output", "-o", default="openapi.json",
                      help="file to write ('-' for standard output; default openapi.json)")
     cmd.add_argument("--api-key-header", default="x-api-key",

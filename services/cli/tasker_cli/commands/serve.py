@@ -6,10 +6,8 @@ import argparse
 import importlib
 from typing import Any
 
-import trio
-
-from tasker_shared.runtime.service import run_until_signalled
-from tasker_shared.runtime.settings import load_settings
+from tasker_cli.catalog import command_help
+from tasker_shared.runtime.entry import run_service
 
 SERVICES = {
     "ingestion": "tasker_ingestion.service",
@@ -20,11 +18,11 @@ SERVICES = {
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = subparsers.add_parser("serve", help="run one orchestration service")
-    serve.add_argument("service", choices=sorted(SERVICES))
+    serve = subparsers.add_parser("serve", help=command_help("serve"))
+    serve.add_argument("service", choices=sorted(SERVICES), help="the service to run")
     serve.add_argument("--config", help="TOML settings file (else TASKER_CONFIG_PATH)")
     serve.set_defaults(func=_serve)
-    worker = subparsers.add_parser("worker", help="run a worker for one or more namespaces")
+    worker = subparsers.add_parser("worker", help=command_help("worker"))
     worker.add_argument("--namespace", action="append", default=[],
                         help="namespace to serve (repeatable)")
     worker.add_argument("--handlers", action="append", default=[],
@@ -32,14 +30,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     worker.add_argument("--templates", action="append", default=[],
                         help="template file, directory or glob (repeatable)")
     worker.add_argument("--concurrency", type=int, help="max concurrent handlers")
-    worker.add_argument("--config")
+    worker.add_argument("--config", help="TOML settings file (else TASKER_CONFIG_PATH)")
     worker.set_defaults(func=_worker)
 
 
 def _serve(args: argparse.Namespace) -> int:
     module = importlib.import_module(SERVICES[args.service])
-    trio.run(run_until_signalled, module.serve, load_settings(config_path=args.config))
-    return 0
+    return run_service(args.service, module.serve, config_path=args.config)
 
 
 def worker_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -58,6 +55,5 @@ def worker_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _worker(args: argparse.Namespace) -> int:
     from tasker_worker.service import serve
 
-    settings = load_settings(config_path=args.config, overrides=worker_overrides(args))
-    trio.run(run_until_signalled, serve, settings)
-    return 0
+    return run_service("worker", serve, config_path=args.config,
+                       overrides=worker_overrides(args))

@@ -5,35 +5,38 @@ from __future__ import annotations
 import argparse
 from uuid import UUID
 
+from tasker_cli.catalog import command_help
 from tasker_cli.remote import Output, connection_options, json_object, remote, uuid_arg
 from tasker_cli.render import audit_table, readiness_table, step_details
 from tasker_client import SyncTaskerClient, label
 from tasker_shared.errors import NotFoundError
 
 ACTIONS = ("reset_for_retry", "resolve_manually", "complete_manually")
+TASK_HELP = "the task's UUID"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    step = subparsers.add_parser("step", help="inspect and resolve a task's steps")
+    step = subparsers.add_parser("step", help=command_help("step"))
     sub = step.add_subparsers(dest="step_command", required=True, metavar="ACTION")
     common = [connection_options()]
     step_help = "the step's UUID or its name"
 
     lst = sub.add_parser("list", parents=common, help="list a task's steps")
-    lst.add_argument("task_uuid", type=uuid_arg)
+    lst.add_argument("task_uuid", type=uuid_arg, help=TASK_HELP)
     lst.set_defaults(func=remote(_list))
 
     get = sub.add_parser("get", parents=common, help="show one step")
-    get.add_argument("task_uuid", type=uuid_arg)
+    get.add_argument("task_uuid", type=uuid_arg, help=TASK_HELP)
     get.add_argument("step", help=step_help)
     get.set_defaults(func=remote(_get))
 
     resolve = sub.add_parser("resolve", parents=common,
                              help="reset a step for retry, or resolve or complete it manually")
-    resolve.add_argument("task_uuid", type=uuid_arg)
+    resolve.add_argument("task_uuid", type=uuid_arg, help=TASK_HELP)
     resolve.add_argument("step", help=step_help)
-    resolve.add_argument("--action", choices=ACTIONS, default="resolve_manually")
-    resolve.add_argument("--reason", required=True)
+    resolve.add_argument("--action", choices=ACTIONS, default="resolve_manually",
+                         help="what to do (default resolve_manually)")
+    resolve.add_argument("--reason", required=True, help="why (recorded)")
     resolve.add_argument("--actor", required=True, help="who is acting")
     resolve.add_argument("--result", type=json_object, metavar="JSON",
                          help="complete_manually: the result to store (JSON object or @FILE)")
@@ -42,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     resolve.set_defaults(func=remote(_resolve))
 
     audit = sub.add_parser("audit", parents=common, help="a step's recorded results")
-    audit.add_argument("task_uuid", type=uuid_arg)
+    audit.add_argument("task_uuid", type=uuid_arg, help=TASK_HELP)
     audit.add_argument("step", help=step_help)
     audit.set_defaults(func=remote(_audit))
 
@@ -83,7 +86,7 @@ def _resolve(client: SyncTaskerClient, args: argparse.Namespace, out: Output) ->
         reason=args.reason, actor=args.actor, result=args.result, metadata=args.metadata,
     )
     if out.json:
-        out.emit({"previous_state": resolution.previous_state.proto_name,
+        out.emit({"previous_state": resolution.previous_state,
                   "step": resolution.step})
     else:
         out.console.print(f"{resolution.step.name}: {label(resolution.previous_state)} -> "

@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 from rich.console import Console
 
+from tasker_cli.catalog import DATABASE_URL_HELP, command_help
 from tasker_cli.remote import Output, connection_options, remote
 from tasker_cli.render import template_steps, template_table
 from tasker_client import SyncTaskerClient
@@ -19,23 +20,23 @@ from tasker_shared.templates_io import find_template_files, load_template_file
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    tpl = subparsers.add_parser("template", help="task templates")
+    tpl = subparsers.add_parser("template", help=command_help("template"))
     sub = tpl.add_subparsers(dest="template_command", required=True, metavar="ACTION")
     validate = sub.add_parser("validate", help="validate template files (files, dirs, globs)")
-    validate.add_argument("paths", nargs="+")
+    validate.add_argument("paths", nargs="+", help="template files, directories or globs")
     validate.set_defaults(func=_validate)
     reg = sub.add_parser("register", help="validate and register template files")
-    reg.add_argument("paths", nargs="+")
-    reg.add_argument("--database-url")
+    reg.add_argument("paths", nargs="+", help="template files, directories or globs")
+    reg.add_argument("--database-url", help=DATABASE_URL_HELP)
     reg.set_defaults(func=_register)
     common = [connection_options()]
     lst = sub.add_parser("list", parents=common, help="templates known to the gateway")
-    lst.add_argument("--namespace")
+    lst.add_argument("--namespace", help="only templates of this namespace")
     lst.set_defaults(func=remote(_list))
     show = sub.add_parser("show", parents=common, help="one template and its steps")
-    show.add_argument("namespace")
-    show.add_argument("name")
-    show.add_argument("version")
+    show.add_argument("namespace", help="template namespace")
+    show.add_argument("name", help="template name")
+    show.add_argument("version", help="template version")
     show.set_defaults(func=remote(_show))
 
 

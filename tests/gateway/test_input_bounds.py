@@ -9,6 +9,8 @@ from typing import Any
 
 from grpclib.const import Status
 
+from tasker_gateway.outcomes import OUTCOME_CHANNEL
+from tasker_gateway.streams import STEP_EVENTS_CHANNEL, TASK_EVENTS_CHANNEL
 from tasker_shared.contracts.generated.google.protobuf import Struct
 from tasker_shared.contracts.generated.tasker import v1 as pb
 from tests.gateway.conftest import Gateway, grpc_client, running_gateway
@@ -19,6 +21,7 @@ from tests.gateway.helpers import (
     linear_request,
     open_dlq_entry,
     step_uuids,
+    until,
 )
 
 
@@ -107,3 +110,18 @@ async def test_configured_limits_apply_to_rest_and_grpc(db_url: str) -> None:
         async with gw.http() as http:
             still = await http.get(f"/v1/tasks/{task}/workflow_steps/{step}")
             assert still.json()["current_state"] != "complete"
+
+
+async def test_undecodable_notifications_are_ignored(gw: Gateway) -> None:
+    """Any database role may NOTIFY the gateway's channels; a payload nested too deeply to
+    decode is counted as malformed, and the gateway keeps serving."""
+    deep = "[" * 3900 + "]" * 3900  # NOTIFY payloads stop at 8,000 bytes
+    for channel in (OUTCOME_CHANNEL, TASK_EVENTS_CHANNEL, STEP_EVENTS_CHANNEL):
+        gw.sql("SELECT pg_notify(%s, %s)", (channel, deep))
+
+    async def counted() -> bool:
+        return gw.ctx.outcomes.malformed >= 1
+
+    await until(counted)
+    created = await create_rest(gw)  # 201: the outcome of a real request still arrives
+    assert created["name"] == "linear_workflow"

@@ -3,7 +3,6 @@ request waiting for it, with the `task_request_outcomes` table as the fallback."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ import trio
 
 from tasker_shared.db.database import Conn
 from tasker_shared.db.listen import Notification
-from tasker_shared.errors import ConflictError
+from tasker_shared.domain.limits import loads_bounded
+from tasker_shared.errors import ConflictError, ValidationError
 
 log = structlog.get_logger("tasker.gateway.outcomes")
 
@@ -46,14 +46,14 @@ class Waiter:
 def parse_outcome(payload: str) -> IngestionOutcome | None:
     """The outcome in a NOTIFY payload; None when the payload is not one."""
     try:
-        data: Any = json.loads(payload)
+        data: Any = loads_bounded(payload, what="notification payload")
         request_id = data["request_id"]
         task = data.get("task_uuid")
         return IngestionOutcome(
             request_id=str(request_id), outcome=str(data["outcome"]),
             task_uuid=UUID(task) if task else None, reason=data.get("reason"),
             error_code=data.get("error_code"))
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, ValidationError):
         return None
 
 

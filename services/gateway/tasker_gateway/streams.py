@@ -3,7 +3,6 @@ to the StreamTaskStatus subscribers of each task."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -12,6 +11,8 @@ import structlog
 import trio
 
 from tasker_shared.db.listen import Notification
+from tasker_shared.domain.limits import loads_bounded
+from tasker_shared.errors import ValidationError
 
 log = structlog.get_logger("tasker.gateway.streams")
 
@@ -33,12 +34,12 @@ class StateEvent:
 
 def parse_event(payload: str, *, step: bool) -> StateEvent | None:
     try:
-        data: Any = json.loads(payload)
+        data: Any = loads_bounded(payload, what="notification payload")
         step_uuid = UUID(data["step_uuid"]) if step else None
         return StateEvent(task_uuid=UUID(data["task_uuid"]), step_uuid=step_uuid,
                           from_state=data.get("from_state"), to_state=str(data["to_state"]),
                           event=str(data.get("event", "")))
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, ValidationError):
         return None
 
 

@@ -94,12 +94,11 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
     each queue's messages are deleted together. Returns 'recorded' or 'stale' for each
     outcome, in order.
 
-    Like a claim, a record commits without waiting for its WAL flush: it is a handoff
-    between the worker and result processing, announced to no client. Losing it in a
-    server crash returns the step to `in_progress` with its message, which reappears after
-    the visibility timeout and runs again: the same as a worker dying before recording,
-    which every handler already lives with (at-least-once). Result processing's flushed
-    commit, milliseconds later, makes it durable (WAL is flushed in order)."""
+    Unlike a claim, a record waits for its WAL flush: once a handler's result is recorded,
+    no server crash may lose it and run the step again (the fault suite crashes PostgreSQL
+    with results in flight). A flushed record also makes the earlier claim durable (WAL is
+    flushed in order), and several results recorded together share one flush. (A worker
+    run with `database.synchronous_commit` off gives this up, as every service does.)"""
     by_queue: dict[str, list[StepOutcome]] = {}
     for o in outcomes:
         by_queue.setdefault(o.step.queue, []).append(o)
@@ -112,8 +111,7 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
             for o in group
         ]
         row = conn.execute(
-            "SELECT set_config('synchronous_commit', 'off', true),"
-            " tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
+            "SELECT tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
             (queue, Jsonb(payload), worker_id),
         ).fetchone()
         recorded.update(row["outcomes"] if row else {})

@@ -11,8 +11,13 @@ from tasker_worker.sdk import StepContext, StepResult, step_handler, success
 
 @step_handler("wrt.sleep")
 def sleep(ctx: StepContext) -> StepResult:
-    """Sleep `seconds` (step config, else the task context's `seconds`), then succeed."""
-    seconds = float(ctx.get_config("seconds", ctx.get_input_or("seconds", 0.0)))
+    """Sleep `seconds` (step config, else the task context's `seconds`), or until the wall
+    clock reads `until` (task context, epoch seconds), then succeed."""
+    until = ctx.get_input("until")
+    if until is not None:
+        seconds = max(0.0, float(until) - time.time())
+    else:
+        seconds = float(ctx.get_config("seconds", ctx.get_input_or("seconds", 0.0)))
     time.sleep(seconds)
     return success({"slept": seconds})
 

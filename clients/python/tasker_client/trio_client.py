@@ -12,8 +12,13 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Self, TypeVar
 
-import outcome
-import trio
+try:
+    import outcome
+    import trio
+except ImportError as exc:
+    raise ImportError(
+        "the Trio flavour of tasker_client needs Trio: pip install 'tasker-client[trio]'"
+    ) from exc
 
 from tasker_client.calls import GatewayCalls
 from tasker_client.core import NOT_OPEN, Call, StreamCall

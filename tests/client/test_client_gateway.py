@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from contextlib import aclosing
@@ -28,6 +29,7 @@ from tasker_client.proto.tasker.v1 import (
     StepState,
     TaskState,
 )
+from tasker_client.trio_client import wait_future
 from tests.client.conftest import LINEAR, Stack, StackFactory, free_port
 
 FAST_RETRY = RetryPolicy(max_attempts=50, initial_backoff=0.02, max_backoff=0.1)
@@ -40,6 +42,21 @@ async def _wait_state(client: TaskerClient, task_uuid: str, *states: TaskState) 
             if task.status in states:
                 return task
             await trio.sleep(0.05)
+
+
+async def _calls_left_on_the_loop(client: TaskerClient) -> int:
+    """How many asyncio tasks besides this probe still run on the client's loop thread."""
+
+    async def others() -> int:
+        for _ in range(200):  # cancelled calls unwind within a few loop iterations
+            left = len(asyncio.all_tasks()) - 1
+            if not left:
+                break
+            await asyncio.sleep(0.01)
+        return left
+
+    assert client._loop is not None
+    return await wait_future(client._loop.submit(others()))
 
 
 async def test_create_watch_and_inspect(stack: Stack) -> None:
@@ -169,6 +186,7 @@ async def test_watch_deadline_and_unary_deadline(start_stack: StackFactory) -> N
         with trio.move_on_after(0.3) as scope:
             await client.create_task(**LINEAR, context={"even_number": 2}, wait_timeout=5.0)
         assert scope.cancelled_caught
+        assert await _calls_left_on_the_loop(client) == 0
         accepted = await client.create_task(**LINEAR, context={"even_number": 2}, wait=False)
         assert accepted.status == CreateTaskStatus.ACCEPTED
         assert not accepted.created

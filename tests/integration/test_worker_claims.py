@@ -14,13 +14,9 @@ import pytest
 import trio
 from psycopg.rows import dict_row
 
-from tasker_finalizer.service import serve as serve_finalizer
-from tasker_ingestion.service import serve as serve_ingestion
-from tasker_results.service import serve as serve_results
-from tasker_worker.service import serve as serve_worker
-from tests.support import outcome, service_settings, submit, wait_task
+from tests.integration.worker_support import services_with_worker
+from tests.support import outcome, submit, wait_task
 
-HANDLERS = "tests.e2e.worker_handlers"
 NAMESPACES = [f"claims{i:02d}" for i in range(24)]
 BOUND_SECONDS = 2.0
 
@@ -52,16 +48,10 @@ async def many_namespaces(db_url: str, tmp_path: Path) -> AsyncIterator[str]:
     hybrid mode with the default 1 s fallback poll)."""
     _write_templates(tmp_path / "templates", NAMESPACES)
     (tmp_path / "templates" / "slow.yaml").write_text(_backlog_template(NAMESPACES[0], 0.2))
-    settings = service_settings(
-        db_url, queues={"poll_interval_ms": 1000},
-        worker={"namespaces": NAMESPACES, "handler_modules": [HANDLERS],
-                "template_paths": [str(tmp_path / "templates")],
-                "max_concurrent_handlers": 10})
-    async with trio.open_nursery() as nursery:
-        for serve in (serve_ingestion, serve_results, serve_finalizer, serve_worker):
-            await nursery.start(serve, settings)
-        yield db_url
-        nursery.cancel_scope.cancel()
+    async with services_with_worker(db_url, tmp_path / "templates", NAMESPACES,
+                                    worker={"max_concurrent_handlers": 10},
+                                    queues={"poll_interval_ms": 1000}) as url:
+        yield url
 
 
 def _claim_waits(url: str, task_uuids: list[Any]) -> list[dict[str, Any]]:

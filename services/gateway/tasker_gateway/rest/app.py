@@ -27,6 +27,7 @@ from tasker_gateway.rest import routes_ops, routes_tasks
 from tasker_gateway.rest.connection import ShieldedSendConnection
 from tasker_gateway.rest.docs import SWAGGER_HTML
 from tasker_gateway.rest.spec import JSON, Reply, RestRequest, Route
+from tasker_gateway.ui.web import register as register_dashboard
 from tasker_gateway.usecases.inputs import describe, reject_nul
 from tasker_gateway.usecases.system import VERSION
 from tasker_shared.domain.limits import JsonLimitError
@@ -71,6 +72,9 @@ def error_response(info: ErrorInfo, *, details: dict[str, Any] | None = None) ->
         response.headers["Retry-After"] = str(info.retry_after)
     if info.http_status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="tasker"'
+    existing = (details or {}).get("existing_task_uuid")
+    if info.http_status == 409 and isinstance(existing, str):
+        response.headers["Location"] = f"/v1/tasks/{existing}"  # the duplicate's original
     return response
 
 
@@ -179,6 +183,7 @@ def create_app(ctx: GatewayContext) -> QuartTrio:
 
     app.add_url_rule("/api-docs/openapi.json", "openapi", openapi_json, methods=["GET"])
     app.add_url_rule("/api-docs/ui", "swagger_ui", swagger_ui, methods=["GET"])
+    register_dashboard(app, ctx)  # /ui: the web dashboard
 
     @app.before_request
     async def admit() -> Response | None:

@@ -14,8 +14,10 @@ import pytest
 import trio
 from psycopg.rows import dict_row
 
+from tasker_shared.db.database import Database
+from tasker_worker.runtime.dispatcher import Dispatcher
 from tests.integration.worker_support import services_with_worker
-from tests.support import outcome, submit, wait_task
+from tests.support import outcome, service_settings, submit, wait_task
 
 NAMESPACES = [f"claims{i:02d}" for i in range(24)]
 BOUND_SECONDS = 2.0
@@ -114,3 +116,26 @@ async def test_backlog_in_one_namespace_does_not_starve_another(many_namespaces:
         "the backlog was drained before the probes ran: the test proves nothing"
     slow = _waited_too_long(probe_rows)
     assert slow == [], f"steps waited behind another namespace's backlog: {slow}"
+
+
+async def test_claims_that_keep_failing_make_the_queue_report_failing(db: Database) -> None:
+    """Claims run in the scheduler, not in the consumer: their failures still reach the
+    consumer, so readiness names a worker queue that cannot make progress."""
+    queue = "worker_claimsmissing_queue"  # no such queue yet: every claim fails
+    dispatcher = Dispatcher(db=db, executor=None, capacity=2,  # type: ignore[arg-type]
+                            visibility_seconds=30, worker_id="t", max_reads=5,
+                            retry_pause_seconds=0.05)
+    consumer = dispatcher.consumer(queue, service_settings(db.url).queues)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dispatcher.scheduler.run)
+        with trio.fail_after(10):
+            while not consumer.failing:
+                dispatcher.scheduler.want(queue)
+                await trio.sleep(0.05)
+        assert consumer.counters.failed >= 3 and "claimsmissing" in (consumer.last_error or "")
+        await db.execute("SELECT tasker.ensure_queue_v1(%s)", (queue,))
+        with trio.fail_after(10):
+            while consumer.failing:
+                dispatcher.scheduler.want(queue)
+                await trio.sleep(0.05)
+        dispatcher.stop()

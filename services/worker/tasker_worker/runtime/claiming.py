@@ -36,7 +36,7 @@ class ClaimScheduler:
 
     def __init__(self, *, capacity: int, batch_size: int, claim: ClaimCall,
                  on_claimed: Callable[[list[ClaimedStep]], None],
-                 on_failure: Callable[[str], None] | None = None,
+                 on_outcome: Callable[[str, Exception | None], None] | None = None,
                  retry_pause_seconds: float = 1.0) -> None:
         self.capacity = capacity
         self.batch_size = batch_size
@@ -45,7 +45,7 @@ class ClaimScheduler:
         self.failed_claims = 0
         self._claim = claim
         self._on_claimed = on_claimed
-        self._on_failure = on_failure
+        self._on_outcome = on_outcome  # (queue, None) after a claim, (queue, error) if failed
         self._retry_pause = retry_pause_seconds
         self._line: dict[str, None] = {}  # insertion order is the order of service
         self._claiming: set[str] = set()
@@ -120,14 +120,16 @@ class ClaimScheduler:
         except Exception as exc:
             self.failed_claims += 1
             log.warning("claim_failed", queue=queue, error=str(exc))
-            if self._on_failure is not None:
-                self._on_failure(queue)
+            if self._on_outcome is not None:
+                self._on_outcome(queue, exc)
             # Likely the database: pause all claims (no busy retry), then try every queue.
             self._paused_until = trio.current_time() + self._retry_pause
             self.want(queue)  # the messages are still there
         else:
             self.claims += 1
             self.free += share - len(steps)
+            if self._on_outcome is not None:
+                self._on_outcome(queue, None)
             if steps:
                 self._on_claimed(steps)
             if len(steps) >= share:  # filled: more may be waiting

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import structlog
 import trio
 
-from tasker_shared.db.database import Database
+from tasker_shared.db.database import Database, is_outage
 from tasker_shared.domain.limits import DEFAULT_MAX_BYTES
 from tasker_shared.queue.consumer import QueueConsumer
 from tasker_shared.runtime.settings import QueueSettings
@@ -79,7 +79,7 @@ class Dispatcher:
         self._done_send, self._done_recv = trio.open_memory_channel[StepOutcome](capacity)
         self.scheduler = ClaimScheduler(
             capacity=capacity, batch_size=batch_size, claim=self._claim,
-            on_claimed=self._hand_over, on_failure=self._claim_failed,
+            on_claimed=self._hand_over, on_outcome=self._claim_outcome,
             retry_pause_seconds=retry_pause_seconds)
 
     @property
@@ -115,9 +115,18 @@ class Dispatcher:
             self._in_flight[step.msg_id] = step
             self._send.send_nowait(step)  # never full: a step holds its slot until recorded
 
-    def _claim_failed(self, queue: str) -> None:
+    def _claim_outcome(self, queue: str, error: Exception | None) -> None:
+        """Claims fail or succeed on the queue's consumer, as its batches would: readiness
+        reports a queue whose claims keep failing."""
         consumer = self._consumers.get(queue)
-        if consumer is not None:
+        if consumer is None:
+            return
+        if error is None:
+            consumer.consecutive_failures = 0
+            return
+        consumer.consecutive_failures += 1
+        consumer.last_error = f"{type(error).__name__}: {error}"
+        if not is_outage(error):  # outages are the database breaker's to count
             consumer.counters.failed += 1
 
     def stop(self) -> None:

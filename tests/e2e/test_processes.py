@@ -67,10 +67,10 @@ def test_up_starts_everything_and_stops_on_ctrl_c(db_url: str) -> None:
     try:
         deadline = time.monotonic() + 60
         seen = ""
-        assert proc.stderr is not None
-        while "all services running" not in seen:
+        assert proc.stdout is not None
+        while "Ctrl-C stops them" not in seen:  # after the endpoints, on stdout
             assert time.monotonic() < deadline, seen
-            line = proc.stderr.readline()
+            line = proc.stdout.readline()
             assert line, seen
             seen += line
         assert "results-1" in seen

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from rich.console import Console
-
+from tasker_cli.console import TaskerConsole
 from tasker_cli.jsonout import dumps
 from tasker_cli.localstate import running_up
 from tasker_client import SyncTaskerClient
@@ -92,7 +91,7 @@ class Output:
     def __init__(self, *, json_mode: bool) -> None:
         self.json = json_mode
         # Data (contexts, results, reasons) may hold "[...]": never read it as markup.
-        self.console = Console(highlight=False, markup=False)
+        self.console = TaskerConsole(highlight=False, markup=False)
 
     def emit(self, value: Any) -> None:
         """Print `value` (messages, dicts, lists of either) as one line of JSON, flushed."""

@@ -250,7 +250,10 @@ def step_failure_line(failure: Any, *, now: datetime) -> str:
             return text + "; retry when its backoff ends"
         wait = max(0.0, (due - now).total_seconds())
         return text + f"; next retry at {due.strftime('%H:%M:%S')} (in {wait:.0f}s)"
-    return text + "; no retry left" if failure.state == "error" else text
+    if failure.state == "error":
+        spent = failure.attempts >= failure.max_attempts
+        return text + ("; no attempt left" if spent else "; not retryable")
+    return text
 
 
 def final_table(rows: Iterable[dict[str, Any]]) -> Table:

@@ -27,14 +27,16 @@ def _part(text: str) -> tuple[int, int | str]:
 
 
 def latest_version(client: SyncTaskerClient, name: str, namespace: str) -> str:
-    """The highest version of `namespace/name` the gateway knows (namespace "" is the
-    server default); NotFoundError naming where else the name exists when it has none."""
+    """The highest release (else pre-release) version of `namespace/name` the gateway knows
+    (namespace "" is the server default); NotFoundError naming where else the name exists
+    when it has none."""
     space = namespace or DEFAULT_NAMESPACE
     catalog = client.list_templates()
     versions = [str(t.version) for t in catalog.templates
                 if t.name == name and t.namespace == space]
-    if versions:
-        return max(versions, key=version_key)
+    releases = [v for v in versions if "-" not in v.split("+", 1)[0]]
+    if versions:  # pre-releases only when there is no release
+        return max(releases or versions, key=version_key)
     elsewhere = sorted({t.namespace for t in catalog.templates if t.name == name})
     hint = f"; it is in {', '.join(elsewhere)}: pass --namespace" if elsewhere else ""
     raise NotFoundError(f"no template {name!r} is registered in namespace {space!r}{hint}")

@@ -66,15 +66,17 @@ class StepFailure:
                 "next_retry_at": self.next_retry_at}
 
 
-def step_failure(client: SyncTaskerClient, task_uuid: str, step_uuid: str) -> StepFailure:
-    """The error a step's last attempt recorded (from its results) and its next retry time."""
+def step_failure(client: SyncTaskerClient, task_uuid: str, step_uuid: str,
+                 state: str) -> StepFailure:
+    """The error a step's last attempt recorded (from its results) and its next retry time;
+    `state` is the one the failure put it in (it may have moved on since)."""
     step = client.get_step(task_uuid, step_uuid)
     results = from_struct(step.results)
     found = results.get("error")
     error: dict[str, Any] = found if isinstance(found, dict) else {}
     kind = error.get("error_type")
     return StepFailure(
-        step_uuid=step_uuid, name=step.name, state=enum_text(step.current_state) or "",
+        step_uuid=step_uuid, name=step.name, state=state,
         attempts=int(step.attempts), max_attempts=int(step.max_attempts),
         message=str(error.get("message") or "(no error message recorded)"),
         error_type=kind if isinstance(kind, str) else None,
@@ -123,7 +125,7 @@ class Watch:
             if self.show_steps:
                 self._show(update)
             if state in FAILED_STEP_STATES:
-                self._failed(update.step_uuid)
+                self._failed(update.step_uuid, state)
             return
         if update.task_state is not None:
             changed = enum_text(update.task_state) != self.task_state
@@ -135,15 +137,15 @@ class Watch:
         if self.out.json:
             self.out.emit({"event": "update", **message_json(update)})
         else:
-            self.out.console.print(update_line(update))
+            self.out.console.print(update_line(update), soft_wrap=True)
 
-    def _failed(self, step_uuid: str) -> None:
-        failure = step_failure(self.client, self.task_uuid, step_uuid)
+    def _failed(self, step_uuid: str, state: str) -> None:
+        failure = step_failure(self.client, self.task_uuid, step_uuid, state)
         self.failures[step_uuid] = failure
         if self.out.json:
             self.out.emit(failure.as_json())
         else:
-            self.out.console.print(step_failure_line(failure, now=datetime.now(UTC)))
+            self.out.console.print(step_failure_line(failure, now=datetime.now(UTC)), soft_wrap=True)
 
     def _finish(self) -> int:
         task = self.client.get_task(self.task_uuid)
@@ -154,7 +156,8 @@ class Watch:
             state = enum_text(step.current_state) or ""
             failure = self.failures.get(step.workflow_step_uuid)
             if state == "error" and failure is None:  # failed before this watch began
-                failure = step_failure(self.client, self.task_uuid, step.workflow_step_uuid)
+                failure = step_failure(self.client, self.task_uuid, step.workflow_step_uuid,
+                                       state)
             stored = results.get(step.name)
             rows.append({
                 "step_uuid": step.workflow_step_uuid, "name": step.name, "state": state,
@@ -170,5 +173,5 @@ class Watch:
                            "exit_code": code, "steps": rows})
         else:
             self.out.console.print(final_table(rows))
-            self.out.console.print(outcome_line(self.task_uuid, status, rows))
+            self.out.console.print(outcome_line(self.task_uuid, status, rows), soft_wrap=True)
         return code

@@ -7,10 +7,10 @@ import argparse
 
 import psycopg
 from psycopg.rows import dict_row
-from rich.console import Console
 from rich.table import Table
 
 from tasker_cli.catalog import DATABASE_URL_HELP, command_help
+from tasker_cli.console import TaskerConsole
 from tasker_shared.db.connect import resolve_database_url
 from tasker_shared.db.migrate import migrate, migration_status
 from tasker_shared.db.retention import PruneCounts, parse_age, prune_history
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _migrate(args: argparse.Namespace) -> int:
     applied = migrate(resolve_database_url(args.database_url))
-    console = Console()
+    console = TaskerConsole()
     if applied:
         for m in applied:
             console.print(f"applied {m.version}_{m.name}")
@@ -53,7 +53,7 @@ def _status(args: argparse.Namespace) -> int:
     table = Table("version", "name", "applied_at")
     for row in rows:
         table.add_row(row.version, row.name, str(row.applied_at) if row.applied_at else "pending")
-    Console().print(table)
+    TaskerConsole().print(table)
     return 0 if all(r.applied_at for r in rows) else 1
 
 
@@ -61,7 +61,7 @@ def _prune(args: argparse.Namespace) -> int:
     age = parse_age(args.older_than)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
-    console = Console()
+    console = TaskerConsole()
     url = resolve_database_url(args.database_url)
     with psycopg.connect(url, row_factory=dict_row, application_name="tasker-cli-prune") as conn:
         total = prune_history(conn, age, batch_size=args.batch_size)

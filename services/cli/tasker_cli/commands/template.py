@@ -7,9 +7,9 @@ import sys
 
 import psycopg
 from psycopg.rows import dict_row
-from rich.console import Console
 
 from tasker_cli.catalog import DATABASE_URL_HELP, command_help
+from tasker_cli.console import TaskerConsole
 from tasker_cli.remote import Output, connection_options, remote
 from tasker_cli.render import template_steps, template_table
 from tasker_client import SyncTaskerClient
@@ -56,7 +56,7 @@ def _load(paths: list[str]) -> tuple[list[object], list[str]]:
 
 def _validate(args: argparse.Namespace) -> int:
     loaded, problems = _load(args.paths)
-    console = Console()
+    console = TaskerConsole()
     for template in loaded:
         console.print(f"ok  {template.source}  ({template.key}, {len(template.steps)} steps)")  # type: ignore[attr-defined]
     for problem in problems:
@@ -71,7 +71,7 @@ def _register(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return 1
     url = resolve_database_url(args.database_url)
-    console = Console()
+    console = TaskerConsole()
     with psycopg.connect(url, row_factory=dict_row) as conn:
         for template in loaded:
             uuid = register_template(conn, template)  # type: ignore[arg-type]

@@ -12,10 +12,10 @@ import time
 
 import psycopg
 from psycopg import sql
-from rich.console import Console
 
 from tasker_cli.catalog import command_help
 from tasker_cli.cluster import Cluster, ServiceProcess
+from tasker_cli.console import TaskerConsole
 from tasker_cli.localstate import UpState, remove_state, write_state
 from tasker_shared.db.connect import database_url_from_env, start_embedded_postgres, with_database
 from tasker_shared.db.migrate import migrate
@@ -192,7 +192,7 @@ def _up(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tasker_cli.demo import Backend, GatewayBackend, QueueBackend, run_demo
 
-    console = Console()
+    console = TaskerConsole()
     if args.gateway:  # services already running elsewhere (e.g. a cluster): just the workflows
         gateway = GatewayBackend(args.gateway)
         try:

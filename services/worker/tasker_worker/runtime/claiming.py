@@ -27,7 +27,9 @@ class ClaimScheduler:
     in line until a claim from it returns fewer steps than it asked for (the queue had no
     more visible messages when that claim looked), and a queue woken again while its claim
     runs is put back in line. The line is served whenever capacity is free, and a claim
-    gives back what it reserved and did not use the moment it returns.
+    gives back what it reserved and did not use the moment it returns. (A message the claim
+    sets aside or deletes, poison or stale, uses up part of the claim's share: the messages
+    behind it wait for the queue's next wake-up, at most the fallback poll interval.)
 
     Fairness: a claim may reserve only its share of the free capacity (the free slots
     divided among the queues in line), and the queue served least recently goes first: a
@@ -47,7 +49,7 @@ class ClaimScheduler:
         self._on_claimed = on_claimed
         self._on_outcome = on_outcome  # (queue, None) after a claim, (queue, error) if failed
         self._retry_pause = retry_pause_seconds
-        self._line: dict[str, None] = {}  # insertion order is the order of service
+        self._line: dict[str, None] = {}  # insertion order breaks ties of `_served`
         self._claiming: set[str] = set()
         self._served: dict[str, int] = {}  # queue -> when its last claim started (a serial)
         self._serial = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -151,13 +152,16 @@ _OFFLINE = re.compile(r"NewConnectionError|Max retries exceeded|Temporary failur
 def test_installs_alone_into_a_fresh_venv(tmp_path: Path) -> None:
     """`pip install clients/python` in an empty venv (~10 s, from the package index; skipped
     when no index can be reached): only the client's own dependencies arrive."""
+    source = tmp_path / "src"  # building in place would leave build/ in the repository
+    shutil.copytree(CLIENT, source, ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", "__pycache__"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
                    timeout=60)
     target = venv / "bin" / "python"
     pip = [sys.executable, "-m", "pip", "--python", str(target)]
     proc = subprocess.run([*pip, "install", "--quiet", "--retries", "1", "--timeout", "15",
-                           str(CLIENT)], capture_output=True, text=True, timeout=300,
+                           str(source)], capture_output=True, text=True, timeout=300,
                           check=False)
     if proc.returncode != 0 and _OFFLINE.search(proc.stderr):
         pytest.skip(f"no package index reachable: {proc.stderr.strip().splitlines()[-1]}")

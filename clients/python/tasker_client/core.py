@@ -73,11 +73,6 @@ class Connection:
         endpoint = config.endpoint
         self._target = f"gateway at {endpoint.host}:{endpoint.port}"
 
-    @property
-    def is_open(self) -> bool:
-        """Whether the channel exists (it connects lazily, on the first call)."""
-        return self._channel is not None
-
     async def open(self) -> None:
         """Create the channel on the running loop; idempotent."""
         if self._channel is not None:

@@ -96,11 +96,11 @@ async def test_24_namespaces_every_step_claimed_promptly(many_namespaces: str) -
 
 
 async def test_backlog_in_one_namespace_does_not_starve_another(many_namespaces: str) -> None:
-    """60 steps of 0.2 s in one namespace keep all 10 slots busy for over a second; the
+    """100 steps of 0.2 s in one namespace keep all 10 slots busy for 2 s; the
     steps of 5 linear tasks sent meanwhile to other namespaces are each claimed by the next
     slots that free up (every 20 ms or so), not after the backlog."""
     url = many_namespaces
-    backlog = [submit(url, "claims_slow", {"n": i}, namespace=NAMESPACES[0]) for i in range(60)]
+    backlog = [submit(url, "claims_slow", {"n": i}, namespace=NAMESPACES[0]) for i in range(100)]
     first = (await trio.to_thread.run_sync(outcome, url, backlog[0]))["task_uuid"]
     await trio.to_thread.run_sync(lambda: wait_task(url, first, timeout=30,
                                                     states={"steps_in_process", "complete"}))

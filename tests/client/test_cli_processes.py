@@ -157,7 +157,7 @@ def test_up_prints_endpoints_and_commands_find_it(db_url: str, tmp_path: Path) -
         assert elsewhere.returncode == 1  # the environment wins over the state file
         assert grpc.startswith("127.0.0.1:")
     finally:
-        up.send_signal(signal.SIGINT)
+        up.send_signal(signal.SIGTERM)  # like Ctrl-C: the services stop, the file goes
         code = up.wait(timeout=60)
     assert code == 0
     assert not (tmp_path / f"up-{up.pid}.json").exists()

@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
+from types import FrameType
 
 import psycopg
 from psycopg import sql
@@ -158,7 +160,17 @@ def _start_failure(exc: Exception) -> str:
     return f"{first.strip()} during start-up" + (f": {last[-1].strip()}" if last else "")
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a supervisor, `timeout`, `kill`) stops the services like Ctrl-C does."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _up(args: argparse.Namespace) -> int:
+    stop_on_sigterm()
     cluster = _cluster(args, quiet=False, preferred_ports=True)
     try:
         cluster.start()
@@ -192,6 +204,7 @@ def _up(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tasker_cli.demo import Backend, GatewayBackend, QueueBackend, run_demo
 
+    stop_on_sigterm()
     console = TaskerConsole()
     if args.gateway:  # services already running elsewhere (e.g. a cluster): just the workflows
         gateway = GatewayBackend(args.gateway)

@@ -168,15 +168,15 @@ def test_top_level_field_problems(top: dict[str, Any], expected: str) -> None:
         ({"retry": "always"}, "step 'a': retry must be a mapping, got 'always'"),
         (
             {"retry": {"max_attempts": 101}},
-            "step 'a': retry.max_attempts must be an integer between 1 and 100, got 101",
+            "step 'a': retry.max_attempts must be an integer between 0 and 100, got 101",
         ),
         (
             {"retry": {"max_attempts": True}},
-            "step 'a': retry.max_attempts must be an integer between 1 and 100, got True",
+            "step 'a': retry.max_attempts must be an integer between 0 and 100, got True",
         ),
         (
             {"retry": {"max_attempts": 2.0}},
-            "step 'a': retry.max_attempts must be an integer between 1 and 100, got 2.0",
+            "step 'a': retry.max_attempts must be an integer between 0 and 100, got 2.0",
         ),
         (
             {"retry": {"backoff_base_ms": -1}},
@@ -230,7 +230,7 @@ def test_step_field_problems(fields: dict[str, Any], expected: str) -> None:
 def test_problems_are_collected_across_steps_and_levels() -> None:
     problems = _problems(
         _template(
-            _step("a", retry={"max_attempts": 0}),
+            _step("a", retry={"max_attempts": -1}),
             _step("b", dependencies=["a", "zzz"], timeout_seconds="soon"),
             _step("a"),
             namespace_name="bad-ns",
@@ -239,7 +239,7 @@ def test_problems_are_collected_across_steps_and_levels() -> None:
     assert problems == [
         "namespace_name may only contain letters, digits and underscores [A-Za-z0-9_], "
         "got 'bad-ns'",
-        "step 'a': retry.max_attempts must be an integer between 1 and 100, got 0",
+        "step 'a': retry.max_attempts must be an integer between 0 and 100, got -1",
         "step 'b': timeout_seconds must be an integer between 1 and 4294967295, got 'soon'",
         "step 'a': name: duplicate step name 'a' (steps[0] and steps[2])",
         "step 'b': dependencies: unknown dependency 'zzz' (no step has that name)",

@@ -42,7 +42,7 @@ EXPECTED: dict[str, list[str]] = {
         "step 'fetch': handler.initialization must be a mapping, got ['not', 'a', 'mapping']",
         "step 'fetch': dependencies must be a list of strings, got 'fetch_all'",
         "step 'fetch': retry.retryable must be true or false, got 'yes'",
-        "step 'fetch': retry.max_attempts must be an integer between 1 and 100, got 'x'",
+        "step 'fetch': retry.max_attempts must be an integer between 0 and 100, got 'x'",
         "step 'fetch': retry.backoff must be one of none, linear, exponential, fibonacci, "
         "got 'quadratic'",
         "step 'fetch': timeout_seconds must be an integer between 1 and 4294967295, got -5",
@@ -89,7 +89,7 @@ EXPECTED: dict[str, list[str]] = {
         "environments.test.steps[0] (step 'olny'): name 'olny' does not name a step of this "
         "template (or ALL)",
         "environments.test.steps[1] (step 'ALL'): retry.max_attempts must be an integer "
-        "between 1 and 100, got 0",
+        "between 0 and 100, got -1",
     ],
     "lifecycle_invalid.yaml": [
         "lifecycle.max_duration_minutes must be an integer between 1 and 43200, got 0",

@@ -1,6 +1,7 @@
-"""Finalization: decide a task's outcome (complete, blocked by failures, error) or move it on
-(re-enqueue ready steps) with the task row locked; plus the readiness safety net. A request
-for a task that does not exist is set aside when its message is locked."""
+"""Finalization: decide a task's outcome (complete, blocked by failures, error: a failed task
+opens a DLQ investigation) or move it on (re-enqueue ready steps) with the task row locked;
+plus the readiness safety net. A request for a task that does not exist is set aside when its
+message is locked."""
 
 from __future__ import annotations
 
@@ -73,10 +74,11 @@ class FinalizerHandlers:
             if action in _OUTCOMES:
                 self.finalized += 1
                 TASKS_FINISHED.labels(_OUTCOMES[action]).inc()
-                if action == "error":
+                if result.get("dlq_entry") is not None:  # failed: handed to operators
                     DLQ_ENTRIES.labels("max_retries_exceeded").inc()
                 log.info("task_finalized", action=action, task_uuid=str(task_uuid),
-                         reason=reason, state=result.get("state"))
+                         reason=reason, state=result.get("state"),
+                         dlq_entry=result.get("dlq_entry"))
             return result
 
         return outcome

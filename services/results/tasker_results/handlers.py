@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -61,6 +62,7 @@ class ResultHandlers:
         self.processor_uuid = processor_uuid
         self.settings = settings
         self.templates = TemplateCache()
+        self._resolved: dict[UUID, tuple[datetime, TaskTemplate]] = {}
         self.applied = 0
         self.duplicates = 0
 
@@ -100,7 +102,7 @@ class ResultHandlers:
             log.info("duplicate_result", action="skip", step_uuid=str(row["step_uuid"]),
                      state=state)
             return None
-        template = self.templates.by_uuid(conn, row["named_task_uuid"], row["template_updated_at"])
+        template = self._template(conn, row)
         inputs = row["inputs"] or {}
         template_step = inputs.get(TEMPLATE_STEP_KEY) or row["step_name"]
         decision = decide(state=state, results=row["results"], attempts=row["attempts"],
@@ -113,6 +115,18 @@ class ResultHandlers:
             decision = self._dynamic(conn, row, template, template_step, decision)
         return _Pending(row=row, decision=decision, namespace=template.namespace,
                         fail_fast=decision.event is StepEvent.FAIL and strategy == "fail_fast")
+
+    def _template(self, conn: Conn, row: dict[str, Any]) -> TaskTemplate:
+        """The task's template with this deployment's `environments` overrides applied, as
+        ingestion created the task's first steps: steps created at run time (decision
+        branches, batch workers, convergence steps) get the same retry settings."""
+        entry = self.templates.entry(conn, row["named_task_uuid"], row["template_updated_at"])
+        cached = self._resolved.get(entry.named_task_uuid)
+        if cached is None or cached[0] != entry.updated_at:
+            cached = (entry.updated_at,
+                      entry.template.resolve_for_environment(self.settings.environment))
+            self._resolved[entry.named_task_uuid] = cached
+        return cached[1]
 
     def _apply(self, conn: Conn, pending: list[_Pending]) -> AfterCommit:
         """Send the batch's apply call; its outcome is read after the commit (in pipeline

@@ -165,7 +165,11 @@ def plan_batches(
     *,
     max_batches: int,
 ) -> DynamicPlan:
-    """Workers, convergence steps and edges a `batch_processing_outcome` creates."""
+    """Workers, convergence steps and edges a `batch_processing_outcome` creates.
+
+    `no_batches` creates one no-op placeholder worker (and the convergence steps) when a
+    worker template is named, by the outcome or the analyser's `worker_template_name`
+    initialization; without one it creates nothing."""
     if not isinstance(outcome, Mapping):
         raise ValidationError(
             f"batchable step '{batchable_step}': batch_processing_outcome must be an object"
@@ -174,6 +178,10 @@ def plan_batches(
     if kind == "no_batches":
         init = template.step(batchable_step).handler.initialization
         worker_name = outcome.get("worker_template_name") or init.get("worker_template_name")
+        if worker_name is None:
+            # Nothing to process and no worker template named (as tasker-core, whose
+            # placeholder needs one): the analyser completes alone, the task goes on.
+            return DynamicPlan(steps=[], edges=[])
         worker = _worker_template(template, worker_name, batchable_step)
         cursors = [{"batch_id": "000", "start_cursor": 0, "end_cursor": 0, "batch_size": 0}]
         no_op = True

@@ -56,6 +56,7 @@ class TaskEvent(StrEnum):
     MANUAL_RESOLUTION = "manual_resolution"
     CANCEL = "cancel"
     STALENESS_TIMEOUT = "staleness_timeout"
+    RESUME = "resume"  # an operator fixed a step of a task in error
 
 
 class StepEvent(StrEnum):
@@ -87,6 +88,10 @@ TASK_WAITING: frozenset[TaskState] = frozenset(
 TASK_PROCESSABLE: frozenset[TaskState] = frozenset(
     {T.PENDING, T.WAITING_FOR_DEPENDENCIES, T.WAITING_FOR_RETRY}
 )
+# States in which a task has its outcome: terminal, or blocked by failures (entered only
+# once none of its steps is running or waiting for a retry; an operator must act). Watchers
+# return on these.
+TASK_SETTLED: frozenset[TaskState] = TASK_TERMINAL | {T.BLOCKED_BY_FAILURES}
 
 STEP_TERMINAL: frozenset[StepState] = frozenset({S.COMPLETE, S.CANCELLED, S.RESOLVED_MANUALLY})
 STEP_SATISFIES_DEPENDENCY: frozenset[StepState] = frozenset({S.COMPLETE, S.RESOLVED_MANUALLY})
@@ -122,6 +127,7 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.BLOCKED_BY_FAILURES, TaskEvent.GIVE_UP): T.ERROR,
     (T.BLOCKED_BY_FAILURES, TaskEvent.MANUAL_RESOLUTION): T.RESOLVED_MANUALLY,
     (T.BLOCKED_BY_FAILURES, TaskEvent.DEPENDENCIES_READY): T.EVALUATING_RESULTS,
+    (T.ERROR, TaskEvent.RESUME): T.EVALUATING_RESULTS,
     (T.WAITING_FOR_DEPENDENCIES, TaskEvent.STALENESS_TIMEOUT): T.ERROR,
     (T.WAITING_FOR_RETRY, TaskEvent.STALENESS_TIMEOUT): T.ERROR,
     (T.STEPS_IN_PROCESS, TaskEvent.STALENESS_TIMEOUT): T.ERROR,

@@ -4,7 +4,8 @@ Driven by the transition NOTIFYs (see streams.StatusHub). The watcher subscribes
 reads a snapshot, so no change can fall between the two. An event that does not continue the
 known state (it predates the snapshot, or events were dropped) triggers a re-read, and so does
 a quiet period of `stream_resync_seconds` as a safety net (every poll interval when the
-gateway has no listener). The watch ends after the task reaches a terminal state.
+gateway has no listener). The watch ends once the task has its outcome: a terminal state, or
+blocked by failures (nothing of it runs any more; an operator must act).
 
 `TaskWatch` is an async iterator whose `__anext__` holds no state across calls besides its
 fields, so each item may be pulled from a different task (the gRPC bridge does that).
@@ -24,13 +25,14 @@ from tasker_gateway.models.common import StepState, TaskState
 from tasker_gateway.models.tasks import StatusUpdate, UpdateType
 from tasker_gateway.streams import StateEvent, Subscription
 from tasker_shared.db.database import Conn
-from tasker_shared.domain.states import TASK_TERMINAL
+from tasker_shared.domain.states import TASK_SETTLED
 from tasker_shared.errors import NotFoundError, Unavailable
 
 _FINAL = {TaskState.COMPLETE: UpdateType.TASK_COMPLETE,
           TaskState.RESOLVED_MANUALLY: UpdateType.TASK_COMPLETE,
           TaskState.ERROR: UpdateType.TASK_ERROR,
-          TaskState.CANCELLED: UpdateType.TASK_ERROR}
+          TaskState.CANCELLED: UpdateType.TASK_ERROR,
+          TaskState.BLOCKED_BY_FAILURES: UpdateType.TASK_ERROR}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -150,11 +152,11 @@ class TaskWatch:
             self._finish_if_terminal()
 
     def _finish_if_terminal(self) -> None:
-        """After a terminal state: the closing TASK_COMPLETE / TASK_ERROR update, then end."""
+        """Once settled: the closing TASK_COMPLETE / TASK_ERROR update, then end."""
         assert self._task_state is not None
         state = TaskState(self._task_state)
         final = _FINAL.get(state)
-        if final is not None and state in TASK_TERMINAL and not self._done:
+        if final is not None and state in TASK_SETTLED and not self._done:
             self._pending.append(StatusUpdate(
                 update_type=final, task_uuid=self.task_uuid, task_state=state,
                 timestamp=datetime.now(UTC), message=f"task is {state.value}"))

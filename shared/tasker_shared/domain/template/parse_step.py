@@ -174,7 +174,8 @@ def _retry_fields(scope: Scope, data: Mapping[Any, Any]) -> dict[str, Any]:
     scope.check_keys(data, RETRY_KEYS, RETRY_LEGACY)
     return {
         "retryable": scope.boolean(data, "retryable", None),
-        "max_attempts": scope.integer(data, "max_attempts", 1, 100, None),
+        # 0 is tasker-core's too: the first attempt always runs, no retry ever does
+        "max_attempts": scope.integer(data, "max_attempts", 0, 100, None),
         "backoff": scope.optional_choice(data, "backoff", BackoffStrategy),
         "backoff_base_ms": scope.integer(data, "backoff_base_ms", 0, MAX_BACKOFF_MS, None),
         "max_backoff_ms": scope.integer(data, "max_backoff_ms", 0, MAX_BACKOFF_MS, None),
@@ -186,7 +187,9 @@ def parse_retry(scope: Scope, data: Mapping[Any, Any]) -> RetryPolicy:
     got = _retry_fields(scope, data)
     return RetryPolicy(
         retryable=True if got["retryable"] is None else got["retryable"],
-        max_attempts=got["max_attempts"] or DEFAULT_MAX_ATTEMPTS,
+        max_attempts=(
+            DEFAULT_MAX_ATTEMPTS if got["max_attempts"] is None else got["max_attempts"]
+        ),
         backoff=got["backoff"] or BackoffStrategy.EXPONENTIAL,
         backoff_base_ms=(
             DEFAULT_BACKOFF_BASE_MS if got["backoff_base_ms"] is None else got["backoff_base_ms"]

@@ -189,19 +189,21 @@ def overlapping_runs(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], d
     return pairs
 
 
-def reruns_after_finish(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs of a step that started after an earlier run of it had finished successfully:
-    the finished result was lost and the step ran again."""
+def reruns_after_finish(
+    runs: list[dict[str, Any]],
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(finished run, later run) for each run of a step that started after an earlier run of
+    it had finished successfully: the finished result was lost and the step ran again."""
     by_step: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
         by_step[run["step"]].append(run)
     lost = []
     for items in by_step.values():
         items.sort(key=lambda r: r["start"])
-        finished_at = None
+        finished: dict[str, Any] | None = None
         for run in items:
-            if finished_at is not None and run["start"] >= finished_at:
-                lost.append(run)
-            if run["outcome"] == "finished" and finished_at is None:
-                finished_at = run["end"]
+            if finished is not None and run["start"] >= finished["end"]:
+                lost.append((finished, run))
+            if run["outcome"] == "finished" and finished is None:
+                finished = run
     return lost

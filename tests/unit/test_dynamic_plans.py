@@ -166,6 +166,20 @@ class TestBatchPlans:
             _batch(outcome, max_batches=3)
         assert message in str(info.value)
 
+    def test_no_batches_without_a_worker_template_creates_nothing(self) -> None:
+        """tasker-core's CSV analysers name no worker template: nothing to process, nothing
+        to create, the analyser completes alone (it used to fail its step)."""
+        template = _load("batch_csv")
+        steps = tuple(dataclasses.replace(s, handler=dataclasses.replace(
+                          s.handler, initialization={}))
+                      if s.name == "analyze_csv" else s for s in template.steps)
+        bare = dataclasses.replace(template, steps=steps)
+        assert _batch({"type": "no_batches"}, template=bare).empty
+        named = _batch({"type": "no_batches", "worker_template_name": "process_csv_batch"},
+                       template=bare)
+        assert [s["name"] for s in named.steps] == ["process_csv_batch_000",
+                                                    "aggregate_csv_results"]
+
     def test_missing_batch_config(self) -> None:
         template = _load("batch_csv")
         steps = tuple(dataclasses.replace(s, batch_config=None)

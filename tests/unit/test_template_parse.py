@@ -362,3 +362,16 @@ def test_non_mapping_documents() -> None:
     assert _problems([1, 2]) == [
         "t.yaml: a task template must be a mapping, but the document is a list"
     ]
+
+
+def test_max_attempts_zero_is_kept_as_tasker_core_has_it() -> None:
+    """0 stays 0 (not the default 3), in a step and in an environment override, and
+    survives the stored JSON form (tasker-core: the first attempt runs, never a retry)."""
+    t = parse_template(_minimal(
+        steps=[{"name": "a", "handler": {"callable": "x.A"}, "retry": {"max_attempts": 0}},
+               {"name": "b", "handler": {"callable": "x.B"}}],
+        environments={"test": {"steps": [{"name": "b", "retry": {"max_attempts": 0}}]}}))
+    assert t.step("a").retry.max_attempts == 0
+    assert t.step("b").retry.max_attempts == 3
+    assert t.resolve_for_environment("test").step("b").retry.max_attempts == 0
+    assert TaskTemplate.from_json(t.to_json()).step("a").retry.max_attempts == 0

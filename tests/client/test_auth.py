@@ -108,7 +108,7 @@ async def test_cli_signs_its_own_token_from_a_private_key(
                                   "examples", "--version", "1.0.0", "--context",
                                   '{"even_number": 8}', "--address", secured.address, "--json")
     assert code == 0, err
-    assert json.loads(out)["status"] == "CREATE_TASK_STATUS_CREATED"
+    assert json.loads(out)["status"] == "created"  # --json spells enums as REST does
     monkeypatch.setenv("TASKER_JWT_PRIVATE_KEY_PATH", str(tmp_path / "missing.pem"))
     code, _, err = await tasker("template", "list", "--address", secured.address)
     assert code == 1

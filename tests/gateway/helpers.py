@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 import trio
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
+from trio_asyncio import aio_as_trio
 
 from tasker_shared.contracts.generated.google.protobuf import Struct
 from tasker_shared.contracts.generated.tasker import v1 as pb
@@ -73,3 +74,20 @@ def open_dlq_entry(gw: Gateway, task_uuid: str) -> str:
     rows = gw.sql("SELECT tasker.create_manual_dlq_entry_v1(%s, 'manual_dlq', 'test', 'tests')"
                   " AS id", (task_uuid,))
     return str(rows[0]["id"])
+
+
+async def create_with_trailers(rpc: Any, request: pb.CreateTaskRequest
+                               ) -> tuple[Status, str, dict[str, Any]]:
+    async def go() -> tuple[Status, str, dict[str, Any]]:
+        async with rpc.channel.request("/tasker.v1.TaskService/CreateTask",
+                                       Cardinality.UNARY_UNARY, pb.CreateTaskRequest,
+                                       pb.CreateTaskResponse) as stream:
+            await stream.send_message(request, end=True)
+            try:
+                await stream.recv_message()
+                await stream.recv_trailing_metadata()
+            except GRPCError as exc:
+                return exc.status, exc.message or "", dict(stream.trailing_metadata or {})
+            return Status.OK, "", dict(stream.trailing_metadata or {})
+
+    return await aio_as_trio(go)()

@@ -69,7 +69,7 @@ async def test_rest_step_actions_record_the_authenticated_caller(
             "action_type": "complete_manually", "reason": "offline", "completed_by": "mallory",
             "completion_data": {"result": {"value": 16}}})
         assert completed.status_code == 200, completed.text
-        custom = completed.json()["step"]["results"]["metadata"]["custom"]
+        custom = completed.json()["results"]["metadata"]["custom"]
         assert custom["completed_by"] == "alice"
         recorded = last_transition(gw, steps["linear_step_2"])
         assert (recorded["actor"], recorded["actor_note"]) == ("alice", "mallory")
@@ -95,7 +95,7 @@ async def test_dlq_resolution_records_the_authenticated_caller(
             "resolution_status": "manually_resolved", "resolved_by": "mallory",
             "metadata": {"ticket": "OPS-9"}})
         assert updated.status_code == 200, updated.text
-        body = updated.json()
+        body = updated.json()["entry"]
         assert body["resolved_by"] == "ops-team"
         assert body["metadata"]["resolved_by_note"] == "mallory"
         assert body["metadata"]["ticket"] == "OPS-9"

@@ -7,17 +7,14 @@ from typing import Any
 
 import pytest
 import trio
-from grpclib.const import Cardinality, Status
-from grpclib.exceptions import GRPCError
-from trio_asyncio import aio_as_trio
+from grpclib.const import Status
 
 from tasker_gateway.backpressure import DATABASE_RETRY_AFTER, BackpressureMonitor, tier
 from tasker_gateway.errors import Backpressure
-from tasker_shared.contracts.generated.tasker import v1 as pb
 from tasker_shared.runtime.circuit import CircuitBreaker
 from tasker_shared.runtime.settings import GatewaySettings
-from tests.gateway.conftest import Gateway, Rpc, grpc_client, running_gateway
-from tests.gateway.helpers import linear_body, linear_request, until
+from tests.gateway.conftest import Gateway, grpc_client, running_gateway
+from tests.gateway.helpers import create_with_trailers, linear_body, linear_request, until
 
 QUEUE = "orchestration_task_finalizations"  # nobody consumes it in these tests
 
@@ -31,23 +28,6 @@ async def settle(gw: Gateway, active: bool) -> None:
         return gw.ctx.backpressure.status.active is active
 
     await until(reached, seconds=5)
-
-
-async def create_with_trailers(rpc: Rpc, request: pb.CreateTaskRequest
-                               ) -> tuple[Status, str, dict[str, Any]]:
-    async def go() -> tuple[Status, str, dict[str, Any]]:
-        async with rpc.channel.request("/tasker.v1.TaskService/CreateTask",
-                                       Cardinality.UNARY_UNARY, pb.CreateTaskRequest,
-                                       pb.CreateTaskResponse) as stream:
-            await stream.send_message(request, end=True)
-            try:
-                await stream.recv_message()
-                await stream.recv_trailing_metadata()
-            except GRPCError as exc:
-                return exc.status, exc.message or "", dict(stream.trailing_metadata or {})
-            return Status.OK, "", dict(stream.trailing_metadata or {})
-
-    return await aio_as_trio(go)()
 
 
 async def test_backpressure_triggers_and_clears(db_url: str) -> None:

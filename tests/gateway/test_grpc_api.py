@@ -12,6 +12,7 @@ from tasker_shared.contracts.generated.google.protobuf import Struct
 from tasker_shared.contracts.generated.tasker import v1 as pb
 from tests.gateway.conftest import Gateway, grpc_client, running_gateway
 from tests.gateway.helpers import (
+    create_with_trailers,
     fail_step,
     grpc_fails,
     linear_request,
@@ -79,8 +80,10 @@ async def test_task_and_step_rpcs_over_a_completed_task(pipeline_gw: Gateway) ->
 
 async def test_create_task_outcomes(gw: Gateway) -> None:
     async with grpc_client(gw.grpc_port) as rpc:
-        await rpc(rpc.tasks.create_task, linear_request(5))
-        await grpc_fails(rpc(rpc.tasks.create_task, linear_request(5)), Status.ALREADY_EXISTS)
+        first = await rpc(rpc.tasks.create_task, linear_request(5))
+        status, message, trailers = await create_with_trailers(rpc, linear_request(5))
+        assert status is Status.ALREADY_EXISTS
+        assert trailers["existing-task-uuid"] == first.task.task_uuid in message
         await grpc_fails(rpc(rpc.tasks.create_task, pb.CreateTaskRequest(task=pb.TaskRequest(
             name="nope", namespace="examples", version="1.0.0"))), Status.NOT_FOUND)
         invalid = await grpc_fails(rpc(rpc.tasks.create_task, pb.CreateTaskRequest(

@@ -18,10 +18,12 @@ async def test_templates(gw: Gateway) -> None:
         listed = (await http.get("/v1/templates?namespace=examples")).json()
         assert {t["name"] for t in listed["templates"]} >= {"linear_workflow",
                                                               "diamond_workflow"}
-        assert listed["namespaces"] == ["examples"]
+        assert [n["name"] for n in listed["namespaces"]] == ["examples"]
+        assert listed["namespaces"][0]["template_count"] == listed["total_count"] >= 2
         assert (await http.get("/v1/templates?namespace=nobody")).json()["templates"] == []
         detail = (await http.get("/v1/templates/examples/linear_workflow/1.0.0")).json()
         assert detail["steps"][1]["dependencies"] == ["linear_step_1"]
+        assert detail["steps"][1]["default_max_attempts"] >= 1
         assert detail["configuration"]["namespace_name"] == "examples"
         assert (await http.get("/v1/templates/examples/nope/1.0.0")).status_code == 404
         assert (await http.get("/v1/templates/bad-ns/x/1")).status_code == 400
@@ -33,6 +35,7 @@ async def test_analytics(gw: Gateway) -> None:
     async with gw.http() as http:
         perf = (await http.get("/v1/analytics/performance?hours=1")).json()
         assert perf["total_tasks"] == 1 and perf["active_tasks"] == 1
+        assert isinstance(perf["tasks_per_hour"], int) and isinstance(perf["steps_per_hour"], int)
         bottlenecks = await http.get("/v1/analytics/bottlenecks?limit=3&min_executions=0")
         assert bottlenecks.status_code == 200
         counts = bottlenecks.json()["resource_utilization"]["system_health"]
@@ -47,27 +50,31 @@ async def test_dlq(gw: Gateway) -> None:
     entry = open_dlq_entry(gw, task)
     async with gw.http() as http:
         listed = (await http.get("/v1/dlq?resolution_status=pending&limit=5")).json()
-        assert [e["dlq_entry_uuid"] for e in listed["entries"]] == [entry]
-        assert (await http.get("/v1/dlq?resolution_status=cancelled")).json()["entries"] == []
+        assert [e["dlq_entry_uuid"] for e in listed] == [entry]
+        assert listed[0]["resolution_status"] == "Pending" and "+" not in listed[0]["created_at"]
+        assert (await http.get("/v1/dlq?resolution_status=cancelled")).json() == []
+        assert len((await http.get("/v1/dlq?resolution_status=Pending")).json()) == 1
         by_task = (await http.get(f"/v1/dlq/task/{task}")).json()
         assert by_task["original_state"] == "steps_in_process"
         assert by_task["task_snapshot"]["task_uuid"] == task
         summary = (await http.get(f"/v1/tasks/{task}/summary")).json()
-        assert summary["dlq_status"]["in_dlq"] is True
-        stats = (await http.get("/v1/dlq/stats")).json()["stats"]
-        assert stats[0]["dlq_reason"] == "manual_dlq" and stats[0]["pending"] == 1
-        queue = (await http.get("/v1/dlq/investigation-queue?limit=3")).json()["entries"]
+        assert summary["dlq"]["in_dlq"] is True
+        stats = (await http.get("/v1/dlq/stats")).json()
+        assert stats[0]["dlq_reason"] == "ManualDlq" and stats[0]["pending"] == 1
+        queue = (await http.get("/v1/dlq/investigation-queue?limit=3")).json()
         assert queue[0]["dlq_entry_uuid"] == entry and queue[0]["priority_score"] >= 10
-        stale = (await http.get("/v1/dlq/staleness")).json()["entries"]
+        stale = (await http.get("/v1/dlq/staleness")).json()
         assert stale[0]["task_uuid"] == task
         updated = await http.patch(f"/v1/dlq/entry/{entry}", json={
-            "resolution_status": "manually_resolved", "resolution_notes": "fixed the steps",
+            "resolution_status": "ManuallyResolved", "resolution_notes": "fixed the steps",
             "resolved_by": "ops", "metadata": {"ticket": "OPS-9"}})
         assert updated.status_code == 200, updated.text
-        assert updated.json()["resolution_status"] == "manually_resolved"
-        assert updated.json()["resolution_timestamp"] is not None
-        notes = await http.patch(f"/v1/dlq/entry/{entry}", json={"resolution_notes": "more"})
-        assert notes.json()["resolution_notes"] == "more"
+        assert updated.json()["success"] is True and updated.json()["dlq_entry_uuid"] == entry
+        assert updated.json()["entry"]["resolution_status"] == "ManuallyResolved"
+        assert updated.json()["entry"]["resolution_timestamp"] is not None
+        notes = await http.patch(f"/v1/dlq/entry/{entry}", json={
+            "resolution_status": "manually_resolved", "resolution_notes": "more"})
+        assert notes.json()["entry"]["resolution_notes"] == "more"
 
         assert (await http.get(f"/v1/dlq/task/{MISSING}")).status_code == 404
         assert (await http.patch(f"/v1/dlq/entry/{MISSING}", json={})).status_code == 404
@@ -94,12 +101,15 @@ async def test_config_endpoint(db_url: str, gw: Gateway) -> None:
 
 async def test_health_metrics_and_docs(gw: Gateway) -> None:
     async with gw.http() as http:
-        assert (await http.get("/health")).json()["status"] == "ok"
+        assert (await http.get("/health")).json()["status"] == "healthy"
         assert (await http.get("/health/live")).json()["status"] == "alive"
         ready = await http.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["ready"] is True
+        assert ready.json()["checks"]["web_database"]["status"] == "healthy"
         detailed = (await http.get("/health/detailed")).json()
         assert detailed["status"] == "healthy" and detailed["backpressure"]["active"] is False
+        assert detailed["checks"]["queue_depth"]["status"] == "healthy"
+        assert detailed["info"]["operational_state"] == "normal"
         assert detailed["pool_utilization"][0]["pool_name"] == "database"
         assert "gateway" in detailed["details"]
         metrics = await http.get("/metrics")

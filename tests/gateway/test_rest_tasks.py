@@ -35,6 +35,10 @@ async def test_create_task_answers(gw: Gateway) -> None:
 
         duplicate = await http.post("/v1/tasks", json=linear_body(2))
         assert duplicate.status_code == 409 and error_code(duplicate) == "conflict"
+        details = duplicate.json()["error"]["details"]  # the client can follow it
+        assert details == {"existing_task_uuid": task["task_uuid"]}
+        assert duplicate.headers["location"] == f"/v1/tasks/{task['task_uuid']}"
+        assert task["task_uuid"] in duplicate.json()["error"]["message"]
         missing = await http.post("/v1/tasks", json={"name": "nope", "namespace": "examples"})
         assert missing.status_code == 404 and error_code(missing) == "not_found"
         refused = await http.post("/v1/tasks", json=linear_body("two"))  # type: ignore[arg-type]
@@ -124,10 +128,12 @@ async def test_read_list_cancel_tasks(gw: Gateway) -> None:
             assert response.status_code == 400, query
 
         summary = (await http.get(f"/v1/tasks/{first['task_uuid']}/summary")).json()
-        assert summary["execution_context"]["enqueued_steps"] == 1
-        assert summary["step_summaries"][0]["step_type"] == "standard"
-        assert summary["dlq_status"] == {"in_dlq": False, "dlq_entry_uuid": None,
-                                         "dlq_reason": None, "resolution_status": None}
+        assert summary["task"]["enqueued_steps"] == 1
+        assert summary["steps"][0]["step_type"] == "standard"
+        assert summary["template"]["steps"][1]["dependencies"] == ["linear_step_1"]
+        assert summary["dlq"] == {"in_dlq": False, "dlq_entry_uuid": None,
+                                  "dlq_reason": None, "resolution_status": None}
+        assert summary["links"]["steps"] == f"/v1/tasks/{first['task_uuid']}/workflow_steps"
         context = (await http.get(f"/v1/tasks/{first['task_uuid']}/context")).json()
         assert context == {"task_uuid": first["task_uuid"], "context": {"even_number": 2},
                            "step_results": {}}
@@ -154,12 +160,12 @@ async def test_step_routes_and_operator_actions(gw: Gateway) -> None:
     steps = step_uuids(gw, task)
     base = f"/v1/tasks/{task}/workflow_steps"
     async with gw.http() as http:
-        listed = (await http.get(base)).json()["steps"]
+        listed = (await http.get(base)).json()
         assert [s["name"] for s in listed] == [f"linear_step_{i}" for i in range(1, 5)]
         one = await http.get(f"{base}/{steps['linear_step_2']}")
         assert one.status_code == 200 and one.json()["total_parents"] == 1
         audit = await http.get(f"{base}/{steps['linear_step_1']}/audit")
-        assert audit.status_code == 200 and audit.json() == {"records": []}
+        assert audit.status_code == 200 and audit.json() == []
 
         wrong = await http.patch(f"{base}/{steps['linear_step_1']}", json={
             "action_type": "reset_for_retry", "reason": "r", "reset_by": "ops"})
@@ -168,7 +174,7 @@ async def test_step_routes_and_operator_actions(gw: Gateway) -> None:
         gw.sql("UPDATE tasker.workflow_steps SET results = %s::jsonb WHERE workflow_step_uuid = %s",
                ('{"success": false, "error": {"message": "boom", "error_type": "permanent_error",'
                 ' "retryable": false, "status_code": 502}}', steps["linear_step_1"]))
-        failed = (await http.get(f"/v1/tasks/{task}/summary")).json()["step_summaries"][0]
+        failed = (await http.get(f"/v1/tasks/{task}/summary")).json()["steps"][0]
         assert failed["current_state"] == "error"
         assert failed["error"] == {"message": "boom", "error_type": "permanent_error",
                                    "retryable": False, "status_code": 502}
@@ -176,16 +182,16 @@ async def test_step_routes_and_operator_actions(gw: Gateway) -> None:
             "action_type": "reset_for_retry", "reason": "flaky upstream", "reset_by": "ops"})
         assert reset.status_code == 200, reset.text
         assert reset.json()["previous_state"] == "error"
-        assert reset.json()["step"]["current_state"] == "enqueued"
+        assert reset.json()["current_state"] == "enqueued"
         resolved = await http.patch(f"{base}/{steps['linear_step_1']}", json={
             "action_type": "resolve_manually", "reason": "done by hand", "resolved_by": "ops"})
-        assert resolved.json()["step"]["current_state"] == "resolved_manually"
+        assert resolved.json()["current_state"] == "resolved_manually"
         completed = await http.patch(f"{base}/{steps['linear_step_2']}", json={
             "action_type": "complete_manually", "reason": "computed offline",
             "completed_by": "ops", "completion_data": {"result": {"value": 16},
                                                        "metadata": {"ticket": "OPS-2"}}})
         assert completed.status_code == 200, completed.text
-        results = completed.json()["step"]["results"]
+        results = completed.json()["results"]
         assert results["result"] == {"value": 16}
         assert results["metadata"]["custom"]["completed_by"] == "ops"
         history = gw.sql("SELECT metadata FROM tasker.workflow_step_transitions"
@@ -218,7 +224,7 @@ async def test_audit_after_a_run(pipeline_gw: Gateway) -> None:
     async with pipeline_gw.http() as http:
         audit = (await http.get(f"/v1/tasks/{task}/workflow_steps/{step}/audit")).json()
         context = (await http.get(f"/v1/tasks/{task}/context")).json()
-    record = audit["records"][0]
+    record = audit[0]
     assert record["success"] is True and record["step_name"] == "linear_step_3"
     assert record["to_state"] == "enqueued_for_orchestration"
     assert record["from_state"] == "in_progress"

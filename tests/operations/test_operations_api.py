@@ -34,41 +34,41 @@ async def test_dlq_life_cycle_through_the_api(db_url: str) -> None:
         task = created["task_uuid"]
         await wait_state(gw, task, "steps_in_process")  # no worker: it stays there
         async with gw.http() as http:
-            stale = (await http.get("/v1/dlq/staleness?limit=10")).json()["entries"]
+            stale = (await http.get("/v1/dlq/staleness?limit=10")).json()
             assert [(e["task_uuid"], e["health_status"]) for e in stale] == [(task, "healthy")]
             # 31 minutes pass (the transition is backdated); the detector acts.
             gw.sql("UPDATE tasker.task_transitions SET created_at = now() - interval '31 min'"
                    " WHERE task_uuid = %s AND most_recent", (task,))
             assert await wait_state(gw, task, "error") == "error"
 
-            queue = (await http.get("/v1/dlq/investigation-queue?limit=10")).json()["entries"]
+            queue = (await http.get("/v1/dlq/investigation-queue?limit=10")).json()
             assert [(q["task_uuid"], q["dlq_reason"]) for q in queue] == [
-                (task, "staleness_timeout")]
+                (task, "StalenessTimeout")]
             entry = (await http.get(f"/v1/dlq/task/{task}")).json()
-            assert entry["resolution_status"] == "pending"
+            assert entry["resolution_status"] == "Pending"
             assert entry["original_state"] == "steps_in_process"
             assert entry["task_snapshot"]["threshold_minutes"] == 30
             assert entry["metadata"]["detection_method"] == "automatic_staleness"
-            stats = (await http.get("/v1/dlq/stats")).json()["stats"]
+            stats = (await http.get("/v1/dlq/stats")).json()
             assert [(s["dlq_reason"], s["pending"]) for s in stats] == [
-                ("staleness_timeout", 1)]
+                ("StalenessTimeout", 1)]
 
             resolved = await http.patch(f"/v1/dlq/entry/{entry['dlq_entry_uuid']}", json={
                 "resolution_status": "manually_resolved", "resolved_by": "oncall@example.com",
                 "resolution_notes": "worker pool was scaled to zero; restarted",
                 "metadata": {"ticket": "OPS-42"}})
             assert resolved.status_code == 200, resolved.text
-            body = resolved.json()
-            assert body["resolution_status"] == "manually_resolved"
+            body = resolved.json()["entry"]
+            assert body["resolution_status"] == "ManuallyResolved"
             assert body["resolved_by"] == "oncall@example.com"
             assert body["resolution_notes"].startswith("worker pool")
             assert body["resolution_timestamp"] is not None
             assert body["metadata"]["ticket"] == "OPS-42"
-            assert (await http.get("/v1/dlq/investigation-queue")).json()["entries"] == []
-            stats = (await http.get("/v1/dlq/stats")).json()["stats"]
+            assert (await http.get("/v1/dlq/investigation-queue")).json() == []
+            stats = (await http.get("/v1/dlq/stats")).json()
             assert [(s["pending"], s["manually_resolved"]) for s in stats] == [(0, 1)]
             listed = (await http.get("/v1/dlq?resolution_status=manually_resolved")).json()
-            assert [e["task_uuid"] for e in listed["entries"]] == [task]
+            assert [e["task_uuid"] for e in listed] == [task]
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:

@@ -54,11 +54,11 @@ _STEP_READS = ("get_step", "get_step_audit", "resolve_step")
 LINKS: dict[tuple[str, int], dict[str, Any]] = {
     ("create_task", 201): _links("/", {"task_uuid": "task_uuid"}, _TASK_READS),
     ("get_task", 200): _links("/", {"task_uuid": "task_uuid"}, _TASK_READS),
-    ("list_steps", 200): _links("/steps/0/", {"task_uuid": "task_uuid",
-                                              "step_uuid": "workflow_step_uuid"}, _STEP_READS),
+    ("list_steps", 200): _links("/0/", {"task_uuid": "task_uuid", "step_uuid": "step_uuid"},
+                                _STEP_READS),
     ("list_templates", 200): _links("/templates/0/", {"namespace": "namespace", "name": "name",
                                                       "version": "version"}, ("get_template",)),
-    ("list_dlq_entries", 200): _links("/entries/0/", {"dlq_entry_uuid": "dlq_entry_uuid"},
+    ("list_dlq_entries", 200): _links("/0/", {"dlq_entry_uuid": "dlq_entry_uuid"},
                                       ("update_dlq_entry",)),
 }
 
@@ -171,8 +171,10 @@ def build_document(routes: Sequence[Route], *, version: str, api_key_header: str
         "openapi": "3.1.0",
         "info": {"title": "Tasker orchestration API", "version": version,
                  "description": "Tasks, steps, templates, analytics, DLQ and health of a"
-                                " Tasker deployment. Errors share one envelope: "
-                                "{error: {code, message, request_id}}."},
+                                " Tasker deployment. The /v1 bodies are tasker-core's REST"
+                                " API types (field names, JSON types, date-time spellings);"
+                                " fields described as 'Tasker' are extras. Errors share one"
+                                " envelope: {error: {code, message, request_id}}."},
         "paths": paths,
         "components": {
             "schemas": defs,

@@ -42,6 +42,7 @@ async def serve(
         if on_runtime is not None:
             on_runtime(rt)
         worker_id = ws.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        rt.instance_id = worker_id
         known = WorkerTemplates(rt.db, environment=settings.environment)
         await known.register_all(templates)
         namespaces = sorted(set(ws.namespaces) | known.namespaces)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import trio
@@ -27,10 +28,18 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class HealthApp:
     """ASGI app answering the health and metrics routes."""
 
-    def __init__(self, *, service: str, ready: ReadinessCheck, details: Details) -> None:
+    def __init__(self, *, service: str, ready: ReadinessCheck, details: Details,
+                 instance: Callable[[], str] | None = None) -> None:
         self.service = service
         self.ready = ready
         self.details = details
+        self.instance = instance or (lambda: service)
+
+    def _stamp(self, status: str) -> dict[str, Any]:
+        """The fields of tasker-core's worker health types: status, timestamp (RFC 3339, UTC)
+        and worker_id (this process's id; every service answers the same shape)."""
+        return {"status": status, "timestamp": datetime.now(UTC).isoformat(),
+                "worker_id": self.instance(), "service": self.service}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -44,17 +53,19 @@ class HealthApp:
         if scope["type"] != "http":
             return
         path = scope["path"]
-        if path == "/health/live" or path == "/health":
-            await _json(send, 200, {"status": "alive", "service": self.service})
+        if path == "/health":  # tasker-core's clients require "healthy" here
+            await _json(send, 200, self._stamp("healthy"))
+        elif path == "/health/live":
+            await _json(send, 200, self._stamp("alive"))
         elif path == "/health/ready":
             ok, checks = await self.ready()
             await _json(send, 200 if ok else 503,
-                        {"status": "ready" if ok else "not_ready", "checks": checks})
+                        {**self._stamp("ready" if ok else "not_ready"), "checks": checks})
         elif path == "/health/detailed":
             ok, checks = await self.ready()
             await _json(send, 200 if ok else 503, {
-                "status": "healthy" if ok else "degraded", "service": self.service,
-                "checks": checks, "details": self.details()})
+                **self._stamp("healthy" if ok else "degraded"), "checks": checks,
+                "details": self.details()})
         elif path == "/metrics":
             body = generate_latest(REGISTRY)
             await send({"type": "http.response.start", "status": 200,

@@ -75,6 +75,7 @@ class Runtime:
         self.db = db
         self.url = url
         self.processor_uuid = uuid.uuid4()
+        self.instance_id = f"{name}-{self.processor_uuid}"  # health's worker_id (worker: its id)
         self.consumers: list[QueueConsumer] = []
         self.background: list[tuple[str, Background]] = []
         self.drainables: list[Drainable] = []
@@ -268,7 +269,8 @@ class Runtime:
             if self.health_server:
                 self.health_port = port
             if port and self.health_server:
-                app = HealthApp(service=self.name, ready=self.readiness, details=self.details)
+                app = HealthApp(service=self.name, ready=self.readiness, details=self.details,
+                                instance=lambda: self.instance_id)
                 await outer.start(lambda task_status: serve_health(
                     app, host=self.settings.service.health_host, port=port,
                     shutdown=http_shutdown, task_status=task_status))

@@ -31,11 +31,13 @@ log = structlog.get_logger("tasker.gateway.grpc")
 T = TypeVar("T")
 
 RETRY_AFTER_KEY = "retry-after"
+EXISTING_TASK_KEY = "existing-task-uuid"  # trailer of ALREADY_EXISTS for a duplicate identity
 REQUEST_ID_KEY = "x-request-id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 _principal: ContextVar[Principal] = ContextVar("tasker_principal", default=ANONYMOUS)
 _retry_after: ContextVar[int | None] = ContextVar("tasker_retry_after", default=None)
+_existing: ContextVar[str | None] = ContextVar("tasker_existing_task", default=None)
 _call_info: ContextVar[tuple[str, float, str] | None] = ContextVar("tasker_call", default=None)
 
 
@@ -49,6 +51,8 @@ def to_grpc_error(exc: BaseException) -> GRPCError:
     info = classify(exc)
     if info.retry_after is not None:
         _retry_after.set(info.retry_after)
+    if isinstance(exc, TaskerError) and isinstance(exc.details.get("existing_task_uuid"), str):
+        _existing.set(exc.details["existing_task_uuid"])
     if info.grpc_status is Status.INTERNAL:
         call_info = _call_info.get()
         log.error("grpc_call_failed", action="grpc", method=call_info and call_info[0],
@@ -93,6 +97,7 @@ class ServerHooks:
             uuid.uuid4())
         _call_info.set((event.method_name, time.perf_counter(), request_id))
         _retry_after.set(None)
+        _existing.set(None)
         _principal.set(ANONYMOUS)
         try:
             permission = grpc_permission(event.method_name)
@@ -115,6 +120,9 @@ class ServerHooks:
         retry = _retry_after.get()
         if retry is not None:
             event.metadata[RETRY_AFTER_KEY] = str(retry)
+        existing = _existing.get()
+        if existing is not None:
+            event.metadata[EXISTING_TASK_KEY] = existing
         info = _call_info.get()
         if info is not None:
             method, started, request_id = info

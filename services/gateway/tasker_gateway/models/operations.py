@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from tasker_gateway.models.common import ApiModel, JsonObject, NonNegative, TaskState
 
@@ -111,6 +111,17 @@ class DlqResolutionStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+def snake_case(value: Any) -> Any:
+    """Accept an enum value in the Rust variant spelling tasker-core's clients send
+    (`ManuallyResolved`) as well as Tasker's own (`manually_resolved`)."""
+    if isinstance(value, str) and value[:1].isupper():
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in value).lstrip("_")
+    return value
+
+
+ResolutionInput = Annotated[DlqResolutionStatus, BeforeValidator(snake_case)]
+
+
 class DlqEntryView(ApiModel):
     dlq_entry_uuid: UUID
     task_uuid: UUID
@@ -134,7 +145,7 @@ class DlqEntryListView(ApiModel):
 class DlqUpdateBody(ApiModel):
     """What the operator found or did; absent fields are left unchanged."""
 
-    resolution_status: DlqResolutionStatus | None = None
+    resolution_status: ResolutionInput | None = None
     resolution_notes: str | None = Field(None, max_length=10_000)
     resolved_by: str | None = Field(None, min_length=1, max_length=128)
     metadata: JsonObject | None = None

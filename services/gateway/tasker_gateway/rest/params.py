@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasker_gateway.models.common import TaskState
-from tasker_gateway.models.operations import DlqResolutionStatus
+from tasker_gateway.models.operations import ResolutionInput
 from tasker_gateway.models.tasks import NAMESPACE_PATTERN
 
 Text = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -60,7 +60,7 @@ class BottleneckParams(QueryModel):
 
 
 class DlqListParams(QueryModel):
-    resolution_status: DlqResolutionStatus | None = None
+    resolution_status: ResolutionInput | None = None
     limit: Limit = 50
     offset: int = Field(0, ge=0, le=2**31 - 1)
 

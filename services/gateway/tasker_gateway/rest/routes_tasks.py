@@ -5,25 +5,28 @@ from __future__ import annotations
 from uuid import UUID
 
 from tasker_gateway import permissions as P
+from tasker_gateway.models.core_tasks import (
+    ResolvedStepResponse,
+    StepAuditList,
+    StepResponse,
+    StepResponseList,
+    TaskListResponse,
+    TaskResponse,
+    TaskSummaryResponse,
+)
 from tasker_gateway.models.steps import (
     CompleteManually,
     ResetForRetry,
-    ResolveStepView,
     StepActionBody,
     StepActionRequest,
-    StepAuditView,
-    StepListView,
-    StepView,
 )
 from tasker_gateway.models.tasks import (
     TaskAccepted,
     TaskContextView,
-    TaskListView,
     TaskRequestBody,
     TaskRequestOutcomeView,
-    TaskSummaryView,
-    TaskView,
 )
+from tasker_gateway.rest import shapes_tasks as shape
 from tasker_gateway.rest.params import CancelParams, CreateTaskParams, TaskListParams
 from tasker_gateway.rest.spec import Reply, RestRequest, Route
 from tasker_gateway.usecases import create, steps, tasks
@@ -49,7 +52,7 @@ async def create_task(req: RestRequest) -> Reply:
     if result.task is None:
         return Reply(status=202, body=TaskAccepted(request_id=result.request_id),
                      headers={**headers, "Location": f"/v1/task_requests/{result.request_id}"})
-    return Reply(status=201, body=result.task,
+    return Reply(status=201, body=shape.task_response(result.task),
                  headers={**headers, "Location": f"/v1/tasks/{result.task.task_uuid}"})
 
 
@@ -59,22 +62,23 @@ async def list_tasks(req: RestRequest) -> Reply:
         page=q.page, per_page=q.per_page, namespace=q.namespace, status=q.status,
         initiator=q.initiator, source_system=q.source_system, name=q.name,
         ascending=q.sort == "asc", created_from=q.created_after, created_to=q.created_before)
-    return Reply(status=200, body=await tasks.list_tasks(req.ctx, query))
+    return Reply(status=200, body=shape.task_list(await tasks.list_tasks(req.ctx, query)))
 
 
 async def get_task(req: RestRequest) -> Reply:
-    return Reply(status=200, body=await tasks.get_task(req.ctx, _task(req)))
+    return Reply(status=200, body=shape.task_response(await tasks.get_task(req.ctx, _task(req))))
 
 
 async def cancel_task(req: RestRequest) -> Reply:
     q: CancelParams = req.query
     view = await tasks.cancel_task(req.ctx, _task(req), actor=req.principal.subject,
                                    reason=q.reason)
-    return Reply(status=200, body=view)
+    return Reply(status=200, body=shape.task_response(view))
 
 
 async def task_summary(req: RestRequest) -> Reply:
-    return Reply(status=200, body=await tasks.task_summary(req.ctx, _task(req)))
+    view, template = await tasks.task_summary_with_template(req.ctx, _task(req))
+    return Reply(status=200, body=shape.task_summary(view, template))
 
 
 async def task_context(req: RestRequest) -> Reply:
@@ -88,11 +92,12 @@ async def request_outcome(req: RestRequest) -> Reply:
 
 async def list_steps(req: RestRequest) -> Reply:
     found = await steps.list_steps(req.ctx, _task(req))
-    return Reply(status=200, body=StepListView(steps=found))
+    return Reply(status=200, body=shape.step_list(found))
 
 
 async def get_step(req: RestRequest) -> Reply:
-    return Reply(status=200, body=await steps.get_step(req.ctx, _task(req), _step(req)))
+    view = await steps.get_step(req.ctx, _task(req), _step(req))
+    return Reply(status=200, body=shape.step_response(view))
 
 
 def step_action(body: StepActionBody) -> steps.StepAction:
@@ -110,11 +115,12 @@ async def resolve_step(req: RestRequest) -> Reply:
     task_uuid, step_uuid = _task(req), _step(req)
     view = await steps.resolve_step(req.ctx, task_uuid, step_uuid, step_action(req.body.root),
                                     principal=req.principal)
-    return Reply(status=200, body=view)
+    return Reply(status=200, body=shape.resolved_step(view))
 
 
 async def step_audit(req: RestRequest) -> Reply:
-    return Reply(status=200, body=await steps.step_audit(req.ctx, _task(req), _step(req)))
+    view = await steps.step_audit(req.ctx, _task(req), _step(req))
+    return Reply(status=200, body=shape.audit_list(view))
 
 
 _TASK = "/v1/tasks/{task_uuid}"
@@ -126,20 +132,20 @@ ROUTES: tuple[Route, ...] = (
     Route(method="POST", path="/v1/tasks", name="create_task", handler=create_task,
           summary="Create a task (through the ingestion queue)", tag="tasks",
           permission=P.TASKS_CREATE, query=CreateTaskParams, body=TaskRequestBody,
-          responses={201: TaskView, 202: TaskAccepted}, errors=(404, 409, 413, 422, 503)),
+          responses={201: TaskResponse, 202: TaskAccepted}, errors=(404, 409, 413, 422, 503)),
     Route(method="GET", path="/v1/tasks", name="list_tasks", handler=list_tasks,
           summary="List tasks, newest first, with filters", tag="tasks",
-          permission=P.TASKS_LIST, query=TaskListParams, responses={200: TaskListView}),
+          permission=P.TASKS_LIST, query=TaskListParams, responses={200: TaskListResponse}),
     Route(method="GET", path=_TASK, name="get_task", handler=get_task,
           summary="A task with its execution context and steps", tag="tasks",
-          permission=P.TASKS_READ, responses={200: TaskView}, errors=(404,), uuid_params=_T),
+          permission=P.TASKS_READ, responses={200: TaskResponse}, errors=(404,), uuid_params=_T),
     Route(method="DELETE", path=_TASK, name="cancel_task", handler=cancel_task,
           summary="Cancel a task and its unfinished steps", tag="tasks",
-          permission=P.TASKS_CANCEL, query=CancelParams, responses={200: TaskView},
+          permission=P.TASKS_CANCEL, query=CancelParams, responses={200: TaskResponse},
           errors=(400, 404), uuid_params=_T),
     Route(method="GET", path=_TASK + "/summary", name="get_task_summary", handler=task_summary,
           summary="A task, its step summaries and its DLQ status", tag="tasks",
-          permission=P.TASKS_READ, responses={200: TaskSummaryView}, errors=(404,),
+          permission=P.TASKS_READ, responses={200: TaskSummaryResponse}, errors=(404,),
           uuid_params=_T),
     Route(method="GET", path=_TASK + "/context", name="get_task_context", handler=task_context,
           summary="A task's context and the results of its steps", tag="tasks",
@@ -151,17 +157,17 @@ ROUTES: tuple[Route, ...] = (
           errors=(404,)),
     Route(method="GET", path=_TASK + "/workflow_steps", name="list_steps", handler=list_steps,
           summary="The steps of a task with their readiness", tag="steps",
-          permission=P.STEPS_READ, responses={200: StepListView}, errors=(404,),
+          permission=P.STEPS_READ, responses={200: StepResponseList}, errors=(404,),
           uuid_params=_T),
     Route(method="GET", path=_STEP, name="get_step", handler=get_step,
           summary="One step of a task", tag="steps", permission=P.STEPS_READ,
-          responses={200: StepView}, errors=(404,), uuid_params=_TS),
+          responses={200: StepResponse}, errors=(404,), uuid_params=_TS),
     Route(method="PATCH", path=_STEP, name="resolve_step", handler=resolve_step,
           summary="Operator action: reset_for_retry, resolve_manually or complete_manually",
           tag="steps", permission=P.STEPS_RESOLVE, body=StepActionRequest,
-          responses={200: ResolveStepView}, errors=(404, 409, 413), uuid_params=_TS),
+          responses={200: ResolvedStepResponse}, errors=(404, 409, 413), uuid_params=_TS),
     Route(method="GET", path=_STEP + "/audit", name="get_step_audit", handler=step_audit,
           summary="Results recorded for a step, newest first", tag="steps",
-          permission=P.STEPS_READ, responses={200: StepAuditView}, errors=(404,),
+          permission=P.STEPS_READ, responses={200: StepAuditList}, errors=(404,),
           uuid_params=_TS),
 )

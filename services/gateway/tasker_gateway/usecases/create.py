@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import trio
 from psycopg.types.json import Jsonb
@@ -30,7 +30,9 @@ from tasker_shared.contracts.messages import encode_task_request_message
 from tasker_shared.contracts.payloads import TaskRequest, TaskRequestMessage, TaskRequestMetadata
 from tasker_shared.contracts.queues import ORCHESTRATION_TASK_REQUESTS
 from tasker_shared.db.database import Conn
-from tasker_shared.errors import ConflictError, NotFoundError
+from tasker_shared.errors import ConflictError, NotFoundError, TaskerError
+from tasker_shared.store.tasks import task_identity
+from tasker_shared.store.templates import TemplateCache
 
 MAX_WAIT_SECONDS = 60.0
 _POLL_FIRST, _POLL_MAX = 0.01, 0.25
@@ -42,13 +44,18 @@ class CreateOutcome:
     task: TaskView | None  # None: accepted and still queued
 
 
+def _utc(value: datetime) -> datetime:
+    """A date-time without an offset is UTC (tasker-core's clients send naive UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def to_task_request(body: TaskRequestBody) -> TaskRequest:
     """The queue payload for a validated body (SPEC defaults already applied)."""
     return TaskRequest(
         name=body.name, namespace=body.namespace, version=body.version,
         context=dict(body.context), initiator=body.initiator,
         source_system=body.source_system, reason=body.reason, tags=tuple(body.tags),
-        requested_at=body.requested_at or datetime.now(UTC),
+        requested_at=_utc(body.requested_at) if body.requested_at else datetime.now(UTC),
         options=dict(body.options) if body.options is not None else None,
         priority=body.priority, correlation_id=body.correlation_id or uuid4(),
         parent_correlation_id=body.parent_correlation_id,
@@ -139,13 +146,38 @@ async def _await_outcome(ctx: GatewayContext, waiter: Waiter, rid: str, deadline
         pause = min(pause * 2, _POLL_MAX)
 
 
+def existing_task(conn: Conn, cache: TemplateCache, request: TaskRequest, environment: str
+                  ) -> UUID | None:
+    """The task that already has the request's identity (None when none can be found: the
+    template changed since, or the strategy gives every request a new identity)."""
+    try:
+        entry = cache.by_key(conn, request.namespace, request.name, request.version)
+        template = entry.template.resolve_for_environment(environment)
+        identity = task_identity(template, entry.named_task_uuid, request)
+    except TaskerError:
+        return None
+    row = conn.execute("SELECT task_uuid FROM tasker.tasks WHERE identity_hash = %s",
+                       (identity,)).fetchone()
+    return row["task_uuid"] if row is not None else None
+
+
+async def duplicate_error(ctx: GatewayContext, request: TaskRequest, reason: str
+                          ) -> ConflictError:
+    """409 / ALREADY_EXISTS naming the existing task (`details.existing_task_uuid`)."""
+    found = await ctx.db.run(existing_task, ctx.templates, request, ctx.settings.environment)
+    if found is None:
+        return ConflictError(reason)
+    return ConflictError(f"{reason}: existing task {found}",
+                         details={"existing_task_uuid": str(found)})
+
+
 async def _resolve(ctx: GatewayContext, outcome: IngestionOutcome, request: TaskRequest
                    ) -> TaskView:
     if outcome.outcome == "created" and outcome.task_uuid is not None:
         return await ctx.db.run_autocommit(task_view, outcome.task_uuid)  # a read
     reason = outcome.reason or "the task request was refused"
     if outcome.outcome == "duplicate":
-        raise ConflictError(reason)
+        raise await duplicate_error(ctx, request, reason)
     code = outcome.error_code
     if code is None:  # read from the table, which does not record the code
         exists = await ctx.db.run(_template_exists, request)

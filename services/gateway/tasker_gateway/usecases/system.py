@@ -26,7 +26,7 @@ _SECRET_NAMES = frozenset({"key", "password", "secret", "token", "jwt_public_key
                            "jwt_private_key", "url"})
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -41,7 +41,7 @@ VERSION = _version()
 
 
 def simple(status: str) -> SimpleHealthView:
-    return SimpleHealthView(status=status, timestamp=_now())
+    return SimpleHealthView(status=status, timestamp=now())
 
 
 def _state(name: str, value: Any) -> HealthState:
@@ -61,7 +61,7 @@ def _checks(raw: dict[str, Any]) -> list[HealthCheckView]:
 async def readiness(ctx: GatewayContext) -> ReadinessView:
     ok, raw = await ctx.runtime.readiness()
     return ReadinessView(ready=ok, status="ready" if ok else "not_ready", checks=_checks(raw),
-                         timestamp=_now())
+                         timestamp=now())
 
 
 def backpressure_view(ctx: GatewayContext) -> BackpressureView:
@@ -98,7 +98,7 @@ async def detailed(ctx: GatewayContext) -> DetailedHealthView:
                                       key=lambda q: q.queue_name)],
         backpressure=pressure, version=VERSION,
         uptime_seconds=round(max(time.time() - ctx.runtime.started_at, 0.0), 1),
-        timestamp=_now(), details=details)
+        timestamp=now(), details=details)
 
 
 def redact(value: Any, path: str, redacted: list[str]) -> Any:
@@ -125,4 +125,4 @@ def config(ctx: GatewayContext) -> ConfigView:
     redacted: list[str] = []
     data = redact(ctx.settings.model_dump(mode="json"), "", redacted)
     return ConfigView(config=data, redacted_fields=redacted,
-                      environment=ctx.settings.environment, retrieved_at=_now())
+                      environment=ctx.settings.environment, retrieved_at=now())

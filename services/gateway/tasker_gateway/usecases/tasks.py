@@ -137,7 +137,8 @@ def _step_type(template: TaskTemplate, name: str, inputs: Any) -> str:
     return step.step_type.value if step else "standard"
 
 
-def _summary(conn: Conn, cache: TemplateCache, task_uuid: UUID) -> TaskSummaryView:
+def _summary(conn: Conn, cache: TemplateCache, task_uuid: UUID
+             ) -> tuple[TaskSummaryView, TaskTemplate]:
     data = load(conn, [task_uuid], with_rows=True).get(task_uuid)
     if data is None:
         raise NotFoundError(f"task {task_uuid} not found")
@@ -168,11 +169,17 @@ def _summary(conn: Conn, cache: TemplateCache, task_uuid: UUID) -> TaskSummaryVi
             in_dlq=bool(dlq and dlq["resolution_status"] == "pending"),
             dlq_entry_uuid=dlq["dlq_entry_uuid"] if dlq else None,
             dlq_reason=dlq["dlq_reason"] if dlq else None,
-            resolution_status=dlq["resolution_status"] if dlq else None))
+            resolution_status=dlq["resolution_status"] if dlq else None)), template
+
+
+async def task_summary_with_template(ctx: GatewayContext, task_uuid: UUID
+                                     ) -> tuple[TaskSummaryView, TaskTemplate]:
+    """The summary and the template the task was created from."""
+    return await ctx.db.run(_summary, ctx.templates, task_uuid)
 
 
 async def task_summary(ctx: GatewayContext, task_uuid: UUID) -> TaskSummaryView:
-    return await ctx.db.run(_summary, ctx.templates, task_uuid)
+    return (await task_summary_with_template(ctx, task_uuid))[0]
 
 
 async def request_outcome(ctx: GatewayContext, request_id: str) -> TaskRequestOutcomeView:

@@ -20,8 +20,9 @@ from tasker_gateway.auth import ANONYMOUS
 from tasker_gateway.models.tasks import StatusUpdate, UpdateType
 from tasker_gateway.usecases.steps import StepAction, resolve_step
 from tasker_gateway.usecases.watch import open_watch
+from tasker_shared.contracts.generated.tasker import v1 as pb
 from tasker_worker.examples import templates_dir
-from tests.gateway.conftest import Gateway, gateway_settings, running_gateway
+from tests.gateway.conftest import Gateway, gateway_settings, grpc_client, running_gateway
 from tests.integration import failure_handlers
 from tests.support import EXAMPLES, outcome, submit, wait_task
 
@@ -108,6 +109,13 @@ async def test_permanent_failure_blocks_then_reset_completes(gw: Gateway) -> Non
                        " FROM tasker.get_task_staleness_monitoring_v1() WHERE task_uuid = %s",
                        (task,))
     assert (monitor["health_status"], monitor["staleness_threshold_minutes"]) == ("stale", 0)
+    async with grpc_client(gw.grpc_port) as rpc:  # StreamTaskStatus ends with the outcome
+        with trio.fail_after(20):
+            streamed = await rpc.stream(rpc.tasks.stream_task_status,
+                                        pb.StreamTaskStatusRequest(task_uuid=task))
+    assert [u.update_type for u in streamed] == [
+        pb.StatusUpdateType.TASK_STATE_CHANGE, pb.StatusUpdateType.TASK_ERROR]
+    assert streamed[-1].task_state is pb.TaskState.BLOCKED_BY_FAILURES
 
     failure_handlers.FIXED.add(task)
     await operator(gw, task, "fragile", "reset_for_retry")

@@ -75,7 +75,8 @@ class Runtime:
         self.db = db
         self.url = url
         self.processor_uuid = uuid.uuid4()
-        self.instance_id = f"{name}-{self.processor_uuid}"  # health's worker_id (worker: its id)
+        # health's worker_id: service.instance_id when set (the worker: its worker id)
+        self.instance_id = settings.service.instance_id or f"{name}-{self.processor_uuid}"
         self.consumers: list[QueueConsumer] = []
         self.background: list[tuple[str, Background]] = []
         self.drainables: list[Drainable] = []

@@ -54,6 +54,11 @@ def _compiled(text: str) -> Validator:
     return validator
 
 
+def validator_for_schema(schema: Any) -> Validator:
+    """The compiled (cached) validator of a JSON Schema that passed `check_schema`."""
+    return _compiled(_canonical(schema))
+
+
 def _validator_for(template: TaskTemplate) -> Validator:
     validator = template._validator
     if validator is None:

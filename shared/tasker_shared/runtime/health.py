@@ -19,6 +19,8 @@ from tasker_shared.runtime.metrics import REGISTRY
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 Details = Callable[[], dict[str, Any]]
+# Extra JSON routes a service adds (path -> body), e.g. the worker's /metrics/events.
+Routes = dict[str, Callable[[], dict[str, Any]]]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -29,8 +31,10 @@ class HealthApp:
     """ASGI app answering the health and metrics routes."""
 
     def __init__(self, *, service: str, ready: ReadinessCheck, details: Details,
-                 instance: Callable[[], str] | None = None) -> None:
+                 instance: Callable[[], str] | None = None,
+                 routes: Routes | None = None) -> None:
         self.service = service
+        self.routes = routes if routes is not None else {}
         self.ready = ready
         self.details = details
         self.instance = instance or (lambda: service)
@@ -71,6 +75,8 @@ class HealthApp:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())]})
             await send({"type": "http.response.body", "body": body})
+        elif path in self.routes:
+            await _json(send, 200, self.routes[path]())
         else:
             await _json(send, 404, {"error": {"code": "not_found", "message": path}})
 

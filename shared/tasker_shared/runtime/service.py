@@ -29,7 +29,7 @@ from tasker_shared.queue.consumer import ConsumerCounters, QueueConsumer
 from tasker_shared.queue.pgmq import queue_channel, queue_depths
 from tasker_shared.queue.processor import Handle, Lock, TransactionalProcessor
 from tasker_shared.runtime.circuit import CircuitBreaker, CircuitState
-from tasker_shared.runtime.health import HealthApp, serve_health
+from tasker_shared.runtime.health import HealthApp, Routes, serve_health
 from tasker_shared.runtime.logging import configure_logging
 from tasker_shared.runtime.metrics import (
     CIRCUIT_STATE,
@@ -82,6 +82,7 @@ class Runtime:
         self.drainables: list[Drainable] = []
         self.channel_handlers: dict[str, list[NotificationHandler]] = {}
         self.extra_details: list[Callable[[], dict[str, Any]]] = []
+        self.routes: Routes = {}  # extra JSON routes of the health server
         self.started_at = time.time()
         self.state = "starting"
         self.db_ok = False
@@ -271,7 +272,7 @@ class Runtime:
                 self.health_port = port
             if port and self.health_server:
                 app = HealthApp(service=self.name, ready=self.readiness, details=self.details,
-                                instance=lambda: self.instance_id)
+                                instance=lambda: self.instance_id, routes=self.routes)
                 await outer.start(lambda task_status: serve_health(
                     app, host=self.settings.service.health_host, port=port,
                     shutdown=http_shutdown, task_status=task_status))

@@ -5,7 +5,7 @@ or when the gateway drains (the browser reconnects and resumes from a fresh grap
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -43,9 +43,15 @@ def sse(event: str, data: str) -> bytes:
     return f"event: {event}\ndata: {data}\n\n".encode()
 
 
-async def task_events(ctx: GatewayContext, task_uuid: UUID, *,
+async def task_events(ctx: GatewayContext, task_uuid: UUID, stopping: trio.Event, *,
                       lifetime: float = LIFETIME_SECONDS) -> AsyncIterator[bytes]:
-    """Events `graph` (the task_graph JSON), then `end` (reconnect) or `error`."""
+    """Events `graph` (the task_graph JSON), then `end` (reconnect) or `error`. Ends within
+    a tick of `stopping` being set: the response is sent shielded from the request's
+    cancellation (see rest/connection.py), so a stopping server must say so this way."""
+
+    def open_() -> bool:
+        return ctx.accepting() and not stopping.is_set()
+
     if ctx.hub.active >= ctx.settings.gateway.max_streams:
         raise Unavailable("too many task status streams open; retry later", retry_after=5)
     sub = ctx.hub.subscribe(task_uuid)
@@ -56,7 +62,7 @@ async def task_events(ctx: GatewayContext, task_uuid: UUID, *,
         deadline = trio.current_time() + lifetime
         last = ""
         quiet_since = trio.current_time()
-        while ctx.accepting() and trio.current_time() < deadline:
+        while open_() and trio.current_time() < deadline:
             try:
                 body = to_json(await ctx.db.run_autocommit(task_graph, task_uuid, staleness))
             except TaskerError as exc:
@@ -68,7 +74,7 @@ async def task_events(ctx: GatewayContext, task_uuid: UUID, *,
             elif trio.current_time() - quiet_since >= KEEPALIVE_SECONDS:
                 quiet_since = trio.current_time()
                 yield b": keep-alive\n\n"
-            if await _wait(ctx, sub.receive, min(resync, KEEPALIVE_SECONDS), deadline):
+            if await _wait(open_, sub.receive, min(resync, KEEPALIVE_SECONDS), deadline):
                 await trio.sleep(COALESCE_SECONDS)
                 _drain(sub.receive)
             sub.overflowed = False
@@ -77,11 +83,11 @@ async def task_events(ctx: GatewayContext, task_uuid: UUID, *,
         ctx.hub.unsubscribe(sub)
 
 
-async def _wait(ctx: GatewayContext, receive: trio.MemoryReceiveChannel[Any], seconds: float,
-                deadline: float) -> bool:
+async def _wait(open_: Callable[[], bool], receive: trio.MemoryReceiveChannel[Any],
+                seconds: float, deadline: float) -> bool:
     """True when an event arrived within `seconds`; checks for a drain every tick."""
     until = min(trio.current_time() + seconds, deadline)
-    while ctx.accepting() and trio.current_time() < until:
+    while open_() and trio.current_time() < until:
         with trio.move_on_after(min(TICK_SECONDS, until - trio.current_time())):
             try:
                 await receive.receive()

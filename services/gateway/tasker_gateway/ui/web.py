@@ -133,6 +133,17 @@ def _static(name: str, api_key_header: str) -> Response:
 
 def register(app: QuartTrio, ctx: GatewayContext) -> None:
     """Adds the /ui routes to `app`."""
+    stopping = trio.Event()  # set when the app's serving nursery ends (drain or cancel)
+
+    @app.before_serving
+    async def watch_serving() -> None:
+        async def watch() -> None:
+            try:
+                await trio.sleep_forever()
+            finally:
+                stopping.set()
+
+        app.nursery.start_soon(watch)
 
     async def page() -> Response:
         return _static("index.html", ctx.auth.api_key_header)
@@ -175,7 +186,7 @@ def register(app: QuartTrio, ctx: GatewayContext) -> None:
         return _json(await ctx.db.run_autocommit(queries.operations, q.minutes))
 
     async def events(principal: Principal, task_uuid: str) -> Response:
-        stream = task_events(ctx, parse_uuid(task_uuid, "task_uuid"))
+        stream = task_events(ctx, parse_uuid(task_uuid, "task_uuid"), stopping)
         first = await stream.__anext__()  # refusals (too many streams) answer as errors
 
         async def body() -> Any:

@@ -67,9 +67,10 @@ async function opsPage(main) {
     await Promise.all([
       section(dlq, async () => {
         const q = await window.api("/v1/dlq/investigation-queue?limit=100");
-        if (!q.entries.length) return h("p", { class: "muted" }, "No pending DLQ entry.");
+        const entries = Array.isArray(q) ? q : q.entries;  // a bare list in the core-compatible shape
+        if (!entries.length) return h("p", { class: "muted" }, "No pending DLQ entry.");
         return h("table", { id: "dlq-table" }, th("Task", "Reason", "Original state", "In DLQ", "Priority", ""),
-          q.entries.map((e) => h("tr", { "data-entry": e.dlq_entry_uuid },
+          entries.map((e) => h("tr", { "data-entry": e.dlq_entry_uuid },
             h("td", {}, h("a", { href: "#/task/" + e.task_uuid }, `${e.namespace_name}/${e.task_name}`)),
             h("td", {}, e.dlq_reason), h("td", {}, window.stateBadge(e.original_state)),
             h("td", {}, secs(e.minutes_in_dlq * 60)), h("td", { class: "num" }, Math.round(e.priority_score)),
@@ -96,6 +97,7 @@ async function opsPage(main) {
       }),
       section(templates, async () => {
         const b = await window.api("/v1/analytics/bottlenecks?limit=50&min_executions=1");
+        b.slow_tasks = b.slow_tasks || [];
         if (!b.slow_tasks.length) return h("p", { class: "muted" }, "No finished task in the period.");
         return h("table", { id: "template-table" }, th("Template", "Runs", "Errors", "Error rate", "Avg duration"),
           b.slow_tasks.map((t) => h("tr", {}, h("td", {}, `${t.namespace_name}/${t.task_name} ${t.version}`),

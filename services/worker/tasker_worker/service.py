@@ -16,6 +16,7 @@ from tasker_shared.domain.template import TaskTemplate
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
 from tasker_shared.templates_io import load_templates
+from tasker_worker.events.router import DomainEventRouter
 from tasker_worker.runtime.dispatcher import Dispatcher
 from tasker_worker.runtime.executor import StepExecutor
 from tasker_worker.runtime.templates import WorkerTemplates
@@ -51,12 +52,14 @@ async def serve(
         executor = StepExecutor(db=rt.db, registry=registry or default_registry,
                                 templates=known, settings=ws, worker_id=worker_id)
         qs = settings.queues
+        events = DomainEventRouter(worker_id=worker_id, max_bytes=ws.max_result_bytes)
+        rt.routes["/metrics/events"] = events.stats  # tasker-core's DomainEventStats
         dispatcher = Dispatcher(db=rt.db, executor=executor, capacity=ws.max_concurrent_handlers,
                                 visibility_seconds=qs.visibility_timeout_seconds,
                                 worker_id=worker_id, max_reads=qs.max_read_count,
                                 batch_size=qs.batch_size,
                                 retry_pause_seconds=min(1.0, qs.poll_interval_ms / 1000.0),
-                                max_result_bytes=ws.max_result_bytes)
+                                max_result_bytes=ws.max_result_bytes, events=events)
         for namespace in namespaces:
             rt.add_consumer(dispatcher.consumer(worker_queue(namespace), qs))
         rt.add_drainable(dispatcher)

@@ -9,6 +9,8 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from tasker_shared.db.database import Conn
+from tasker_shared.domain.template.model import EventDeclaration
+from tasker_worker.events.model import RoutedEvent, domain_events_queue
 from tasker_worker.runtime.poison import replace_poison_messages
 
 
@@ -86,6 +88,21 @@ class StepOutcome:
     payload: dict[str, Any]
     handler: str
     error: str | None
+    declared: tuple[EventDeclaration, ...] = ()  # the step's publishes_events
+    events: tuple[RoutedEvent, ...] = ()  # what it publishes (see tasker_worker.events)
+
+
+def _record_item(o: StepOutcome) -> dict[str, Any]:
+    """One element of a record batch; durable events ride along, sent by the statement that
+    records the result (committed with it, never for a stale result)."""
+    item = {"msg_id": o.step.msg_id, "step_uuid": str(o.step.step_uuid),
+            "attempt": o.step.attempt, "success": o.success, "results": o.payload,
+            "headers": o.step.headers}
+    durable = [e.event.to_message() for e in o.events if e.durable]
+    if durable:
+        item["events"] = durable
+        item["events_queue"] = domain_events_queue(o.step.namespace)
+    return item
 
 
 def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -> list[str]:
@@ -104,12 +121,7 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
         by_queue.setdefault(o.step.queue, []).append(o)
     recorded: dict[str, str] = {}
     for queue, group in by_queue.items():
-        payload = [
-            {"msg_id": o.step.msg_id, "step_uuid": str(o.step.step_uuid),
-             "attempt": o.step.attempt, "success": o.success, "results": o.payload,
-             "headers": o.step.headers}
-            for o in group
-        ]
+        payload = [_record_item(o) for o in group]
         row = conn.execute(
             "SELECT tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
             (queue, Jsonb(payload), worker_id),

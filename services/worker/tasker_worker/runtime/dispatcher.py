@@ -13,6 +13,7 @@ from tasker_shared.db.database import Database, is_outage
 from tasker_shared.domain.limits import DEFAULT_MAX_BYTES
 from tasker_shared.queue.consumer import QueueConsumer
 from tasker_shared.runtime.settings import QueueSettings
+from tasker_worker.events.router import DomainEventRouter
 from tasker_worker.runtime.claiming import ClaimScheduler
 from tasker_worker.runtime.claims import (
     ClaimedStep,
@@ -63,6 +64,7 @@ class Dispatcher:
         batch_size: int = 50,
         retry_pause_seconds: float = 1.0,
         max_result_bytes: int = DEFAULT_MAX_BYTES,
+        events: DomainEventRouter | None = None,
     ) -> None:
         self.db = db
         self.executor = executor
@@ -71,6 +73,8 @@ class Dispatcher:
         self.worker_id = worker_id
         self.max_reads = max_reads
         self.max_result_bytes = max_result_bytes
+        self.events = events or DomainEventRouter(worker_id=worker_id,
+                                                  max_bytes=max_result_bytes)
         self.claimed = 0
         self.recorded_batches = 0
         self._consumers: dict[str, QueueConsumer] = {}
@@ -138,6 +142,7 @@ class Dispatcher:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._extend_loop)
             nursery.start_soon(self.executor.watch_cancellations)  # cancels lost runs
+            nursery.start_soon(self.events.run)  # fast domain events to subscribers
             async with trio.open_nursery() as recorders:
                 async with self._done_recv:
                     clones = [self._done_recv.clone() for _ in range(RECORDERS)]
@@ -168,7 +173,7 @@ class Dispatcher:
                                   error=str(exc))
                     self._release([step])
                     continue
-                outcome = bounded(outcome, max_bytes=self.max_result_bytes)
+                outcome = self.events.plan(bounded(outcome, max_bytes=self.max_result_bytes))
                 with trio.CancelScope(shield=True):  # finished: never dropped on the way
                     await done.send(outcome)
 
@@ -210,6 +215,7 @@ class Dispatcher:
             self.recorded_batches += 1
             for outcome, status in zip(batch, recorded or ["failed"] * len(batch), strict=True):
                 self.executor.count(outcome, status)
+                self.events.after_record(outcome, status)
                 consumer = self._consumers.get(outcome.step.queue)
                 if consumer is not None and recorded is not None:
                     consumer.counters.processed += 1

@@ -15,6 +15,7 @@ import trio
 from tasker_shared.db.database import Database
 from tasker_shared.domain.dynamic import TEMPLATE_STEP_KEY
 from tasker_shared.domain.template import TaskTemplate
+from tasker_shared.domain.template.model import EventDeclaration
 from tasker_shared.runtime.metrics import STEP_DURATION, STEP_RESULTS
 from tasker_shared.runtime.settings import WorkerSettings
 from tasker_shared.runtime.tracing import inject_headers, message_span, tracing_enabled
@@ -84,6 +85,7 @@ class StepExecutor:
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         handler_name = "?"
+        declared: tuple[EventDeclaration, ...] = ()
         try:
             template = await self.templates.get(step.namespace, step.task_name, step.task_version,
                                                 step.named_task_uuid)
@@ -92,6 +94,7 @@ class StepExecutor:
             if spec is None:
                 raise HandlerNotFound(template_step, f"template {template.key} has no such step")
             handler_name = spec.handler.callable
+            declared = spec.publishes_events
             resolved = self.registry.resolve(spec.handler.callable, spec.handler.method)
             timeout = float(spec.timeout_seconds or self.settings.handler_timeout_seconds)
             result = await self._run(step, template, template_step, resolved, timeout)
@@ -105,7 +108,7 @@ class StepExecutor:
             step_uuid=str(step.step_uuid), execution_time_ms=elapsed_ms, started_at=started_at,
             completed_at=datetime.now(UTC), worker_id=self.worker_id)
         return StepOutcome(step=step, success=result.success, payload=payload,
-                           handler=handler_name, error=result.error_message)
+                           handler=handler_name, error=result.error_message, declared=declared)
 
     def count(self, outcome: StepOutcome, recorded: str) -> None:
         """Statistics, metrics and a log line for a recorded outcome."""

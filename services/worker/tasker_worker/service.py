@@ -49,9 +49,10 @@ async def serve(
         namespaces = sorted(set(ws.namespaces) | known.namespaces)
         for namespace in namespaces:
             await rt.db.execute("SELECT tasker.ensure_queue_v1(%s)", (worker_queue(namespace),))
-        executor = StepExecutor(db=rt.db, registry=registry or default_registry,
-                                templates=known, settings=ws, worker_id=worker_id)
         qs = settings.queues
+        executor = StepExecutor(db=rt.db, registry=registry or default_registry,
+                                templates=known, settings=ws, worker_id=worker_id,
+                                lease_seconds=qs.visibility_timeout_seconds)
         events = DomainEventRouter(worker_id=worker_id, max_bytes=ws.max_result_bytes)
         rt.routes["/metrics/events"] = events.stats  # tasker-core's DomainEventStats
         dispatcher = Dispatcher(db=rt.db, executor=executor, capacity=ws.max_concurrent_handlers,

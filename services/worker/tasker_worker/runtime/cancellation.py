@@ -44,6 +44,11 @@ class RunControl:
         self.cancel(f"timed out after {seconds:g}s", timed_out=True)
 
 
+def lost_reason(attempt: int, state: str) -> str:
+    """Why a run of `attempt` was cancelled when its step is now in `state`."""
+    return f"the step is no longer in progress under attempt {attempt} (it is {state})"
+
+
 def lost_steps(conn: Conn, runs: list[tuple[UUID, int]]) -> list[tuple[UUID, int, str]]:
     """Of the (step, attempt) runs given, those whose step is no longer `in_progress` under
     that attempt, with the step's state (`missing` for a deleted step)."""
@@ -96,8 +101,7 @@ class RunningSteps:
             control = self._runs.get((step, attempt))
             if control is None:  # finished meanwhile
                 continue
-            reason = (f"the step is no longer in progress under attempt {attempt} "
-                      f"(it is {state})")
+            reason = lost_reason(attempt, state)
             log.info("handler_cancelled", action="cancel", step_uuid=str(step), attempt=attempt,
                      state=state)
             self.cancelled += 1

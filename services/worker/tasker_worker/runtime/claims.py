@@ -158,3 +158,20 @@ def extend_visibility(conn: Conn, by_queue: dict[str, list[int]], seconds: float
         ).fetchone()
         extended += int(row["n"]) if row else 0
     return extended
+
+
+def heartbeat_step(conn: Conn, step: ClaimedStep, report: dict[str, Any],
+                   seconds: float) -> tuple[bool, str, int | None]:
+    """One handler heartbeat: store `report` as the step's progress and extend its lease
+    and claim message for `seconds`, if this run (step, attempt) still holds the step.
+    Returns (held, the step's state, its attempt). Commits without waiting for its WAL
+    flush, like the periodic extension."""
+    row = conn.execute(
+        "SELECT h.* FROM set_config('synchronous_commit', 'off', true) AS _async_commit,"
+        " tasker.heartbeat_step_v1(%s::text, %s::bigint, %s::uuid, %s::int, %s::numeric,"
+        " %s::jsonb) AS h",
+        (step.queue, step.msg_id, step.step_uuid, step.attempt, seconds, Jsonb(report)),
+    ).fetchone()
+    if row is None:
+        return False, "missing", None
+    return bool(row["held"]), str(row["state"]), row["attempts"]

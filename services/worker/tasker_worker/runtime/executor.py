@@ -22,6 +22,7 @@ from tasker_shared.runtime.tracing import inject_headers, message_span, tracing_
 from tasker_worker.runtime.aio import run_on_asyncio
 from tasker_worker.runtime.cancellation import CHECK_SECONDS, RunControl, RunningSteps
 from tasker_worker.runtime.claims import ClaimedStep, StepOutcome, save_checkpoint
+from tasker_worker.runtime.heartbeat import Heartbeats
 from tasker_worker.runtime.templates import WorkerTemplates
 from tasker_worker.sdk.context import StepContext
 from tasker_worker.sdk.errors import HandlerNotFound
@@ -45,6 +46,7 @@ class StepExecutor:
         settings: WorkerSettings,
         worker_id: str,
         cancel_check_seconds: float = CHECK_SECONDS,
+        lease_seconds: float = 30.0,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -55,14 +57,18 @@ class StepExecutor:
         self.failed = 0
         self.stale = 0
         self.running = RunningSteps(cancel_check_seconds)
+        self.heartbeats = Heartbeats(db, lease_seconds=lease_seconds, worker_id=worker_id)
         # Sync handlers get threads of their own, as many as steps may run (Trio's default
         # limiter, 40 threads, is shared with everything else that uses threads).
         self._threads = trio.CapacityLimiter(settings.max_concurrent_handlers)
 
     async def watch_cancellations(self) -> None:
         """Run alongside the executors: cancels the handler runs whose step was cancelled,
-        resolved or re-claimed (see `RunningSteps`)."""
-        await self.running.watch(self.db)
+        resolved or re-claimed (see `RunningSteps`), and writes the handlers' heartbeats
+        (which cancel a run as soon as they find its claim lost)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.heartbeats.serve)
+            await self.running.watch(self.db)
 
     async def execute(self, step: ClaimedStep) -> StepOutcome:
         """Run the step's handler; the caller records the outcome (in a batch).
@@ -132,6 +138,8 @@ class StepExecutor:
         spec = template.step(template_step)
         for _ in range(MAX_CHECKPOINT_ROUNDS):
             deadline = time.time() + limit_seconds
+            control = RunControl()
+            sink = self.heartbeats.for_run(step, control)
             context = StepContext(
                 task_uuid=str(step.task_uuid), step_uuid=str(step.step_uuid),
                 correlation_id=str(step.correlation_id), step_name=step.step_name,
@@ -140,12 +148,13 @@ class StepExecutor:
                 task_context=step.task_context, step_inputs=step.inputs,
                 step_config=dict(spec.handler.initialization),
                 dependency_results=step.dependency_results, attempt=step.attempt,
-                max_attempts=step.max_attempts, deadline=deadline, checkpoint=checkpoint)
-            control = RunControl(token=context.cancel_token)
+                max_attempts=step.max_attempts, deadline=deadline, checkpoint=checkpoint,
+                cancel_token=control.token, heartbeat_sink=sink)
             self.running.add(step.step_uuid, step.attempt, control)
             try:
                 result = await self._invoke(resolved, context, limit_seconds, control)
             finally:
+                sink.close()
                 self.running.remove(step.step_uuid, step.attempt, control)
             if not result.is_checkpoint or control.token.cancelled:
                 return result

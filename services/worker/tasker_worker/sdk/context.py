@@ -8,6 +8,13 @@ from typing import Any
 
 from tasker_shared.errors import ContractError
 from tasker_worker.sdk.cancellation import CancelToken
+from tasker_worker.sdk.heartbeat import (
+    WAIT_SECONDS,
+    HeartbeatReport,
+    HeartbeatSink,
+    in_async_context,
+    wait_for,
+)
 
 __all__ = ["BatchWorkerContext", "StepContext"]
 
@@ -67,6 +74,7 @@ class StepContext:
     deadline: float | None = None
     checkpoint: dict[str, Any] | None = None
     cancel_token: CancelToken = field(default_factory=CancelToken, compare=False, repr=False)
+    heartbeat_sink: HeartbeatSink | None = field(default=None, compare=False, repr=False)
 
     @property
     def cancelled(self) -> bool:
@@ -92,6 +100,43 @@ class StepContext:
         e.g. to close a connection a sync handler is blocked on; returns an unregister
         function."""
         return self.cancel_token.on_cancel(callback)
+
+    def heartbeat(self, progress: Any = None, *, message: str | None = None) -> None:
+        """Report progress and keep this step's claim: the worker extends the claim's lease
+        at once and stores the report where an operator sees it (the step's `progress`).
+        For sync handlers (it blocks for one database round trip); an `async def` handler
+        uses `await ctx.aheartbeat(...)`, and calling this from one raises RuntimeError.
+
+        `progress` is any small JSON value (a fraction, counts, a cursor); `message` a line
+        of text. Reports closer together than a second are coalesced: the latest one is
+        written at the end of that second. Raises StepCancelled when the run is cancelled,
+        including when this heartbeat finds the claim lost (task cancelled, step resolved,
+        or taken by a later attempt after this run's lease expired): the run is then
+        cancelled as the worker's watcher would do it, and its result is discarded.
+        """
+        report = HeartbeatReport.of(progress, message)
+        self.check_cancelled()
+        if self.heartbeat_sink is None:
+            return
+        if in_async_context():
+            raise RuntimeError("StepContext.heartbeat blocks; in an async def handler use "
+                               "`await ctx.aheartbeat(...)`")
+        try:
+            self.heartbeat_sink.send(report).result(timeout=WAIT_SECONDS)
+        except TimeoutError:  # the worker is stopping or its database hangs: carry on
+            pass
+        self.check_cancelled()
+
+    async def aheartbeat(self, progress: Any = None, *, message: str | None = None) -> None:
+        """`heartbeat` for `async def` handlers (asyncio or Trio): waits for the write
+        without blocking the event loop. When the claim is lost, raises StepCancelled, or
+        the event loop's own cancellation if that reaches the handler first."""
+        report = HeartbeatReport.of(progress, message)
+        self.check_cancelled()
+        if self.heartbeat_sink is None:
+            return
+        await wait_for(self.heartbeat_sink.send(report))
+        self.check_cancelled()
 
     @property
     def input_data(self) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 `async def` handlers run on asyncio by default (`runtime="trio"` / `@trio_handler` for
 Trio); sync handlers run in threads and learn of cancellation through `StepContext`.
+Typed handlers declare pydantic models for the task context and dependency results
+(`tasker_worker.sdk.typed`); long handlers report progress and keep their claim with
+`ctx.heartbeat(...)` / `await ctx.aheartbeat(...)`.
 Importing the SDK changes no global state (no event loop policy is installed)."""
 
 from tasker_worker.sdk.batching import BatchAggregation, aggregate_batch_results, cursor_ranges
@@ -32,6 +35,7 @@ from tasker_worker.sdk.handlers import (
     step_handler,
     trio_handler,
 )
+from tasker_worker.sdk.heartbeat import HeartbeatReport
 from tasker_worker.sdk.results import (
     StepResult,
     batches,
@@ -43,6 +47,7 @@ from tasker_worker.sdk.results import (
     no_branches,
     success,
 )
+from tasker_worker.sdk.typed import Dependency, TaskInput, dependency, task_input
 
 __all__ = [
     "BatchAggregation",
@@ -50,10 +55,12 @@ __all__ = [
     "BusinessLogicError",
     "CancelToken",
     "ConfigurationError",
+    "Dependency",
     "HandlerNotFound",
     "HandlerRegistry",
     "HandlerReturn",
     "HandlerRuntime",
+    "HeartbeatReport",
     "NotFoundError",
     "PermanentError",
     "RateLimitError",
@@ -65,6 +72,7 @@ __all__ = [
     "StepError",
     "StepHandler",
     "StepResult",
+    "TaskInput",
     "ValidationError",
     "aggregate_batch_results",
     "batches",
@@ -73,6 +81,7 @@ __all__ = [
     "cursor_ranges",
     "decision",
     "default_registry",
+    "dependency",
     "failure",
     "failure_from_exception",
     "no_batches",
@@ -80,5 +89,6 @@ __all__ = [
     "resolve",
     "step_handler",
     "success",
+    "task_input",
     "trio_handler",
 ]

@@ -14,16 +14,17 @@ Where a handler runs:
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
+
+from pydantic import BaseModel
 
 from tasker_worker.sdk import results
 from tasker_worker.sdk.context import StepContext
 from tasker_worker.sdk.errors import HandlerNotFound
+from tasker_worker.sdk.imports import import_target
 from tasker_worker.sdk.results import StepResult
 from tasker_worker.sdk.runtimes import (
     HandlerRuntime,
@@ -32,6 +33,7 @@ from tasker_worker.sdk.runtimes import (
     runtime_of,
     trio_handler,
 )
+from tasker_worker.sdk.typed import TypedSignature, signature_of
 
 __all__ = [
     "HandlerNotFound",
@@ -47,8 +49,9 @@ __all__ = [
     "trio_handler",
 ]
 
-HandlerReturn: TypeAlias = StepResult | Mapping[str, Any] | None
-"""What a handler may return: a StepResult, a plain mapping (→ success) or None (→ success {})."""
+HandlerReturn: TypeAlias = StepResult | Mapping[str, Any] | BaseModel | None
+"""What a handler may return: a StepResult, a plain mapping or a pydantic model (→ success
+with its JSON) or None (→ success {})."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,8 +64,11 @@ def coerce_result(value: object) -> StepResult:
         return results.success()
     if isinstance(value, Mapping):
         return results.success(value)
+    if isinstance(value, BaseModel):
+        return results.success(value.model_dump(mode="json"))
     raise TypeError(
-        f"a handler must return a StepResult, a dict or None, not {type(value).__name__}"
+        "a handler must return a StepResult, a dict, a pydantic model or None, not "
+        f"{type(value).__name__}"
     )
 
 
@@ -84,6 +90,13 @@ class ResolvedHandler:
     func: Callable[[StepContext], Any]
     is_async: bool
     on_trio: bool = False
+    signature: TypedSignature | None = None
+    """Where a typed handler's arguments come from (None: it takes the context alone)."""
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        """The dependency steps a typed handler declares (see `tasker_worker.sdk.typed`)."""
+        return () if self.signature is None else self.signature.dependencies
 
     @property
     def runtime(self) -> Literal["sync", "asyncio", "trio"]:
@@ -102,7 +115,7 @@ class ResolvedHandler:
         """Run a sync handler; TypeError for an async one or a sync one returning an awaitable."""
         if self.is_async:
             raise TypeError(f"handler {self.callable_name!r} is async; use invoke_async")
-        value = self.func(context)
+        value = self._call(context)
         if inspect.isawaitable(value):
             if inspect.iscoroutine(value):
                 value.close()
@@ -114,10 +127,19 @@ class ResolvedHandler:
     async def invoke_async(self, context: StepContext) -> StepResult:
         """Run the handler and await its result if it is awaitable (works for sync ones too),
         on whatever event loop awaits this; the worker picks the loop by `runtime`."""
-        value = self.func(context)
+        value = self._call(context)
         if inspect.isawaitable(value):
             value = await value
         return coerce_result(value)
+
+
+    def _call(self, context: StepContext) -> Any:
+        """Call the handler: with the context alone, or with a typed handler's validated
+        arguments (ValidationError / ConfigurationError when they do not fit)."""
+        if self.signature is None:
+            return self.func(context)
+        args, kwargs = self.signature.arguments(context)
+        return self.func(*args, **kwargs)
 
 
 def _qualified(obj: object) -> str:
@@ -185,13 +207,17 @@ class HandlerRegistry:
             return cached
         target = self._handlers.get(callable_name)
         if target is None:
-            target = _import_target(callable_name)
+            target = import_target(callable_name)
         func = self._bind(callable_name, target, method)
         holder = self._instances.get(target) if inspect.isclass(target) else target
         is_async = _is_async(func)
+        try:
+            signature = signature_of(func)
+        except TypeError as exc:
+            raise HandlerNotFound(callable_name, f"its signature cannot be served: {exc}") from exc
         resolved = ResolvedHandler(
             callable_name=callable_name, method=method, func=func, is_async=is_async,
-            on_trio=is_async and runtime_of(func, holder) == "trio",
+            on_trio=is_async and runtime_of(func, holder) == "trio", signature=signature,
         )
         self._resolved[key] = resolved
         return resolved
@@ -225,39 +251,6 @@ class HandlerRegistry:
                 ) from exc
             self._instances[cls] = instance
         return instance
-
-
-def _import_target(callable_name: str) -> object:
-    """The object named by a dotted path, importing the longest module prefix that exists."""
-    parts = callable_name.split(".")
-    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
-        raise HandlerNotFound(callable_name, "not registered and not a dotted import path")
-    for split in range(len(parts), 0, -1):
-        module_name = ".".join(parts[:split])
-        module = _import_module(callable_name, module_name)
-        if module is None:
-            continue
-        target: object = module
-        for attr in parts[split:]:
-            target = getattr(target, attr, None)
-            if target is None:
-                raise HandlerNotFound(callable_name, f"{module_name} has no {attr!r}")
-        return target
-    raise HandlerNotFound(callable_name, f"no module {parts[0]!r} to import")
-
-
-def _import_module(callable_name: str, module_name: str) -> ModuleType | None:
-    """`module_name` imported, None if it does not exist; HandlerNotFound if it is broken."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (
-            module_name == exc.name or module_name.startswith(exc.name + ".")
-        ):
-            return None
-        raise HandlerNotFound(callable_name, f"importing {module_name} failed: {exc}") from exc
-    except Exception as exc:
-        raise HandlerNotFound(callable_name, f"importing {module_name} failed: {exc!r}") from exc
 
 
 default_registry = HandlerRegistry()

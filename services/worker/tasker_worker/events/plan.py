@@ -88,8 +88,8 @@ def _publisher(decl: EventDeclaration, publishers: PublisherRegistry) -> EventPu
     found = publishers.get(decl.publisher)
     if found is None and decl.publisher and decl.publisher not in _warned_unknown:
         _warned_unknown.add(decl.publisher)
-        log.warning("event_publisher_unknown", publisher=decl.publisher, event=decl.name,
-                    action="default_publisher")
+        log.warning("event_publisher_unknown", publisher=decl.publisher,
+                    event_name=decl.name, action="default_publisher")
     return found
 
 

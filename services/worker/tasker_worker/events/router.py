@@ -74,10 +74,17 @@ class DomainEventRouter:
         self._send, self._recv = trio.open_memory_channel[DomainEvent](BUS_CAPACITY)
 
     def plan(self, outcome: StepOutcome) -> StepOutcome:
-        """`outcome` with the events it publishes (unchanged when it declares none)."""
+        """`outcome` with the events it publishes (unchanged when it declares none). Never
+        raises: whatever goes wrong costs the events, not the step's result."""
         if not outcome.declared:
             return outcome
-        found = plan_events(outcome, publishers=self.publishers, max_bytes=self.max_bytes)
+        try:
+            found = plan_events(outcome, publishers=self.publishers, max_bytes=self.max_bytes)
+        except Exception as exc:
+            self.tasker.rejected += len(outcome.declared)
+            log.exception("domain_events_failed", step_uuid=str(outcome.step.step_uuid),
+                          error=f"{type(exc).__name__}: {exc}")
+            return outcome
         self.tasker.skipped_by_condition += found.skipped
         if found.rejected:
             self.tasker.rejected += len(found.rejected)
@@ -115,7 +122,7 @@ class DomainEventRouter:
             return
         try:
             self._send.send_nowait(event)
-        except trio.WouldBlock:
+        except (trio.WouldBlock, trio.BrokenResourceError):  # full, or the worker stopped
             self.bus.ffi_channel_drops += 1
             if self.bus.ffi_channel_drops % 1000 == 1:
                 log.warning("domain_event_bus_full", dropped=self.bus.ffi_channel_drops)
@@ -131,7 +138,7 @@ class DomainEventRouter:
                     await _call(handler, event)
                 except Exception as exc:
                     self.tasker.subscriber_errors += 1
-                    log.warning("domain_event_subscriber_failed", event=event.event_name,
+                    log.warning("domain_event_subscriber_failed", event_name=event.event_name,
                                 event_id=event.event_id, subscriber=repr(handler),
                                 error=f"{type(exc).__name__}: {exc}")
 

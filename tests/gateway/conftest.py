@@ -4,7 +4,7 @@ an HTTP client, and a grpclib client driven from Trio through trio-asyncio."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +32,7 @@ from tasker_shared.runtime.settings import Settings
 from tasker_shared.store.templates import register_template
 from tasker_worker.examples import templates_dir
 from tasker_worker.service import serve as serve_worker
+from tests.browser_support import chromium
 from tests.support import EXAMPLES, service_settings
 
 LINEAR = {"name": "linear_workflow", "namespace": "examples", "version": "1.0.0",
@@ -113,6 +114,13 @@ async def running_gateway(db_url: str, *, pipeline: bool = False, ingestion: boo
 async def gw(db_url: str) -> AsyncIterator[Gateway]:
     async with running_gateway(db_url) as gateway:
         yield gateway
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A headless Chromium (see tests/browser_support.py), one per test module."""
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+        yield driver
 
 
 @pytest.fixture

@@ -1,15 +1,13 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromium-driver, driven by
-Selenium) against a real gateway and services: sign in, watch a running task's DAG move,
+Selenium: the `browser` fixture of tests/gateway/conftest.py) against a real gateway and
+services: sign in, watch a running task's DAG move,
 follow a failed step's error, retry it and see the task finish, resolve a DLQ entry, and
 time the page of a 1,000-step task. Screenshots go to test-artefacts/ui/."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,11 +28,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "test-artefacts" / "ui"
 TEMPLATES = Path(__file__).parent / "ui_templates"
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 KEY = "operator-key"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1400,1000")
 T = TypeVar("T")
 IDLE = """name: ui_idle
 namespace_name: ui_idle
@@ -43,38 +37,6 @@ steps:
   - name: idle_step
     handler: {callable: ui.slow}
 """
-
-
-def _install_chromium() -> None:
-    """Debian's chromium and chromium-driver, installed when missing (CI has apt and root)."""
-    if os.path.exists(CHROMIUM) and os.path.exists(DRIVER):
-        return
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip("chromium/chromium-driver are missing and apt-get (as root) is not"
-                    " available to install them: run `apt-get install -y chromium"
-                    " chromium-driver`")
-    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium",
-                    "chromium-driver"], check=True, capture_output=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    _install_chromium()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_script_timeout(20)
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def register(db_url: str, text: str) -> None:

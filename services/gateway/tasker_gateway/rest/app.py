@@ -23,9 +23,8 @@ from tasker_gateway.errors import ErrorInfo, classify
 from tasker_gateway.metrics import observe
 from tasker_gateway.models.common import ErrorBody, ErrorDetail
 from tasker_gateway.openapi import build_document, render
-from tasker_gateway.rest import routes_ops, routes_tasks
+from tasker_gateway.rest import docs, routes_ops, routes_tasks
 from tasker_gateway.rest.connection import ShieldedSendConnection
-from tasker_gateway.rest.docs import SWAGGER_HTML
 from tasker_gateway.rest.spec import JSON, Reply, RestRequest, Route
 from tasker_gateway.ui.web import register as register_dashboard
 from tasker_gateway.usecases.inputs import describe, reject_nul
@@ -178,11 +177,8 @@ def create_app(ctx: GatewayContext) -> QuartTrio:
     async def openapi_json() -> Response:
         return Response(document, content_type=JSON)
 
-    async def swagger_ui() -> Response:
-        return Response(SWAGGER_HTML, content_type="text/html; charset=utf-8")
-
     app.add_url_rule("/api-docs/openapi.json", "openapi", openapi_json, methods=["GET"])
-    app.add_url_rule("/api-docs/ui", "swagger_ui", swagger_ui, methods=["GET"])
+    docs.register(app)  # /api-docs/ui: Swagger UI from files in the package
     register_dashboard(app, ctx)  # /ui: the web dashboard
 
     @app.before_request

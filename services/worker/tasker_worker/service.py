@@ -19,6 +19,7 @@ from tasker_shared.templates_io import load_templates
 from tasker_worker.events.router import DomainEventRouter
 from tasker_worker.runtime.dispatcher import Dispatcher
 from tasker_worker.runtime.executor import StepExecutor
+from tasker_worker.runtime.handler_check import check_at_start
 from tasker_worker.runtime.templates import WorkerTemplates
 from tasker_worker.sdk.handlers import HandlerRegistry, default_registry
 
@@ -42,6 +43,8 @@ async def serve(
     async with service_runtime("worker", settings) as rt:
         if on_runtime is not None:
             on_runtime(rt)
+        check_at_start(registry or default_registry, templates,
+                       environment=settings.environment, mode=ws.handler_check)
         worker_id = ws.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         rt.instance_id = worker_id
         known = WorkerTemplates(rt.db, environment=settings.environment)

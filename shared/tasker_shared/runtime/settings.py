@@ -13,7 +13,7 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -124,6 +124,9 @@ class WorkerSettings(_Section):
     max_result_bytes: int = Field(1_048_576, ge=1024)
     """Largest step result (its JSON) a handler may return; a larger one fails the step
     (non-retryable, naming the limit) instead of being stored."""
+    handler_check: Literal["warn", "fail", "off"] = "warn"
+    """At start: handlers the templates name that do not resolve (or declare dependencies
+    their step lacks) are logged as warnings (warn) or stop the worker (fail)."""
 
 
 class ReadinessSettings(_Section):

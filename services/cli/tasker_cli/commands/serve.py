@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="template file, directory or glob (repeatable)")
     worker.add_argument("--concurrency", type=int, help="max concurrent handlers")
     worker.add_argument("--config", help="TOML settings file (else TASKER_CONFIG_PATH)")
+    worker.add_argument("--check", action="store_true",
+                        help="only check the handlers: list those the templates name but "
+                             "that do not resolve, and registered ones no template uses; "
+                             "exit 1 if a step has no usable handler")
     worker.set_defaults(func=_worker)
 
 
@@ -53,7 +57,20 @@ def worker_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check(args)
     from tasker_worker.service import serve
 
     return run_service("worker", serve, config_path=args.config,
                        overrides=worker_overrides(args))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from tasker_shared.runtime.settings import load_settings
+    from tasker_worker.runtime.handler_check import check_configured
+
+    found = check_configured(load_settings(config_path=args.config,
+                                           overrides=worker_overrides(args)))
+    for line in found.lines():
+        print(line)
+    return 0 if found.ok else 1

@@ -95,7 +95,7 @@ class ResolvedHandler:
 
     @property
     def dependencies(self) -> tuple[str, ...]:
-        """The dependency steps a typed handler declares (see `tasker_worker.sdk.typed`)."""
+        """The dependency steps a typed handler requires (see `tasker_worker.sdk.typed`)."""
         return () if self.signature is None else self.signature.dependencies
 
     @property

@@ -26,7 +26,7 @@ def import_target(callable_name: str) -> object:
             if target is None:
                 raise HandlerNotFound(callable_name, f"{module_name} has no {attr!r}")
         return target
-    raise HandlerNotFound(callable_name, f"no module {parts[0]!r} to import")
+    raise HandlerNotFound(callable_name, f"not registered, and no module {parts[0]!r} to import")
 
 
 def import_module(callable_name: str, module_name: str) -> ModuleType | None:

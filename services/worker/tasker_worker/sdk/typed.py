@@ -89,8 +89,8 @@ class TypedSignature:
 
     @property
     def dependencies(self) -> tuple[str, ...]:
-        """The dependency steps the handler declares."""
-        return tuple(p.step for p in self.params if p.step is not None)
+        """The dependency steps the handler requires (optional ones, `T | None`, left out)."""
+        return tuple(p.step for p in self.params if p.step is not None and not p.optional)
 
     def arguments(self, ctx: StepContext) -> tuple[list[Any], dict[str, Any]]:
         """The handler's arguments for `ctx`; ValidationError / ConfigurationError (both

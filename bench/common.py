@@ -1,14 +1,14 @@
-"""Shared benchmark plumbing: a fresh database, a process cluster, completion tracking."""
+"""Shared benchmark plumbing: a fresh database, a process cluster, completion times from the
+database, queue submits, percentiles and Markdown tables."""
 
 from __future__ import annotations
 
 import json
 import os
 import statistics
-import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ def fresh_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def cluster(url: str, *, namespace: str, handlers: str, templates: str,
+def cluster(url: str, *, namespace: str, handlers: str, templates: str | list[str],
             replicas: dict[str, int] | None = None, log_dir: Path | None = None,
             extra_env: dict[str, str] | None = None,
             service_env: dict[str, dict[str, str]] | None = None) -> Cluster:
@@ -46,7 +46,8 @@ def cluster(url: str, *, namespace: str, handlers: str, templates: str,
         "TASKER_SERVICE__LOG_LEVEL": "WARNING",
         "TASKER_WORKER__NAMESPACES": json.dumps([namespace]),
         "TASKER_WORKER__HANDLER_MODULES": json.dumps([handlers]),
-        "TASKER_WORKER__TEMPLATE_PATHS": json.dumps([templates]),
+        "TASKER_WORKER__TEMPLATE_PATHS": json.dumps(
+            [templates] if isinstance(templates, str) else templates),
         "TASKER_WORKER__MAX_CONCURRENT_HANDLERS": "100",
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
@@ -55,56 +56,75 @@ def cluster(url: str, *, namespace: str, handlers: str, templates: str,
                    service_env=service_env or {})
 
 
-class CompletionTracker:
-    """LISTENs for request outcomes and task completions; records when each happened."""
+TERMINAL_STATES = ("complete", "error", "blocked_by_failures", "cancelled")
+
+# Each request's task and the first terminal transition of that task, as the database
+# recorded them (the transition's created_at: the finishing transaction's start).
+_FINISHED = """
+SELECT o.request_id, o.outcome, o.task_uuid::text, o.reason, f.to_state,
+       extract(epoch FROM f.created_at)::float8 AS done_at
+  FROM tasker.task_request_outcomes o
+  LEFT JOIN LATERAL (SELECT tt.to_state, tt.created_at FROM tasker.task_transitions tt
+                      WHERE tt.task_uuid = o.task_uuid AND tt.to_state = ANY (%s)
+                      ORDER BY tt.sort_key LIMIT 1) f ON true
+ WHERE o.request_id = ANY (%s)"""
+
+
+class Completions:
+    """When each request's task finished, read from the database: the request outcome, then
+    the task's first terminal transition (`done_at`: its created_at, epoch seconds, so compare
+    it with `time.time()` taken before the submit call). LISTENs on task events only to know
+    when to look again (and looks every 0.25 s whatever it hears)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.task_of: dict[str, str] = {}
         self.done_at: dict[str, float] = {}
         self.final_state: dict[str, str] = {}
-        self._cond = threading.Condition()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._ready = threading.Event()
+        self._listen: psycopg.Connection[Any] | None = None
+        self._query: psycopg.Connection[Any] | None = None
 
-    def __enter__(self) -> CompletionTracker:
-        self._thread.start()
-        self._ready.wait(10)
+    def __enter__(self) -> Completions:
+        self._listen = psycopg.connect(self.url, autocommit=True)
+        self._listen.execute("LISTEN tasker_task_events")
+        self._query = psycopg.connect(self.url, autocommit=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop = True
-        self._thread.join(5)
+        for conn in (self._listen, self._query):
+            if conn is not None:
+                conn.close()
 
-    def _run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute("LISTEN tasker_task_request_outcomes")
-            conn.execute("LISTEN tasker_task_events")
-            self._ready.set()
-            while not self._stop:
-                for note in conn.notifies(timeout=0.2):
-                    now = time.perf_counter()
-                    data = json.loads(note.payload)
-                    with self._cond:
-                        if note.channel == "tasker_task_request_outcomes":
-                            self.task_of[data["request_id"]] = str(data.get("task_uuid"))
-                        elif data.get("to_state") in ("complete", "error", "blocked_by_failures",
-                                                      "cancelled"):
-                            self.done_at[str(data["task_uuid"])] = now
-                            self.final_state[str(data["task_uuid"])] = data["to_state"]
-                        self._cond.notify_all()
+    def _look(self, request_ids: list[str]) -> list[str]:
+        """Record what finished; returns the request ids still unfinished."""
+        assert self._query is not None, "use Completions as a context manager"
+        rows = self._query.execute(_FINISHED, (list(TERMINAL_STATES), request_ids)).fetchall()
+        for rid, outcome, task, reason, state, done in rows:
+            if outcome != "created":
+                raise RuntimeError(f"request {rid} was not created: {outcome} ({reason})")
+            self.task_of[rid] = task
+            if state is not None:
+                self.done_at[task] = done
+                self.final_state[task] = state
+        return [r for r in request_ids if self.task_of.get(r) not in self.done_at]
 
     def wait(self, request_ids: list[str], timeout: float) -> bool:
+        """Block until every request's task finished (True) or `timeout` passed (False)."""
+        assert self._listen is not None, "use Completions as a context manager"
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                if all(self.task_of.get(r) in self.done_at for r in request_ids):
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
+        pending = list(request_ids)
+        while True:
+            pending = self._look(pending)
+            left = deadline - time.monotonic()
+            if not pending or left <= 0:
+                return not pending
+            for _ in self._listen.notifies(timeout=min(0.25, left), stop_after=1):
+                pass
+            time.sleep(0.005)  # let a burst of events gather before looking again
+
+    def latencies(self, submitted: dict[str, float]) -> list[float]:
+        """Seconds from each request's submit time (epoch) to its task's completion."""
+        return [self.done_at[self.task_of[rid]] - t0 for rid, t0 in submitted.items()]
 
 
 def send_requests(conn: psycopg.Connection[Any], name: str, contexts: list[dict[str, Any]],
@@ -147,7 +167,7 @@ def server_version(url: str) -> str:
     return str(row[0]).split()[0] if row else "?"
 
 
-def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """A Markdown table, so the figures can be pasted into the README as they are."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     def line(cells: tuple[str, ...]) -> str:

@@ -1,0 +1,207 @@
+"""What a workload cost: CPU of the Tasker processes and of this database's PostgreSQL
+backends, commits, write transactions and WAL bytes, measured over one window.
+
+CPU: psutil cpu_times (user + system) of each Tasker service process and its children, and of
+every backend connected to the benchmark's database (pids from pg_stat_activity; PostgreSQL
+runs on this host), sampled every 0.2 s so a backend that leaves mid-window still counts up
+to its last sample. The measuring connections' own backends are left out, and so are
+PostgreSQL's background processes (WAL writer, checkpointer: shared with other databases).
+
+Transactions: `xact_commit` of pg_stat_database for this database (every commit, read-only
+ones included; backends publish it within about a second, so the window's ends wait for it).
+WAL: the server's pg_current_wal_lsn() delta (every database on the server); and, where the
+pg_walinspect extension can be created, the WAL records of this database alone (records whose
+blocks live in it, and the commit records of the transactions that wrote them), which also
+count its write transactions exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import psycopg
+
+SAMPLE_SECONDS = 0.2
+STATS_SETTLE_SECONDS = 1.2  # backends publish their xact counters within PGSTAT_MIN_INTERVAL
+
+# Every WAL record between two positions that belongs to this database: its own blocks, or
+# a record (commit included) of a transaction that wrote one of its blocks.
+_OUR_WAL = """
+WITH r AS (
+    SELECT xid, resource_manager, record_type, (end_lsn - start_lsn)::bigint AS bytes,
+           block_ref LIKE %(needle)s AS ours
+      FROM pg_get_wal_records_info(%(start)s::pg_lsn, %(end)s::pg_lsn)),
+x AS (SELECT DISTINCT xid FROM r WHERE ours AND xid <> '0')
+SELECT COALESCE(sum(r.bytes), 0)::bigint,
+       count(*) FILTER (WHERE r.resource_manager = 'Transaction'
+                          AND r.record_type LIKE 'COMMIT%%')
+  FROM r WHERE r.ours OR r.xid IN (SELECT xid FROM x)"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Cost:
+    """A window's totals (CPU in seconds)."""
+    seconds: float
+    cpu_tasker: float
+    cpu_postgres: float
+    backends: int
+    commits: int
+    wal_server: int
+    wal_database: int | None  # None without pg_walinspect
+    write_transactions: int | None
+
+    def per_step(self, steps: int) -> dict[str, float | None]:
+        def each(value: float | None) -> float | None:
+            return None if value is None else value / steps
+        return {"cpu_ms": 1000 * (self.cpu_tasker + self.cpu_postgres) / steps,
+                "cpu_tasker_ms": 1000 * self.cpu_tasker / steps,
+                "cpu_postgres_ms": 1000 * self.cpu_postgres / steps,
+                "commits": self.commits / steps,
+                "write_xacts": each(self.write_transactions),
+                "wal_server": self.wal_server / steps,
+                "wal_database": each(self.wal_database)}
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+class Meter:
+    """`with Meter(url, pids) as meter: ...; cost = meter.cost` measures the with-block.
+
+    `pids` are the Tasker service processes (their children are included). Call `stop()`
+    the moment the workload is done, so the settle wait adds no idle CPU. `settle`: how long
+    to wait at both ends for backends to publish their commit counters."""
+
+    def __init__(self, url: str, pids: list[int], *, settle: float = STATS_SETTLE_SECONDS
+                 ) -> None:
+        self.url = url
+        self.settle = settle
+        self.roots = [psutil.Process(pid) for pid in pids]
+        self.cost: Cost | None = None
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._walinspect = self._has_walinspect()
+        self._first: dict[tuple[str, int], float] = {}
+        self._last: dict[tuple[str, int], float] = {}
+        self._backends: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._sampler_conn: psycopg.Connection[Any] | None = None
+        self._started = 0.0
+        self._stopped = 0.0
+        self._start_lsn = self._start_commits = ""
+
+    def _has_walinspect(self) -> bool:
+        return has_walinspect(self._conn)
+
+    def _counters(self) -> tuple[str, str]:
+        row = self._conn.execute(
+            "SELECT pg_current_wal_lsn()::text, xact_commit::text FROM pg_stat_database"
+            " WHERE datname = current_database()").fetchone()
+        assert row is not None
+        return str(row[0]), str(row[1])
+
+    def _processes(self) -> list[tuple[str, psutil.Process]]:
+        procs: list[tuple[str, psutil.Process]] = []
+        for root in self.roots:
+            try:
+                procs.append(("tasker", root))
+                procs.extend(("tasker", child) for child in root.children(recursive=True))
+            except psutil.Error:
+                continue
+        assert self._sampler_conn is not None
+        rows = self._sampler_conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> ALL (%s)",
+            ([self._conn.info.backend_pid, self._sampler_conn.info.backend_pid],)).fetchall()
+        for (pid,) in rows:
+            try:
+                procs.append(("postgres", psutil.Process(pid)))
+                self._backends.add(pid)
+            except psutil.Error:
+                continue
+        return procs
+
+    def _sample(self, *, first: bool = False) -> None:
+        for kind, proc in self._processes():
+            key = (kind, proc.pid)
+            try:
+                value = _cpu(proc)
+                if key not in self._first:  # born inside the window: all of its CPU counts
+                    born_inside = not first and proc.create_time() >= self._started - 1.0
+                    self._first[key] = 0.0 if born_inside else value
+                self._last[key] = value
+            except psutil.Error:
+                continue
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self._sample()
+
+    def __enter__(self) -> Meter:
+        time.sleep(self.settle)  # what came before is published
+        self._sampler_conn = psycopg.connect(self.url, autocommit=True)
+        self._start_lsn, self._start_commits = self._counters()
+        self._started = time.time()
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End the CPU window now (idempotent)."""
+        if self._stopped:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self._stopped = time.time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        end_lsn, _ = self._counters()
+        time.sleep(self.settle)  # the window's commits are published
+        _, end_commits = self._counters()
+        wal_db = writes = None
+        if self._walinspect:
+            try:
+                row = self._conn.execute(_OUR_WAL, {
+                    "start": self._start_lsn, "end": end_lsn,
+                    "needle": f"%/{self._dboid()}/%"},
+                ).fetchone()
+                assert row is not None
+                wal_db, writes = int(row[0]), int(row[1])
+            except psycopg.Error:  # WAL already recycled, or no permission
+                pass
+        row = self._conn.execute("SELECT (%s::pg_lsn - %s::pg_lsn)::bigint",
+                                 (end_lsn, self._start_lsn)).fetchone()
+        assert row is not None
+        cpu = {"tasker": 0.0, "postgres": 0.0}
+        for key, last in self._last.items():
+            cpu[key[0]] += max(0.0, last - self._first.get(key, last))
+        self.cost = Cost(seconds=self._stopped - self._started, cpu_tasker=cpu["tasker"],
+                         cpu_postgres=cpu["postgres"], backends=len(self._backends),
+                         commits=int(end_commits) - int(self._start_commits),
+                         wal_server=int(row[0]), wal_database=wal_db, write_transactions=writes)
+        if self._sampler_conn is not None:
+            self._sampler_conn.close()
+        self._conn.close()
+
+    def _dboid(self) -> int:
+        row = self._conn.execute(
+            "SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def has_walinspect(conn: psycopg.Connection[Any]) -> bool:
+    """Whether pg_walinspect is (or could be made) available in this database."""
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+    except psycopg.Error:
+        return False
+    return True

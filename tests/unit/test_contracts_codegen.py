@@ -111,6 +111,7 @@ def test_step_state_enum_mirrors_the_domain() -> None:
 SERVICES = {
     "TaskService": [
         "CreateTask",
+        "CreateTasks",
         "GetTask",
         "ListTasks",
         "CancelTask",

@@ -54,6 +54,7 @@ _SERVICE = "/tasker.v1."
 # refused, so a new RPC cannot go out unprotected by accident.
 GRPC_PERMISSIONS: Final[dict[str, str]] = {
     f"{_SERVICE}TaskService/CreateTask": TASKS_CREATE,
+    f"{_SERVICE}TaskService/CreateTasks": TASKS_CREATE,
     f"{_SERVICE}TaskService/GetTask": TASKS_READ,
     f"{_SERVICE}TaskService/ListTasks": TASKS_LIST,
     f"{_SERVICE}TaskService/CancelTask": TASKS_CANCEL,

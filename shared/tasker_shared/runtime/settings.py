@@ -283,6 +283,9 @@ class GatewaySettings(_Section):
     """Port of the gRPC API."""
     create_wait_timeout_seconds: float = Field(5.0, gt=0)
     """How long task creation waits for ingestion before answering 202."""
+    max_batch_tasks: int = Field(1000, ge=1, le=10_000)
+    """Most task requests one batch create (CreateTasks, POST /v1/tasks/batch) may carry; the
+    batch's total size is bounded by max_request_bytes / grpc_max_message_bytes."""
     config_endpoint_enabled: bool = False
     """Serve GET /config and ConfigService (secrets redacted)."""
     queue_depth_critical: int = Field(5000, ge=1)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from trio_asyncio import trio_as_aio
 
 from tasker_gateway.context import GatewayContext
-from tasker_gateway.grpc import inputs
+from tasker_gateway.grpc import batch, inputs
 from tasker_gateway.grpc.bridge import call, principal, to_grpc_error
 from tasker_gateway.grpc.convert import enum_member, to_pb
 from tasker_gateway.models.tasks import TaskView
@@ -42,6 +42,10 @@ class TaskService(pb.TaskServiceBase):  # type: ignore[misc]
                 task_uuid=str(result.task.task_uuid), task=task_pb(result.task))
 
         return await call(run)
+
+    async def create_tasks(self, message: pb.CreateTasksRequest) -> pb.CreateTasksResponse:
+        requester = principal().subject
+        return await call(batch.create_tasks, self.ctx, message, requester=requester)
 
     async def get_task(self, message: pb.GetTaskRequest) -> pb.GetTaskResponse:
         async def run() -> pb.GetTaskResponse:

@@ -26,6 +26,7 @@ from tasker_gateway.models.tasks import (
     TaskRequestBody,
     TaskRequestOutcomeView,
 )
+from tasker_gateway.rest import routes_batch
 from tasker_gateway.rest import shapes_tasks as shape
 from tasker_gateway.rest.params import CancelParams, CreateTaskParams, TaskListParams
 from tasker_gateway.rest.spec import Reply, RestRequest, Route
@@ -133,6 +134,7 @@ ROUTES: tuple[Route, ...] = (
           summary="Create a task (through the ingestion queue)", tag="tasks",
           permission=P.TASKS_CREATE, query=CreateTaskParams, body=TaskRequestBody,
           responses={201: TaskResponse, 202: TaskAccepted}, errors=(404, 409, 413, 422, 503)),
+    routes_batch.CREATE_TASKS,
     Route(method="GET", path="/v1/tasks", name="list_tasks", handler=list_tasks,
           summary="List tasks, newest first, with filters", tag="tasks",
           permission=P.TASKS_LIST, query=TaskListParams, responses={200: TaskListResponse}),

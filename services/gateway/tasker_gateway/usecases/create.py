@@ -8,7 +8,7 @@ accepted (202) with its request id.
 Durability: nothing answered as accepted may be lost to a database crash. A send that is not
 waited for commits synchronously; a send that is waited for commits without waiting for the
 WAL flush, and is made durable before the answer either by ingestion's own synchronous commit
-(201: WAL is flushed in order) or by `_flush` (202).
+(201: WAL is flushed in order) or by `flush_wal` (202).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _send(conn: Conn, payload: dict[str, object], *, durable: bool) -> None:
                          Jsonb(payload)))
 
 
-def _flush(conn: Conn) -> None:
+def flush_wal(conn: Conn) -> None:
     """Flush all WAL written so far (the request sent without waiting for it included).
 
     A commit waits for the flush only when its transaction wrote WAL and has a transaction
@@ -86,7 +86,7 @@ def _flush(conn: Conn) -> None:
                  " pg_logical_emit_message(true, 'tasker.flush', '')")
 
 
-def _template_exists(conn: Conn, request: TaskRequest) -> bool:
+def template_exists(conn: Conn, request: TaskRequest) -> bool:
     row = conn.execute(
         "SELECT 1 FROM tasker.named_tasks nt JOIN tasker.task_namespaces tn"
         " ON tn.task_namespace_uuid = nt.task_namespace_uuid"
@@ -122,7 +122,7 @@ async def create_task(
         outcome = await _await_outcome(ctx, waiter, rid, trio.current_time() + timeout)
     # Ingestion's commit is durable only when the services commit synchronously.
     if outcome is None or not ctx.settings.database.synchronous_commit:
-        await ctx.db.run_autocommit(_flush)  # "accepted" must survive a database crash
+        await ctx.db.run_autocommit(flush_wal)  # "accepted" must survive a database crash
     if outcome is None:
         return CreateOutcome(request_id=rid, task=None)
     return CreateOutcome(request_id=rid, task=await _resolve(ctx, outcome, request))
@@ -180,7 +180,7 @@ async def _resolve(ctx: GatewayContext, outcome: IngestionOutcome, request: Task
         raise await duplicate_error(ctx, request, reason)
     code = outcome.error_code
     if code is None:  # read from the table, which does not record the code
-        exists = await ctx.db.run(_template_exists, request)
+        exists = await ctx.db.run(template_exists, request)
         code = "validation_error" if exists else "not_found"
     if code == "not_found":
         raise NotFoundError(reason)

@@ -21,9 +21,14 @@ __all__ = (
     "CheckReadinessRequest",
     "CheckReadinessResponse",
     "ConfigServiceStub",
+    "CreateTaskOutcome",
     "CreateTaskRequest",
     "CreateTaskResponse",
     "CreateTaskStatus",
+    "CreateTasksItem",
+    "CreateTasksRequest",
+    "CreateTasksResponse",
+    "CreateTasksResult",
     "DlqEntry",
     "DlqReason",
     "DlqReasonStats",
@@ -178,6 +183,54 @@ class BackoffType(betterproto2.Enum):
             "BACKOFF_TYPE_RATE_LIMIT": 2,
             "BACKOFF_TYPE_SERVICE_UNAVAILABLE": 3,
             "BACKOFF_TYPE_CUSTOM": 4,
+        }
+
+
+class CreateTaskOutcome(betterproto2.Enum):
+    UNSPECIFIED = 0
+
+    CREATED = 1
+    """
+    Ingestion created the task; `task_uuid` and `task` are set.
+    """
+
+    ACCEPTED = 2
+    """
+    On the queue, not yet ingested: follow `request_id`.
+    """
+
+    DUPLICATE = 3
+    """
+    A task with the same identity exists: `existing_task_uuid` names it when it can be
+    found.
+    """
+
+    INVALID = 4
+    """
+    Refused: `reason` says why; `error_code` is the code a single create of the item
+    would fail with (validation_error or payload_too_large: the gateway's checks;
+    not_found: no such template; unprocessable: the context fails the template's schema;
+    conflict: the request id is in use by a create in flight).
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "CREATE_TASK_OUTCOME_UNSPECIFIED",
+            1: "CREATE_TASK_OUTCOME_CREATED",
+            2: "CREATE_TASK_OUTCOME_ACCEPTED",
+            3: "CREATE_TASK_OUTCOME_DUPLICATE",
+            4: "CREATE_TASK_OUTCOME_INVALID",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "CREATE_TASK_OUTCOME_UNSPECIFIED": 0,
+            "CREATE_TASK_OUTCOME_CREATED": 1,
+            "CREATE_TASK_OUTCOME_ACCEPTED": 2,
+            "CREATE_TASK_OUTCOME_DUPLICATE": 3,
+            "CREATE_TASK_OUTCOME_INVALID": 4,
         }
 
 
@@ -1111,6 +1164,81 @@ class CreateTaskResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("tasker.v1", "CreateTaskResponse", CreateTaskResponse)
+
+
+@dataclass(eq=False, repr=False)
+class CreateTasksItem(betterproto2.Message):
+    """
+    One item of a batch create.
+    """
+
+    task: "TaskRequest | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+
+    request_id: "str | None" = betterproto2.field(2, betterproto2.TYPE_STRING, optional=True)
+    """
+    Optional client-chosen id for this item's queue message (a fresh UUID otherwise);
+    unique within the batch.
+    """
+
+
+default_message_pool.register_message("tasker.v1", "CreateTasksItem", CreateTasksItem)
+
+
+@dataclass(eq=False, repr=False)
+class CreateTasksRequest(betterproto2.Message):
+    items: "list[CreateTasksItem]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    wait: "bool | None" = betterproto2.field(2, betterproto2.TYPE_BOOL, optional=True)
+    """
+    Wait until ingestion reports every item's outcome (unset means true).
+    """
+
+    wait_timeout_ms: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+    """
+    How long to wait for all outcomes, 0 = server default; items still queued then are
+    answered ACCEPTED.
+    """
+
+
+default_message_pool.register_message("tasker.v1", "CreateTasksRequest", CreateTasksRequest)
+
+
+@dataclass(eq=False, repr=False)
+class CreateTasksResponse(betterproto2.Message):
+    results: "list[CreateTasksResult]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    One result per item, in the order of the request.
+    """
+
+
+default_message_pool.register_message("tasker.v1", "CreateTasksResponse", CreateTasksResponse)
+
+
+@dataclass(eq=False, repr=False)
+class CreateTasksResult(betterproto2.Message):
+    index: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    Position of the item in the request, from 0.
+    """
+
+    outcome: "CreateTaskOutcome" = betterproto2.field(
+        2, betterproto2.TYPE_ENUM, default_factory=lambda: CreateTaskOutcome(0)
+    )
+
+    request_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    task_uuid: "str | None" = betterproto2.field(4, betterproto2.TYPE_STRING, optional=True)
+
+    task: "Task | None" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, optional=True)
+
+    existing_task_uuid: "str | None" = betterproto2.field(6, betterproto2.TYPE_STRING, optional=True)
+
+    reason: "str | None" = betterproto2.field(7, betterproto2.TYPE_STRING, optional=True)
+
+    error_code: "str | None" = betterproto2.field(8, betterproto2.TYPE_STRING, optional=True)
+
+
+default_message_pool.register_message("tasker.v1", "CreateTasksResult", CreateTasksResult)
 
 
 @dataclass(eq=False, repr=False)
@@ -3088,6 +3216,30 @@ class TaskServiceStub(betterproto2_grpclib.ServiceStub):
             "/tasker.v1.TaskService/CreateTask",
             message,
             CreateTaskResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def create_tasks(
+        self,
+        message: "CreateTasksRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "CreateTasksResponse":
+        """
+        Enqueues up to gateway.max_batch_tasks TaskRequests in one transaction and, by
+        default, waits for all their outcomes at once; every item is answered on its own
+        (created / accepted / duplicate / invalid), in the order given. The call fails as a
+        whole only for an empty or oversized batch, backpressure or an unavailable database.
+        """
+
+        return await self._unary_unary(
+            "/tasker.v1.TaskService/CreateTasks",
+            message,
+            CreateTasksResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,

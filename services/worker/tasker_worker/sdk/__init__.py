@@ -5,6 +5,9 @@ Trio); sync handlers run in threads and learn of cancellation through `StepConte
 Typed handlers declare pydantic models for the task context and dependency results
 (`tasker_worker.sdk.typed`); long handlers report progress and keep their claim with
 `ctx.heartbeat(...)` / `await ctx.aheartbeat(...)`.
+Domain events: `@subscribe("order.*")` subscribers run in the worker for fast and broadcast
+events; `EventPublisher` / `register_publisher` for a declaration's `publisher:`
+(`tasker_worker.sdk.events`).
 Importing the SDK changes no global state (no event loop policy is installed)."""
 
 from tasker_worker.sdk.batching import BatchAggregation, aggregate_batch_results, cursor_ranges
@@ -22,6 +25,13 @@ from tasker_worker.sdk.errors import (
     StepCancelled,
     StepError,
     ValidationError,
+)
+from tasker_worker.sdk.events import (
+    DomainEvent,
+    EventPublisher,
+    StepEventContext,
+    register_publisher,
+    subscribe,
 )
 from tasker_worker.sdk.handlers import (
     HandlerRegistry,
@@ -56,6 +66,8 @@ __all__ = [
     "CancelToken",
     "ConfigurationError",
     "Dependency",
+    "DomainEvent",
+    "EventPublisher",
     "HandlerNotFound",
     "HandlerRegistry",
     "HandlerReturn",
@@ -70,6 +82,7 @@ __all__ = [
     "StepCancelled",
     "StepContext",
     "StepError",
+    "StepEventContext",
     "StepHandler",
     "StepResult",
     "TaskInput",
@@ -86,8 +99,10 @@ __all__ = [
     "failure_from_exception",
     "no_batches",
     "no_branches",
+    "register_publisher",
     "resolve",
     "step_handler",
+    "subscribe",
     "success",
     "task_input",
     "trio_handler",

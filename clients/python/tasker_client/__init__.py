@@ -45,6 +45,7 @@ from tasker_client.errors import (
 
 if TYPE_CHECKING:
     from tasker_client.aio_client import AioTaskerClient
+    from tasker_client.calls.batch import TaskSpec
     from tasker_client.config import (
         ClientConfig,
         Credentials,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         CreateTaskResult,
         StepResolution,
         TaskContext,
+        TaskOutcome,
         TaskPage,
         TemplateCatalog,
         is_terminal,
@@ -70,13 +72,14 @@ _LAZY = {
     "AioTaskerClient": "aio_client",
     "SyncTaskerClient": "sync_client",
     "TaskerClient": "trio_client",
+    "TaskSpec": "calls.batch",
     **dict.fromkeys(
         ("ClientConfig", "Credentials", "Endpoint", "RetryPolicy", "parse_address",
          "resolve_config"), "config"),
     **dict.fromkeys(("from_struct", "label", "parse_enum", "to_jsonable"), "convert"),
     **dict.fromkeys(
-        ("CreateTaskResult", "StepResolution", "TaskContext", "TaskPage", "TemplateCatalog",
-         "is_terminal"), "results"),
+        ("CreateTaskResult", "StepResolution", "TaskContext", "TaskOutcome", "TaskPage",
+         "TemplateCatalog", "is_terminal"), "results"),
 }
 
 
@@ -110,7 +113,9 @@ __all__ = [
     "StepResolution",
     "SyncTaskerClient",
     "TaskContext",
+    "TaskOutcome",
     "TaskPage",
+    "TaskSpec",
     "TaskerClient",
     "TaskerError",
     "TemplateCatalog",

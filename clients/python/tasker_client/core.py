@@ -7,6 +7,7 @@ request building, reply conversion, retries and error mapping exist once.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Generic, Literal, TypeVar
 from grpclib.client import Channel
 
 from tasker_client.config import ClientConfig
+from tasker_client.errors import TaskerError
 from tasker_client.proto.tasker.v1 import (
     AnalyticsServiceStub,
     DlqServiceStub,
@@ -44,13 +46,21 @@ NOT_OPEN = "the client is not open: use it as a context manager (`with` / `async
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Call(Generic[R]):
-    """One unary RPC: which method, the request, the call's deadline and how to read the reply."""
+    """One unary RPC: which method, the request, the call's deadline and how to read the reply.
+
+    With `concurrency`, `request` is a sequence of requests for the same method, sent as that
+    many calls (each with its own deadline and retries), at most `concurrency` in flight;
+    `convert` then reads the list of replies, in which an error `keep` accepts stands in
+    place of its reply (any other error cancels the calls still running and is raised).
+    """
 
     service: Service
     method: str
     request: Any
     timeout: float | None
     convert: Callable[[Any], R]
+    concurrency: int | None = None
+    keep: Callable[[TaskerError], bool] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,16 +107,42 @@ class Connection:
     async def unary(self, call: Call[R]) -> R:
         """Run a unary call within its deadline, retrying UNAVAILABLE; TaskerError on failure."""
         method = self._method(call.service, call.method)
-        timeout = call.timeout or self.config.timeout
-        attempts = Attempts(self.config.retry, timeout, target=self._target)
+        if call.concurrency is not None:
+            return call.convert(await self._fan_out(method, call))
+        return call.convert(await self._attempt(method, call.request, call.timeout))
+
+    async def _fan_out(self, method: Callable[..., Any], call: Call[Any]) -> list[Any]:
+        """Every request of `call`, at most `call.concurrency` at once; replies in order."""
+        gate = asyncio.Semaphore(max(1, call.concurrency or 1))
+        keep = call.keep or (lambda _: False)
+
+        async def one(request: Any) -> Any:
+            async with gate:
+                try:
+                    return await self._attempt(method, request, call.timeout)
+                except TaskerError as exc:
+                    if keep(exc):
+                        return exc
+                    raise
+
+        tasks = [asyncio.ensure_future(one(request)) for request in call.request]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()  # a no-op once done; the rest after a failure
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _attempt(self, method: Callable[..., Any], request: Any, budget: float | None
+                       ) -> Any:
+        """One logical call: attempts within `budget` seconds (None: the client's timeout)."""
+        attempts = Attempts(self.config.retry, budget or self.config.timeout, target=self._target)
         while True:
             left = attempts.begin()
             try:
-                reply = await method(call.request, timeout=left)
+                return await method(request, timeout=left)
             except Exception as exc:
                 await attempts.failed(exc)
-            else:
-                return call.convert(reply)
 
     async def stream(self, call: StreamCall[T]) -> AsyncGenerator[T, None]:
         """The items of a streaming call; retried like a unary call until the first item."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasker_client.proto.tasker.v1 import (
+    CreateTaskOutcome,
     CreateTaskStatus,
     Step,
     StepState,
@@ -32,6 +33,29 @@ class CreateTaskResult:
     def created(self) -> bool:
         """True when the task exists (not merely accepted onto the queue)."""
         return bool(self.status == CreateTaskStatus.CREATED)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskOutcome:
+    """What became of one item of create_tasks / create_tasks_concurrently (`index`: its
+    position in the items given): CREATED (`task` set), ACCEPTED (still queued: follow
+    `request_id`), DUPLICATE (`existing_task_uuid` names the task with that identity when it
+    could be found) or INVALID (`reason`; `error_code` as a single create would report it:
+    validation_error, payload_too_large, not_found, unprocessable, conflict)."""
+
+    index: int
+    outcome: CreateTaskOutcome
+    request_id: str | None
+    task_uuid: str | None = None
+    task: Task | None = None
+    existing_task_uuid: str | None = None
+    reason: str | None = None
+    error_code: str | None = None
+
+    @property
+    def created(self) -> bool:
+        """True when ingestion created the task."""
+        return bool(self.outcome == CreateTaskOutcome.CREATED)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -32,6 +32,8 @@ _BY_STATUS: dict[Status, type[TaskerError]] = {
 }
 
 _RETRY_AFTER = re.compile(r"retry[ _-]after[^0-9]{0,12}(\d+)", re.IGNORECASE)
+# How the gateway names the task a duplicate identity collides with (ALREADY_EXISTS).
+_EXISTING = re.compile(r"existing task ([0-9a-fA-F-]{36})\b")
 
 
 def retry_after_hint(message: str) -> int:
@@ -50,6 +52,9 @@ def from_grpc(exc: GRPCError) -> TaskerError:
         err = _BY_STATUS[status](message)
     else:
         err = RpcError(message, status=status.name)
+    existing = _EXISTING.search(message) if status is Status.ALREADY_EXISTS else None
+    if existing:
+        err.details["existing_task_uuid"] = existing.group(1)
     err.details.setdefault("grpc_status", status.name)
     return err
 

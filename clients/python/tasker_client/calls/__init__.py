@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasker_client.calls import admin, steps, tasks
+from tasker_client.calls import admin, batch, steps, tasks
 from tasker_client.config import ClientConfig, RetryPolicy, resolve_config
 from tasker_client.core import Connection
 from tasker_client.facade import Streaming, Unary
@@ -41,6 +41,8 @@ class GatewayCalls:
         return self._connection.config
 
     create_task = Unary(tasks.create_task)
+    create_tasks = Unary(batch.create_tasks)
+    create_tasks_concurrently = Unary(batch.create_tasks_concurrently)
     get_task = Unary(tasks.get_task)
     list_tasks = Unary(tasks.list_tasks)
     cancel_task = Unary(tasks.cancel_task)

@@ -8,7 +8,8 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from tasker_client.convert import UuidLike, from_struct, parse_enum, to_struct, uuid_text
+from tasker_client.calls.batch import TaskSpec, wait_ms
+from tasker_client.convert import UuidLike, from_struct, parse_enum, uuid_text
 from tasker_client.core import Call, StreamCall
 from tasker_client.errors import ValidationError
 from tasker_client.proto.tasker.v1 import (
@@ -22,7 +23,6 @@ from tasker_client.proto.tasker.v1 import (
     SortDirection,
     StreamTaskStatusRequest,
     Task,
-    TaskRequest,
     TaskState,
     TaskStatusUpdate,
     TaskSummary,
@@ -54,28 +54,17 @@ def create_task(
     call_timeout: float | None = None,
 ) -> Call[CreateTaskResult]:
     """Request a task; with `wait` the reply comes once ingestion created (or refused) it."""
-    if not name:
-        raise ValidationError("name: is required")
+    spec = TaskSpec(
+        name=name, namespace=namespace, version=version, context=context, initiator=initiator,
+        source_system=source_system, reason=reason, tags=tags, priority=priority,
+        correlation_id=correlation_id, parent_correlation_id=parent_correlation_id,
+        idempotency_key=idempotency_key, options=options)
     # One id for every attempt, so a retried request is the same request.
     request_id = request_id or str(uuid.uuid4())
     request = CreateTaskRequest(
-        task=TaskRequest(
-            name=name,
-            namespace=namespace,
-            version=version,
-            context=to_struct(context if context is not None else {}),
-            initiator=initiator,
-            source_system=source_system,
-            reason=reason,
-            tags=list(tags),
-            options=to_struct(options),
-            priority=priority,
-            correlation_id=correlation_id,
-            parent_correlation_id=parent_correlation_id,
-            idempotency_key=idempotency_key,
-        ),
+        task=spec.task_request(),
         wait=wait,
-        wait_timeout_ms=0 if wait_timeout is None else max(1, round(wait_timeout * 1000)),
+        wait_timeout_ms=wait_ms(wait_timeout),
         request_id=request_id,
     )
 

@@ -191,7 +191,7 @@ async def test_one_task_one_trace_across_services(db_url: str, tmp_path: Path) -
                 spans = [s for s in exporter.get_finished_spans()
                          if s.context is not None and s.context.trace_id == trace_id]
                 names = [s.name for s in spans]
-                if "finalizer.finalize" in names or time.monotonic() > deadline:
+                if names.count("results.evaluate_task") >= 4 or time.monotonic() > deadline:
                     break
                 await trio.sleep(0.02)
     finally:
@@ -201,14 +201,15 @@ async def test_one_task_one_trace_across_services(db_url: str, tmp_path: Path) -
     assert names.count("worker.execute_step") == 4
     assert names.count("results.step_result") == 4
     assert names.count("results.evaluate_task") == 4
-    assert names.count("finalizer.finalize") >= 1
+    # The last result's evaluation completes the task in its own transaction: no
+    # finalization hop (issue 18 item 3).
+    assert names.count("finalizer.finalize") == 0
     by_id = _by_id(spans)
     allowed_parents = {
         "ingestion.task_request": {"gateway.create_task"},
         "worker.execute_step": {"ingestion.task_request", "results.evaluate_task"},
         "results.step_result": {"worker.execute_step"},
         "results.evaluate_task": {"results.step_result"},
-        "finalizer.finalize": {"results.evaluate_task"},
     }
     for s in spans:
         if s.name == "gateway.create_task":
@@ -216,14 +217,17 @@ async def test_one_task_one_trace_across_services(db_url: str, tmp_path: Path) -
             continue
         assert s.parent is not None and s.parent.span_id in by_id, s.name  # no dangling link
         assert by_id[s.parent.span_id].name in allowed_parents[s.name], s.name
-    # Walking up from finalization reaches the root through every service, in order.
-    final = next(s for s in spans if s.name == "finalizer.finalize")
+    # Walking up from the evaluation that completed the task reaches the root through every
+    # service, in order.
+    parents = {s.parent.span_id for s in spans if s.parent is not None}
+    [final] = [s for s in spans if s.name == "results.evaluate_task"
+               and s.context is not None and s.context.span_id not in parents]
     chain = [final.name]
     node = final
     while node.parent is not None:
         node = by_id[node.parent.span_id]
         chain.append(node.name)
-    assert chain == ["finalizer.finalize"] + [
+    assert chain == [
         "results.evaluate_task", "results.step_result", "worker.execute_step"] * 4 + [
         "ingestion.task_request", "gateway.create_task"]
     steps = [s.attributes["tasker.step_name"] for s in spans

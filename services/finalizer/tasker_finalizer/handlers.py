@@ -1,7 +1,8 @@
 """Finalization: decide a task's outcome (complete, blocked by failures, error: a failed task
-opens a DLQ investigation) or move it on (re-enqueue ready steps) with the task row locked;
-plus the readiness safety net. A request for a task that does not exist is set aside when its
-message is locked."""
+opens a DLQ investigation) or move it on (re-enqueue ready steps) with the task row locked,
+when a retry timer fires or the readiness safety net finds work (result processing decides
+the outcome of a task its last result finished, in the same transaction). A request for a
+task that does not exist is set aside when its message is locked."""
 
 from __future__ import annotations
 
@@ -14,13 +15,11 @@ from tasker_shared.contracts.payloads import FinalizationRequest
 from tasker_shared.db.database import Conn
 from tasker_shared.queue import pgmq
 from tasker_shared.queue.processor import AfterCommit, Envelope
-from tasker_shared.runtime.metrics import DLQ_ENTRIES, TASKS_FINISHED
 from tasker_shared.runtime.tracing import inject_headers, message_span
+from tasker_shared.store.outcomes import report_outcome
 from tasker_shared.store.tasks import evaluate_task_deferred
 
 log = structlog.get_logger("tasker.finalizer")
-
-_OUTCOMES = {"completed": "complete", "blocked": "blocked_by_failures", "error": "error"}
 
 
 class FinalizerHandlers:
@@ -70,15 +69,8 @@ class FinalizerHandlers:
             if result is None:  # deleted since its message was locked (or a sweep's race)
                 log.warning("finalize_unknown_task", action="skip", task_uuid=str(task_uuid))
                 return {"action": "unknown_task"}
-            action = str(result.get("action"))
-            if action in _OUTCOMES:
+            if report_outcome(result, task_uuid=task_uuid, reason=reason):
                 self.finalized += 1
-                TASKS_FINISHED.labels(_OUTCOMES[action]).inc()
-                if result.get("dlq_entry") is not None:  # failed: handed to operators
-                    DLQ_ENTRIES.labels("max_retries_exceeded").inc()
-                log.info("task_finalized", action=action, task_uuid=str(task_uuid),
-                         reason=reason, state=result.get("state"),
-                         dlq_entry=result.get("dlq_entry"))
             return result
 
         return outcome

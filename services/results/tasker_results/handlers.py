@@ -1,5 +1,6 @@
 """Result processing: apply each step result in one transaction with everything it causes —
-the step's final transition, decision/batch steps, newly ready steps, finalization requests."""
+the step's final transition, decision/batch steps, newly ready steps, the task's outcome
+when nothing is left to run (no separate finalization hop), retry timers."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tasker_shared.queue.processor import AfterCommit, Envelope
 from tasker_shared.runtime.metrics import RETRIES, TRANSITIONS
 from tasker_shared.runtime.settings import Settings
 from tasker_shared.runtime.tracing import inject_headers, message_span
+from tasker_shared.store.outcomes import report_outcome
 from tasker_shared.store.tasks import count_evaluation
 from tasker_shared.store.templates import TemplateCache
 
@@ -65,6 +67,7 @@ class ResultHandlers:
         self._resolved: dict[UUID, tuple[datetime, TaskTemplate]] = {}
         self.applied = 0
         self.duplicates = 0
+        self.finalized = 0
 
     def handle_step_results(
         self, conn: Conn, batch: list[Envelope[StepMessage]]
@@ -175,8 +178,10 @@ class ResultHandlers:
             log.info("step_result_applied", action=str(decision.event), step_uuid=step,
                      task_uuid=str(p.row["task_uuid"]), reason=decision.reason,
                      backoff_seconds=decision.backoff_seconds, applied=new_state is not None)
-        for evaluation in (outcome.get("tasks") or {}).values():
+        for task_uuid, evaluation in (outcome.get("tasks") or {}).items():
             count_evaluation(evaluation)
+            if report_outcome(evaluation, task_uuid=task_uuid, reason="step_result"):
+                self.finalized += 1
 
     def _dynamic(self, conn: Conn, row: dict[str, Any], template: TaskTemplate,
                  template_step: str, decision: Decision) -> Decision:

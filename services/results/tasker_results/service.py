@@ -26,5 +26,6 @@ async def serve(
         rt.consume(ORCHESTRATION_STEP_RESULTS, decode=decode_step_message,
                    handle=handlers.handle_step_results, lock=lock_result_messages)
         rt.extra_details.append(lambda: {"results": {
-            "applied": handlers.applied, "duplicates": handlers.duplicates}})
+            "applied": handlers.applied, "duplicates": handlers.duplicates,
+            "finalized": handlers.finalized}})
         await rt.run(task_status=task_status)

@@ -109,11 +109,11 @@ async def test_heartbeat_loops_of_each_kind_stop_when_their_task_is_cancelled(
     for kind in KINDS:
         assert await _stopped(SEEN[(task, kind)].stopped), kind
     lost = "the step is no longer in progress under attempt 1 (it is cancelled)"
-    assert SEEN[(task, "sync")].how == f"StepCancelled: {lost}"
-    assert SEEN[(task, "asyncio")].how in ("StepCancelled; ctx.cancelled=True",
-                                           "CancelledError; ctx.cancelled=True")
-    assert SEEN[(task, "trio")].how in ("StepCancelled; ctx.cancelled=True",
-                                        "Cancelled; ctx.cancelled=True")
+    assert SEEN[(task, "sync")].seen == [f"StepCancelled: {lost}"]
+    assert SEEN[(task, "asyncio")].seen in (["StepCancelled; ctx.cancelled=True"],
+                                            ["CancelledError; ctx.cancelled=True"])
+    assert SEEN[(task, "trio")].seen in (["StepCancelled; ctx.cancelled=True"],
+                                         ["Cancelled; ctx.cancelled=True"])
     progress = _progress(typed_pipeline, task)
     assert all(isinstance(progress[f"beat_{kind}"]["progress"], int) for kind in KINDS)
     steps = steps_of(typed_pipeline, task)

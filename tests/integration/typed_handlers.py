@@ -6,7 +6,6 @@ The worker runs in the test's process, so the heartbeat loops report through `SE
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import defaultdict
 from typing import Annotated
 
@@ -14,6 +13,7 @@ import trio
 from pydantic import BaseModel, Field
 
 from tasker_worker.sdk import StepCancelled, StepContext, dependency, step_handler
+from tests.integration.aio_handlers import Probe
 
 
 class Item(BaseModel):
@@ -64,20 +64,7 @@ async def charge_trio(ctx: StepContext, order: Order,
     return Receipt(order_id=order.order_id, units=check.units, kind="trio")
 
 
-class Seen:
-    """What one heartbeat loop saw: `started` after its first heartbeat, then how it ended."""
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.stopped = threading.Event()
-        self.how = ""
-
-    def saw(self, how: str) -> None:
-        self.how = how
-        self.stopped.set()
-
-
-SEEN: defaultdict[tuple[str, str], Seen] = defaultdict(Seen)
+SEEN: defaultdict[tuple[str, str], Probe] = defaultdict(Probe)
 """By (task_uuid, kind)."""
 BEATS = 1200  # 60 s of heartbeats 50 ms apart: far longer than the test waits
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import pytest
 import trio
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from tasker_worker.sdk import (
     ConfigurationError,
@@ -24,16 +24,7 @@ from tasker_worker.sdk import (
     task_input,
 )
 from tasker_worker.sdk.results import failure_from_exception
-
-
-class Item(BaseModel):
-    sku: str
-    qty: int = Field(gt=0)
-
-
-class Order(BaseModel):
-    order_id: str
-    items: list[Item]
+from tests.integration.typed_handlers import Order
 
 
 class Checked(BaseModel):

@@ -17,6 +17,7 @@ import trio
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tasker_gateway.ui.queries import step_detail
 from tasker_ingestion.service import serve as serve_ingestion
 from tasker_shared.db.database import Database
 from tasker_shared.domain.template.text import parse_template_text
@@ -106,6 +107,9 @@ async def test_a_heartbeat_writes_progress_and_extends_the_lease_at_once(
         assert after["claimed_until"] > before["claimed_until"]
         assert after["vt"] == after["claimed_until"]
         assert after["claim_msg_id"] == step.msg_id
+        with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+            shown = step_detail(conn, task_uuid, step.step_uuid)  # the dashboard's step page
+        assert shown["progress"] == progress
 
         # Within the interval: coalesced, nothing written until it ends; the latest wins.
         for i in range(20):

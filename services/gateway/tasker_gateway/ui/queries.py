@@ -144,7 +144,8 @@ def task_graph(conn: Conn, task_uuid: UUID, staleness: StalenessSettings,
 
 
 def step_detail(conn: Conn, task_uuid: UUID, step_uuid: UUID) -> Row:
-    """Inputs, results (error and traceback included), checkpoint, transitions, audit."""
+    """Inputs, results (error and traceback included), checkpoint, progress, transitions,
+    audit."""
     with conn.pipeline():
         row_q = conn.execute(
             "SELECT * FROM tasker.get_step_rows_v1(%s::uuid[], %s::uuid[])",
@@ -153,7 +154,7 @@ def step_detail(conn: Conn, task_uuid: UUID, step_uuid: UUID) -> Row:
             "SELECT * FROM tasker.get_step_readiness_status_batch_v1(%s::uuid[], %s::uuid[])",
             ([task_uuid], [step_uuid]))
         cp_q = conn.execute(
-            "SELECT checkpoint FROM tasker.workflow_steps"
+            "SELECT checkpoint, progress FROM tasker.workflow_steps"
             " WHERE workflow_step_uuid = %s AND task_uuid = %s", (step_uuid, task_uuid))
         trans_q = conn.execute("SELECT * FROM tasker.ui_step_transitions_v1(%s, %s)",
                                (task_uuid, step_uuid))
@@ -173,6 +174,7 @@ def step_detail(conn: Conn, task_uuid: UUID, step_uuid: UUID) -> Row:
         "inputs": row["inputs"], "results": results,
         "error": error if isinstance(error, dict) else None,
         "checkpoint": cp["checkpoint"],
+        "progress": cp["progress"],  # the handler's latest heartbeat report
         "transitions": trans_q.fetchall(),
         "audit": [{k: a[k] for k in ("recorded_at", "worker_uuid", "success",
                                      "execution_time_ms", "from_state", "to_state",

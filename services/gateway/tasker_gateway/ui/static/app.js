@@ -306,6 +306,7 @@ async function showStep(box, taskUuid, stepUuid, quiet) {
       s.transitions.map((t) => h("tr", {}, h("td", {}, fmtTime(t.created_at)), h("td", {}, t.from_state || ""),
         h("td", {}, stateBadge(t.to_state)), h("td", { class: "muted" }, (t.metadata && (t.metadata.event || t.metadata.action)) || "")))),
     h("h3", {}, "Inputs"), json(s.inputs), h("h3", {}, "Results"), json(s.results),
+    s.progress ? [h("h3", {}, "Progress"), json(s.progress)] : null,
     s.checkpoint ? [h("h3", {}, "Checkpoint"), json(s.checkpoint)] : null,
     h("h3", {}, "Audit trail"),
     h("table", { id: "step-audit" }, h("tr", {}, ["Recorded", "Worker", "Success", "ms", "Transition"].map((c) => h("th", {}, c))),

@@ -70,8 +70,8 @@ SELECT CASE tt.to_state WHEN 'pending' THEN 'task created'
   FROM tasker.task_transitions tt
  WHERE tt.task_uuid = %(task)s AND tt.to_state IN ('pending', 'complete')
 UNION ALL
-SELECT 'finalizer tx start', NULL, tt.created_at FROM tasker.task_transitions tt
- WHERE tt.task_uuid = %(task)s AND tt.to_state = 'evaluating_results'
+SELECT 'completing tx start', NULL, tt.created_at FROM tasker.task_transitions tt
+ WHERE tt.task_uuid = %(task)s AND tt.to_state = 'complete'
 UNION ALL
 SELECT 'finalization requested', NULL, min(l.at) FROM bench_anatomy.message_log l
  WHERE l.queue = 'q_orchestration_task_finalizations' AND l.op = 'INSERT'
@@ -112,7 +112,9 @@ SELECT e.event, s.k, e.at
          AND (l.queue LIKE 'q\\_worker\\_%%' OR l.queue = 'q_orchestration_step_results')
        GROUP BY 1) e"""
 
-# The causal chain of a linear-4 task, and what each hop (from the event before) is made of.
+# The causal chain of a linear-4 task as the services are built today, and what each hop
+# (from the event before in this chain) is made of. The hops printed follow the events' median
+# times instead, so a changed path (an event gone, or moved) shows as it is.
 _HEAD = [
     ("gateway stamped request", "client -> gateway: gRPC call, decode, validate"),
     ("request message sent", "gateway: checks, encode, begin + send"),
@@ -120,8 +122,6 @@ _HEAD = [
     ("task created", "ingestion: lock request, template, insert task"),
 ]
 _STEP = [
-    ("enqueued", "{enq}"),
-    ("{prev_end}", "{end_what}"),
     ("claim tx start", "commit -> NOTIFY -> worker claim begins"),
     ("claimed", "claim: lock message, transition"),
     ("record tx start", "claim commit + hydrate, handler, hand-off to the recorder"),
@@ -133,26 +133,23 @@ _STEP = [
 _TAIL = [
     ("finalization requested", "result processing: evaluate, request finalization"),
     ("step 4: results tx end", "result processing: delete result message"),
-    ("finalizer tx start", "commit -> NOTIFY -> finalizer begins"),
-    ("task complete written", "finalizer: evaluate, transitions (completion = its tx start)"),
+    ("completing tx start", "commit -> NOTIFY -> finalizer begins"),
+    ("task complete written", "finalizer: evaluate, transitions"),
     ("finalizer tx end", "finalizer: delete message (then commit)"),
 ]
 
 
 def chain(steps: int = 4) -> list[tuple[str, str]]:
-    """(event, what the hop into it is made of), in causal order."""
+    """(event, what the hop into it from the event before is made of), in causal order."""
     out = list(_HEAD)
     for k in range(1, steps + 1):
-        for event, what in _STEP:
-            if event == "{prev_end}":
-                event = "ingestion tx end" if k == 1 else f"step {k - 1}: results tx end"
-                what = ("ingestion: task transitions, outcome, delete request" if k == 1
-                        else "result processing: delete result message")
-            elif event == "enqueued":
-                what = ("ingestion: steps, edges, enqueue the first step" if k == 1
-                        else "result processing: evaluate, enqueue the next step")
-            out.append((event if event.startswith(("ingestion", "step ")) else
-                        f"step {k}: {event}", what))
+        if k == 1:
+            out += [("step 1: enqueued", "ingestion: steps, edges, enqueue the first step"),
+                    ("ingestion tx end", "ingestion: task transitions, outcome, delete request")]
+        else:
+            out += [(f"step {k}: enqueued", "result processing: evaluate, enqueue the next step"),
+                    (f"step {k - 1}: results tx end", "result processing: delete result message")]
+        out += [(f"step {k}: {event}", what) for event, what in _STEP]
     return out + _TAIL
 
 
@@ -170,8 +167,8 @@ def task_events(conn: psycopg.Connection[Any], *, rid: str, task: str, client: b
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Hop:
-    event: str
-    what: str
+    event: str  # the event the hop leads to ("a = b" when both happen at one time)
+    what: str  # what the hop is made of, when it follows the chain above; else "a -> b"
     ms: list[float]
 
     @property
@@ -180,26 +177,55 @@ class Hop:
 
 
 def hops(runs: list[tuple[float, dict[str, float]]]) -> list[Hop]:
-    """Hops along the chain, each with its duration in every run. `runs` holds, per task, the
-    submit time and its events; an event a run lacks (no gateway on the queue path) is
-    skipped: the next hop spans both."""
+    """The hops of the tasks in `runs` (per task: its submit time and its events), from the
+    submit call on. Only events every task has count; events at one same time in every task
+    (two rows of one transaction's start) are one; they follow their median times (ties in
+    chain order); a hop between events the chain does not put next to each other is named
+    by its ends."""
+    order = [event for event, _ in chain()]
+    made_of = dict(chain())
+    events = [e for e in order if all(e in ev for _, ev in runs)]
+    events += sorted({e for _, ev in runs for e in ev if e not in made_of
+                      and all(e in other for _, other in runs)})
+    groups: list[list[str]] = []
+    for event in events:
+        same = next((g for g in groups
+                     if all(ev[g[0]] == ev[event] for _, ev in runs)), None)
+        if same is not None:
+            same.append(event)
+        else:
+            groups.append([event])
+
+    def offset(group: list[str]) -> float:
+        return statistics.median(ev[group[0]] - t0 for t0, ev in runs)
+
+    rank = {e: i for i, e in enumerate(order)}
+    groups.sort(key=lambda g: (offset(g), min(rank.get(e, len(order)) for e in g)))
     out: list[Hop] = []
-    per_run: list[list[float]] = [[] for _ in runs]
-    names: list[tuple[str, str]] = []
-    for event, what in chain():
-        if not all(event in events for _, events in runs):
-            continue
-        names.append((event, what))
-    for i, (t0, events) in enumerate(runs):
-        prev = t0
-        for event, _ in names:
-            per_run[i].append((events[event] - prev) * 1000)
-            prev = events[event]
-    for j, (event, what) in enumerate(names):
-        if j == 0 and event != _HEAD[0][0]:  # no gateway: the submitter sent it itself
-            what = "submit call: begin + send"
-        out.append(Hop(event=event, what=what, ms=[run[j] for run in per_run]))
+    previous: list[str] = []
+    for group in groups:
+        ms = [(ev[group[0]] - (ev[previous[0]] if previous else t0)) * 1000 for t0, ev in runs]
+        out.append(Hop(event=" = ".join(group), what=_made_of(previous, group, events),
+                       ms=ms))
+        previous = group
     return out
+
+
+def _made_of(previous: list[str], group: list[str], present: list[str]) -> str:
+    """The chain's description of the hop into `group` when it comes from the event the
+    chain has just before (among the events present), else the hop's ends."""
+    made_of = dict(chain())
+    if not previous:  # from the submit call: to the gateway, or the submitter's own send
+        first = _HEAD[0][0]
+        return made_of[first] if first in group else "submit call: begin + send"
+    order = [e for e, _ in chain() if e in present]
+    for event in group:
+        if event not in made_of:
+            continue
+        i = order.index(event)
+        if i > 0 and order[i - 1] in previous:
+            return made_of[event]
+    return f"{previous[-1]} -> {group[0]}"
 
 
 def grouped(hop_list: list[Hop]) -> list[tuple[str, float]]:

@@ -17,6 +17,7 @@ count its write transactions exactly.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ class Meter:
         time.sleep(self.settle)  # the window's commits are published
         _, end_commits = self._counters()
         wal_db = writes = None
-        if self._walinspect:
+        if self._walinspect and self._flushed(end_lsn):
             try:
                 row = self._conn.execute(_OUR_WAL, {
                     "start": self._start_lsn, "end": end_lsn,
@@ -175,8 +176,8 @@ class Meter:
                 ).fetchone()
                 assert row is not None
                 wal_db, writes = int(row[0]), int(row[1])
-            except psycopg.Error:  # WAL already recycled, or no permission
-                pass
+            except psycopg.Error as exc:  # WAL already recycled, or no permission
+                print(f"pg_walinspect: {exc}", file=sys.stderr)
         row = self._conn.execute("SELECT (%s::pg_lsn - %s::pg_lsn)::bigint",
                                  (end_lsn, self._start_lsn)).fetchone()
         assert row is not None
@@ -190,6 +191,17 @@ class Meter:
         if self._sampler_conn is not None:
             self._sampler_conn.close()
         self._conn.close()
+
+    def _flushed(self, lsn: str, timeout: float = 5.0) -> bool:
+        """Wait until the WAL up to `lsn` is flushed (pg_walinspect reads no further)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = self._conn.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn",
+                                     (lsn,)).fetchone()
+            if row is not None and row[0]:
+                return True
+            time.sleep(0.05)
+        return False
 
     def _dboid(self) -> int:
         row = self._conn.execute(

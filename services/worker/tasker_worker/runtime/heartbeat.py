@@ -52,10 +52,13 @@ class Heartbeats:
 
     def _spawn(self, work: Callable[[], Awaitable[None]], done: Future[None] | None) -> None:
         """Start `work` (in the Trio thread); without a running `serve`, drop it."""
-        if self._nursery is None:
-            _resolve(done)
-            return
-        self._nursery.start_soon(work)
+        if self._nursery is not None:
+            try:
+                self._nursery.start_soon(work)
+                return
+            except RuntimeError:  # closing: the worker is stopping
+                pass
+        _resolve(done)
 
     async def write(self, step: ClaimedStep, control: RunControl, report: dict[str, Any]) -> None:
         """Write one report; cancel the run if its claim is lost. A database that does not

@@ -49,10 +49,17 @@ class TcpProxy:
             for listener in listeners:
                 listener.socket.close()  # refuse new connections at once
 
+    async def _connect(self) -> trio.SocketStream:
+        """To the server: over TCP, or its Unix socket when the URL's host is a directory
+        (the embedded server listens on a socket only)."""
+        if self.target_host.startswith("/"):
+            return await trio.open_unix_socket(f"{self.target_host}/.s.PGSQL.{self.target_port}")
+        return await trio.open_tcp_stream(self.target_host, self.target_port)
+
     async def _handle(self, client: trio.SocketStream) -> None:
         async with client:
             try:
-                server = await trio.open_tcp_stream(self.target_host, self.target_port)
+                server = await self._connect()
             except OSError:
                 return
             async with server, trio.open_nursery() as pumps:

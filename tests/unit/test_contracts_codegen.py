@@ -117,6 +117,7 @@ SERVICES = {
         "CancelTask",
         "GetTaskContext",
         "GetTaskSummary",
+        "GetTaskRequestOutcome",
         "StreamTaskStatus",
     ],
     "StepService": ["GetStep", "ListSteps", "ResolveStep", "GetStepAudit"],
@@ -185,6 +186,7 @@ TASK_RESPONSE_FIELDS = [
     "completion_percentage",
     "health_status",
     "steps",
+    "context_json",  # the context as JSON text: exact integers (Struct numbers are doubles)
 ]
 
 

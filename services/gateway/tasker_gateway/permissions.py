@@ -60,6 +60,7 @@ GRPC_PERMISSIONS: Final[dict[str, str]] = {
     f"{_SERVICE}TaskService/CancelTask": TASKS_CANCEL,
     f"{_SERVICE}TaskService/GetTaskContext": TASKS_CONTEXT,
     f"{_SERVICE}TaskService/GetTaskSummary": TASKS_READ,
+    f"{_SERVICE}TaskService/GetTaskRequestOutcome": TASKS_READ,
     f"{_SERVICE}TaskService/StreamTaskStatus": TASKS_READ,
     f"{_SERVICE}StepService/GetStep": STEPS_READ,
     f"{_SERVICE}StepService/ListSteps": STEPS_READ,

@@ -12,7 +12,7 @@ from tasker_gateway.grpc.bridge import call, principal, to_grpc_error
 from tasker_gateway.grpc.convert import enum_member, to_pb
 from tasker_gateway.models.tasks import TaskView
 from tasker_gateway.usecases import create, steps, tasks
-from tasker_gateway.usecases.inputs import parse_uuid
+from tasker_gateway.usecases.inputs import parse_request_id, parse_uuid
 from tasker_gateway.usecases.watch import TaskWatch, open_watch
 from tasker_shared.contracts.generated.tasker import v1 as pb
 
@@ -85,6 +85,15 @@ class TaskService(pb.TaskServiceBase):  # type: ignore[misc]
         async def run() -> pb.GetTaskSummaryResponse:
             view = await tasks.task_summary(self.ctx, parse_uuid(message.task_uuid, "task_uuid"))
             return pb.GetTaskSummaryResponse(summary=to_pb(view, pb.TaskSummary))
+
+        return await call(run)
+
+    async def get_task_request_outcome(self, message: pb.GetTaskRequestOutcomeRequest
+                                       ) -> pb.GetTaskRequestOutcomeResponse:
+        async def run() -> pb.GetTaskRequestOutcomeResponse:
+            found = await tasks.request_outcome(self.ctx, parse_request_id(message.request_id))
+            return pb.GetTaskRequestOutcomeResponse(
+                outcome=to_pb(found, pb.TaskRequestOutcome))
 
         return await call(run)
 

@@ -56,6 +56,8 @@ __all__ = (
     "GetTaskContextRequest",
     "GetTaskContextResponse",
     "GetTaskRequest",
+    "GetTaskRequestOutcomeRequest",
+    "GetTaskRequestOutcomeResponse",
     "GetTaskResponse",
     "GetTaskSummaryRequest",
     "GetTaskSummaryResponse",
@@ -1146,6 +1148,12 @@ class CreateTaskRequest(betterproto2.Message):
     Optional client-chosen id for the queue message (a fresh UUID otherwise).
     """
 
+    context_json: "str | None" = betterproto2.field(5, betterproto2.TYPE_STRING, optional=True)
+    """
+    The task's context as JSON text (exact integers); when set, task.context must be
+    empty.
+    """
+
 
 default_message_pool.register_message("tasker.v1", "CreateTaskRequest", CreateTaskRequest)
 
@@ -1180,6 +1188,12 @@ class CreateTasksItem(betterproto2.Message):
     unique within the batch.
     """
 
+    context_json: "str | None" = betterproto2.field(3, betterproto2.TYPE_STRING, optional=True)
+    """
+    The task's context as JSON text (exact integers); when set, task.context must be
+    empty.
+    """
+
 
 default_message_pool.register_message("tasker.v1", "CreateTasksItem", CreateTasksItem)
 
@@ -1197,6 +1211,12 @@ class CreateTasksRequest(betterproto2.Message):
     """
     How long to wait for all outcomes, 0 = server default; items still queued then are
     answered ACCEPTED.
+    """
+
+    include_tasks: "bool | None" = betterproto2.field(4, betterproto2.TYPE_BOOL, optional=True)
+    """
+    Answer each created item with its task (unset means true); false answers task_uuid
+    only, which saves reading and sending N task views.
     """
 
 
@@ -1537,6 +1557,13 @@ class GetTaskContextResponse(betterproto2.Message):
     Results of the task's steps so far, keyed by step name.
     """
 
+    context_json: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    context and step_results as JSON text (exact integers).
+    """
+
+    step_results_json: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+
 
 default_message_pool.register_message("tasker.v1", "GetTaskContextResponse", GetTaskContextResponse)
 
@@ -1547,6 +1574,28 @@ class GetTaskRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("tasker.v1", "GetTaskRequest", GetTaskRequest)
+
+
+@dataclass(eq=False, repr=False)
+class GetTaskRequestOutcomeRequest(betterproto2.Message):
+    request_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The request id CreateTask / CreateTasks answered (or the client chose).
+    """
+
+
+default_message_pool.register_message("tasker.v1", "GetTaskRequestOutcomeRequest", GetTaskRequestOutcomeRequest)
+
+
+@dataclass(eq=False, repr=False)
+class GetTaskRequestOutcomeResponse(betterproto2.Message):
+    outcome: "TaskRequestOutcome | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    created (task_uuid names the task), duplicate or invalid (reason says why).
+    """
+
+
+default_message_pool.register_message("tasker.v1", "GetTaskRequestOutcomeResponse", GetTaskRequestOutcomeResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1910,6 +1959,14 @@ class ResolveStepRequest(betterproto2.Message):
     complete_manually only: extra metadata stored with the result.
     """
 
+    result_json: "str | None" = betterproto2.field(8, betterproto2.TYPE_STRING, optional=True)
+    """
+    result and metadata as JSON text (exact integers); when set, the Struct beside each
+    must be empty.
+    """
+
+    metadata_json: "str | None" = betterproto2.field(9, betterproto2.TYPE_STRING, optional=True)
+
 
 default_message_pool.register_message("tasker.v1", "ResolveStepRequest", ResolveStepRequest)
 
@@ -2099,6 +2156,13 @@ class Step(betterproto2.Message):
     total_parents: "int" = betterproto2.field(23, betterproto2.TYPE_UINT32)
 
     completed_parents: "int" = betterproto2.field(24, betterproto2.TYPE_UINT32)
+
+    inputs_json: "str" = betterproto2.field(25, betterproto2.TYPE_STRING)
+    """
+    inputs and results as JSON text (exact integers).
+    """
+
+    results_json: "str" = betterproto2.field(26, betterproto2.TYPE_STRING)
 
 
 default_message_pool.register_message("tasker.v1", "Step", Step)
@@ -2456,6 +2520,9 @@ class Task(betterproto2.Message):
     )
 
     context: "__google__protobuf__.Struct | None" = betterproto2.field(9, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    Deprecated for context_json (numbers as doubles).
+    """
 
     initiator: "str" = betterproto2.field(10, betterproto2.TYPE_STRING)
 
@@ -2501,6 +2568,11 @@ class Task(betterproto2.Message):
     )
 
     steps: "list[StepReadiness]" = betterproto2.field(27, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    context_json: "str" = betterproto2.field(28, betterproto2.TYPE_STRING)
+    """
+    The context as JSON text (exact integers).
+    """
 
 
 default_message_pool.register_message("tasker.v1", "Task", Task)
@@ -3333,6 +3405,29 @@ class TaskServiceStub(betterproto2_grpclib.ServiceStub):
             "/tasker.v1.TaskService/GetTaskSummary",
             message,
             GetTaskSummaryResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_task_request_outcome(
+        self,
+        message: "GetTaskRequestOutcomeRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "GetTaskRequestOutcomeResponse":
+        """
+        What ingestion did with a queued request (created, duplicate or invalid), by the
+        request id CreateTask / CreateTasks answered; NOT_FOUND while it is still queued (or
+        when no such request was made).
+        """
+
+        return await self._unary_unary(
+            "/tasker.v1.TaskService/GetTaskRequestOutcome",
+            message,
+            GetTaskRequestOutcomeResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,

@@ -59,6 +59,8 @@ __all__ = (
     "GetTaskContextRequest",
     "GetTaskContextResponse",
     "GetTaskRequest",
+    "GetTaskRequestOutcomeRequest",
+    "GetTaskRequestOutcomeResponse",
     "GetTaskResponse",
     "GetTaskSummaryRequest",
     "GetTaskSummaryResponse",
@@ -1155,6 +1157,12 @@ class CreateTaskRequest(betterproto2.Message):
     Optional client-chosen id for the queue message (a fresh UUID otherwise).
     """
 
+    context_json: "str | None" = betterproto2.field(5, betterproto2.TYPE_STRING, optional=True)
+    """
+    The task's context as JSON text (exact integers); when set, task.context must be
+    empty.
+    """
+
 
 default_message_pool.register_message("tasker.v1", "CreateTaskRequest", CreateTaskRequest)
 
@@ -1189,6 +1197,12 @@ class CreateTasksItem(betterproto2.Message):
     unique within the batch.
     """
 
+    context_json: "str | None" = betterproto2.field(3, betterproto2.TYPE_STRING, optional=True)
+    """
+    The task's context as JSON text (exact integers); when set, task.context must be
+    empty.
+    """
+
 
 default_message_pool.register_message("tasker.v1", "CreateTasksItem", CreateTasksItem)
 
@@ -1206,6 +1220,12 @@ class CreateTasksRequest(betterproto2.Message):
     """
     How long to wait for all outcomes, 0 = server default; items still queued then are
     answered ACCEPTED.
+    """
+
+    include_tasks: "bool | None" = betterproto2.field(4, betterproto2.TYPE_BOOL, optional=True)
+    """
+    Answer each created item with its task (unset means true); false answers task_uuid
+    only, which saves reading and sending N task views.
     """
 
 
@@ -1546,6 +1566,13 @@ class GetTaskContextResponse(betterproto2.Message):
     Results of the task's steps so far, keyed by step name.
     """
 
+    context_json: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    context and step_results as JSON text (exact integers).
+    """
+
+    step_results_json: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+
 
 default_message_pool.register_message("tasker.v1", "GetTaskContextResponse", GetTaskContextResponse)
 
@@ -1556,6 +1583,28 @@ class GetTaskRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("tasker.v1", "GetTaskRequest", GetTaskRequest)
+
+
+@dataclass(eq=False, repr=False)
+class GetTaskRequestOutcomeRequest(betterproto2.Message):
+    request_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The request id CreateTask / CreateTasks answered (or the client chose).
+    """
+
+
+default_message_pool.register_message("tasker.v1", "GetTaskRequestOutcomeRequest", GetTaskRequestOutcomeRequest)
+
+
+@dataclass(eq=False, repr=False)
+class GetTaskRequestOutcomeResponse(betterproto2.Message):
+    outcome: "TaskRequestOutcome | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    created (task_uuid names the task), duplicate or invalid (reason says why).
+    """
+
+
+default_message_pool.register_message("tasker.v1", "GetTaskRequestOutcomeResponse", GetTaskRequestOutcomeResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1919,6 +1968,14 @@ class ResolveStepRequest(betterproto2.Message):
     complete_manually only: extra metadata stored with the result.
     """
 
+    result_json: "str | None" = betterproto2.field(8, betterproto2.TYPE_STRING, optional=True)
+    """
+    result and metadata as JSON text (exact integers); when set, the Struct beside each
+    must be empty.
+    """
+
+    metadata_json: "str | None" = betterproto2.field(9, betterproto2.TYPE_STRING, optional=True)
+
 
 default_message_pool.register_message("tasker.v1", "ResolveStepRequest", ResolveStepRequest)
 
@@ -2108,6 +2165,13 @@ class Step(betterproto2.Message):
     total_parents: "int" = betterproto2.field(23, betterproto2.TYPE_UINT32)
 
     completed_parents: "int" = betterproto2.field(24, betterproto2.TYPE_UINT32)
+
+    inputs_json: "str" = betterproto2.field(25, betterproto2.TYPE_STRING)
+    """
+    inputs and results as JSON text (exact integers).
+    """
+
+    results_json: "str" = betterproto2.field(26, betterproto2.TYPE_STRING)
 
 
 default_message_pool.register_message("tasker.v1", "Step", Step)
@@ -2465,6 +2529,9 @@ class Task(betterproto2.Message):
     )
 
     context: "__google__protobuf__.Struct | None" = betterproto2.field(9, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    Deprecated for context_json (numbers as doubles).
+    """
 
     initiator: "str" = betterproto2.field(10, betterproto2.TYPE_STRING)
 
@@ -2510,6 +2577,11 @@ class Task(betterproto2.Message):
     )
 
     steps: "list[StepReadiness]" = betterproto2.field(27, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    context_json: "str" = betterproto2.field(28, betterproto2.TYPE_STRING)
+    """
+    The context as JSON text (exact integers).
+    """
 
 
 default_message_pool.register_message("tasker.v1", "Task", Task)
@@ -3347,6 +3419,29 @@ class TaskServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def get_task_request_outcome(
+        self,
+        message: "GetTaskRequestOutcomeRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "GetTaskRequestOutcomeResponse":
+        """
+        What ingestion did with a queued request (created, duplicate or invalid), by the
+        request id CreateTask / CreateTasks answered; NOT_FOUND while it is still queued (or
+        when no such request was made).
+        """
+
+        return await self._unary_unary(
+            "/tasker.v1.TaskService/GetTaskRequestOutcome",
+            message,
+            GetTaskRequestOutcomeResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def stream_task_status(
         self,
         message: "StreamTaskStatusRequest",
@@ -3794,6 +3889,17 @@ class TaskServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def get_task_request_outcome(
+        self, message: "GetTaskRequestOutcomeRequest"
+    ) -> "GetTaskRequestOutcomeResponse":
+        """
+        What ingestion did with a queued request (created, duplicate or invalid), by the
+        request id CreateTask / CreateTasks answered; NOT_FOUND while it is still queued (or
+        when no such request was made).
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def stream_task_status(self, message: "StreamTaskStatusRequest") -> "AsyncIterator[TaskStatusUpdate]":
         """
         Emits an update on every observed change; ends after the task is terminal.
@@ -3850,6 +3956,14 @@ class TaskServiceBase(betterproto2_grpclib.ServiceBase):
         response = await self.get_task_summary(request)
         await stream.send_message(response)
 
+    async def __rpc_get_task_request_outcome(
+        self, stream: "grpclib.server.Stream[GetTaskRequestOutcomeRequest, GetTaskRequestOutcomeResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.get_task_request_outcome(request)
+        await stream.send_message(response)
+
     async def __rpc_stream_task_status(
         self, stream: "grpclib.server.Stream[StreamTaskStatusRequest, TaskStatusUpdate]"
     ) -> None:
@@ -3904,6 +4018,12 @@ class TaskServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 GetTaskSummaryRequest,
                 GetTaskSummaryResponse,
+            ),
+            "/tasker.v1.TaskService/GetTaskRequestOutcome": grpclib.const.Handler(
+                self.__rpc_get_task_request_outcome,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetTaskRequestOutcomeRequest,
+                GetTaskRequestOutcomeResponse,
             ),
             "/tasker.v1.TaskService/StreamTaskStatus": grpclib.const.Handler(
                 self.__rpc_stream_task_status,

@@ -79,6 +79,8 @@ async def test_trio_client_batches_and_concurrent_creates(start_stack: StackFact
         with pytest.raises(ValidationError, match=r"tasks\[1\]: unknown field\(s\) contxt"):
             await client.create_tasks([linear(2), {"name": "x", "contxt": {}}])
 
+        lean = await client.create_tasks([linear(400)], include_tasks=False)
+        assert lean[0].created and lean[0].task is None and lean[0].task_uuid
         queued = await client.create_tasks([linear(500)], wait=False)
         assert queued[0].outcome is Out.ACCEPTED and queued[0].request_id
 

@@ -174,6 +174,22 @@ async def test_no_wait_answers_accepted_and_ingestion_creates_them(gw: Gateway) 
             assert outcome.json()["outcome"] == "created"
 
 
+async def test_include_tasks_false_answers_task_uuids_only(gw: Gateway) -> None:
+    async with gw.http() as http:
+        response = await http.post("/v1/tasks/batch?include_tasks=false",
+                                   json={"tasks": [linear_body(2), linear_body(4)]})
+    rest = response.json()["results"]
+    assert [(r["outcome"], r["task"]) for r in rest] == [("created", None)] * 2
+    async with grpc_client(gw.grpc_port) as rpc:
+        reply = await rpc(rpc.tasks.create_tasks, pb.CreateTasksRequest(
+            items=[item_pb(linear_body(6))], include_tasks=False))
+    assert reply.results[0].outcome is pb.CreateTaskOutcome.CREATED
+    assert reply.results[0].task is None
+    uuids = {r["task_uuid"] for r in rest} | {reply.results[0].task_uuid}
+    rows = gw.sql("SELECT task_uuid::text AS id FROM tasker.tasks")
+    assert {r["id"] for r in rows} == uuids
+
+
 class SendSpy:
     """The gateway's Database, counting the calls that send requests and flush the WAL."""
 

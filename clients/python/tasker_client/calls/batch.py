@@ -97,19 +97,22 @@ def create_tasks(
     *,
     wait: bool = True,
     wait_timeout: float | None = None,
+    include_tasks: bool = True,
     call_timeout: float | None = None,
 ) -> Call[tuple[TaskOutcome, ...]]:
     """Create many tasks in one call (at most the gateway's `max_batch_tasks`, default
     1,000); every item is answered on its own, in order (see TaskOutcome). With `wait`, the
     reply comes once ingestion created or refused every item (items still queued after
-    `wait_timeout` are ACCEPTED)."""
+    `wait_timeout` are ACCEPTED). `include_tasks=False` answers created items with their
+    task_uuid only (no task views read, sent and decoded: cheaper for large batches)."""
     specs = _specs(tasks)
     if not specs:
         raise ValidationError("tasks: give at least one task")
     items = [CreateTasksItem(task=spec.task_request(),
                              request_id=spec.request_id or str(uuid.uuid4()))
              for spec in specs]
-    request = CreateTasksRequest(items=items, wait=wait, wait_timeout_ms=wait_ms(wait_timeout))
+    request = CreateTasksRequest(items=items, wait=wait, wait_timeout_ms=wait_ms(wait_timeout),
+                                 include_tasks=include_tasks)
 
     def result(reply: Any) -> tuple[TaskOutcome, ...]:
         return tuple(

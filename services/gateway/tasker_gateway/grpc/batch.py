@@ -43,5 +43,6 @@ async def create_tasks(ctx: GatewayContext, message: pb.CreateTasksRequest, *, r
     timeout = message.wait_timeout_ms / 1000 if message.wait_timeout_ms else None
     results = await create_batch.create_tasks(
         ctx, [batch_item(item) for item in message.items], requester=requester,
-        wait=message.wait is not False, wait_timeout=timeout)
+        wait=message.wait is not False, wait_timeout=timeout,
+        include_tasks=message.include_tasks is not False)
     return pb.CreateTasksResponse(results=[result_pb(r) for r in results])

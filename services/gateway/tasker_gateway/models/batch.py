@@ -45,6 +45,8 @@ class CreateTasksParams(BaseModel):
     wait_timeout_ms: int | None = Field(None, ge=1, le=60_000,
                                         description="how long to wait for all outcomes;"
                                                     " items still queued then are 'accepted'")
+    include_tasks: bool = Field(True, description="answer each created item with its task;"
+                                                  " false: task_uuid only (cheaper)")
 
 
 class BatchOutcome(StrEnum):
@@ -55,11 +57,11 @@ class BatchOutcome(StrEnum):
 
 
 class CreateTasksItemResult(ApiModel):
-    """What became of one item: `created` (with `task`), `accepted` (queued, follow
-    GET /v1/task_requests/{request_id}), `duplicate` (`existing_task_uuid` names the task
-    with that identity) or `invalid` (`reason`; `error_code` is the code a single create of
-    the item would answer with: validation_error, payload_too_large, not_found,
-    unprocessable, conflict)."""
+    """What became of one item: `created` (with `task`, unless include_tasks=false),
+    `accepted` (queued, follow GET /v1/task_requests/{request_id}), `duplicate`
+    (`existing_task_uuid` names the task with that identity) or `invalid` (`reason`;
+    `error_code` is the code a single create of the item would answer with:
+    validation_error, payload_too_large, not_found, unprocessable, conflict)."""
 
     index: NonNegative = Field(description="position of the item in the request, from 0")
     outcome: BatchOutcome

@@ -54,7 +54,8 @@ async def create_tasks(req: RestRequest) -> Reply:
     results = await create_batch.create_tasks(  # answer "accepted" rather than time out
         req.ctx, [batch_item(i, raw) for i, raw in enumerate(body.tasks)],
         requester=req.principal.subject, wait=q.wait,
-        wait_timeout=min(wait, gateway.request_timeout_seconds * 0.8))
+        wait_timeout=min(wait, gateway.request_timeout_seconds * 0.8),
+        include_tasks=q.include_tasks)
     return Reply(status=200, body=CreateTasksResponse(results=[item_result(r) for r in results]))
 
 

@@ -144,8 +144,10 @@ async def create_tasks(
     requester: str,
     wait: bool = True,
     wait_timeout: float | None = None,
+    include_tasks: bool = True,
 ) -> list[ItemResult]:
-    """Every item's result, in the order given."""
+    """Every item's result, in the order given (created ones with their task view unless
+    `include_tasks` is false)."""
     check_batch_size(ctx.settings.gateway, len(items))
     ctx.backpressure.check()
     results: dict[int, ItemResult] = {}
@@ -163,7 +165,7 @@ async def create_tasks(
                       MAX_WAIT_SECONDS)
         outcomes = await _send_and_wait(ctx, queued, results, trio.current_time() + timeout)
         queued = [q for q in queued if q.index not in results]
-        results.update(await _resolve(ctx, queued, outcomes))
+        results.update(await _resolve(ctx, queued, outcomes, include_tasks=include_tasks))
     for q in queued:
         results.setdefault(q.index, ItemResult(index=q.index, outcome=BatchOutcome.ACCEPTED,
                                                request_id=q.request_id))
@@ -230,12 +232,13 @@ def _lookups(conn: Conn, cache: TemplateCache, environment: str,
 
 
 async def _resolve(ctx: GatewayContext, queued: list[_Queued],
-                   outcomes: dict[str, IngestionOutcome]) -> dict[int, ItemResult]:
+                   outcomes: dict[str, IngestionOutcome], *, include_tasks: bool
+                   ) -> dict[int, ItemResult]:
     """The results of the items whose outcome is known (the others stay accepted)."""
     known = [(q, outcomes[q.request_id]) for q in queued if q.request_id in outcomes]
     created = [o.task_uuid for _, o in known if o.outcome == "created" and o.task_uuid]
     views = {v.task_uuid: v for v in await ctx.db.run_autocommit(task_views, created)
-             } if created else {}
+             } if created and include_tasks else {}
     duplicates = [(q, o) for q, o in known if o.outcome == "duplicate"]
     unknown = [(q, o) for q, o in known if o.outcome == "invalid" and o.error_code is None]
     existing, exists = ([], []) if not (duplicates or unknown) else await ctx.db.run(

@@ -7,7 +7,8 @@ of the light client distribution in clients/python). Without ``--target`` or ``-
 are handled; ``--out DIR`` writes one target (default ``shared``) into ``DIR``. Without
 ``--check`` the code is (re)written. With ``--check`` it is generated into a scratch
 directory and compared; the exit status is 1 and the differing files are listed when they
-do not match.
+do not match. The ``shared`` target includes ``queue_schema.py`` (contracts/schemagen.py), the
+queue payloads as data for the queue codecs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from tasker_shared.contracts import schemagen
 
 PLUGIN_OPTIONS = "client_generation=async,server_generation=async"
 CLIENT_PLUGIN_OPTIONS = "client_generation=async,server_generation=none"
@@ -159,8 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = [args.target] if args.target else sorted(TARGETS)
         jobs = [TARGETS[name] for name in names]
     try:
-        return max(_run(out, options, args.check, args.proto_root) for out, options in jobs)
-    except CodegenError as exc:
+        status = max(_run(out, options, args.check, args.proto_root) for out, options in jobs)
+        if args.out is None and args.target in (None, "shared"):
+            status = max(status, _run_schema(args.check, args.proto_root))
+        return status
+    except (CodegenError, schemagen.SchemaGenError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
 
@@ -178,6 +184,19 @@ def _run(out: Path, options: str, check_only: bool, proto_root: Path) -> int:
         return 0
     generate(out, proto_root=proto_root, options=options)
     print(f"generated {len(proto_files(proto_root))} proto files into {out}")
+    return 0
+
+
+def _run_schema(check_only: bool, proto_root: Path) -> int:
+    target = schemagen.SCHEMA_MODULE
+    if not check_only:
+        schemagen.write(proto_root, target)
+        print(f"generated {target}")
+        return 0
+    if schemagen.stale(proto_root, target):
+        print(f"{target} is stale\nrun: python -m tasker_shared.contracts.codegen", file=sys.stderr)
+        return 1
+    print(f"{target} is up to date")
     return 0
 
 

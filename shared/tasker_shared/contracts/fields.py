@@ -1,11 +1,11 @@
-"""Typed readers for JSON payload fields; every rejection is a ContractError naming the field.
+"""Checks of JSON payload values; every rejection is a ContractError naming the field.
 
-Each reader takes the enclosing object, the key, and ``where`` (the dotted path of the
-enclosing object, e.g. ``"StepExecutionResult.metadata"``). Absent keys and JSON null
-are treated alike. The path string is only built when a value is rejected, so the
-happy path stays cheap. A whole payload is bounded by `load_object`: a value the database
-connection could not decode (`limits.Undecodable`) or one nested deeper than
-`MESSAGE_MAX_DEPTH` is rejected, naming the field where it goes too deep.
+Each check takes the value, its key, and ``where`` (the dotted path of the enclosing object,
+e.g. ``"StepExecutionResult.metadata"``); the message is only built when a value is
+rejected, so the happy path stays cheap. `contracts.codec` applies them. A whole payload
+is bounded by `load_object`: a value the database connection could not decode
+(`limits.Undecodable`) or one nested deeper than `MESSAGE_MAX_DEPTH` is rejected, naming
+the field where it goes too deep.
 """
 
 from __future__ import annotations
@@ -89,80 +89,7 @@ def _too_deep_path(obj: JsonObject, budget: int, *, segments: int = 3) -> str | 
     return path or None
 
 
-def req_object(d: JsonObject, key: str, where: str) -> JsonObject:
-    value = d.get(key)
-    if isinstance(value, dict):
-        return value
-    if value is None:
-        fail(where, key, "is required")
-    fail(where, key, f"expected an object, got {kind(value)}")
-
-
-def opt_object(d: JsonObject, key: str, where: str) -> JsonObject | None:
-    value = d.get(key)
-    if value is None or isinstance(value, dict):
-        return value
-    fail(where, key, f"expected an object, got {kind(value)}")
-
-
-def object_or_empty(d: JsonObject, key: str, where: str) -> JsonObject:
-    value = d.get(key)
-    if isinstance(value, dict):
-        return value
-    if value is None:
-        return {}
-    fail(where, key, f"expected an object, got {kind(value)}")
-
-
-def req_str(d: JsonObject, key: str, where: str) -> str:
-    """A required, non-empty string."""
-    value = d.get(key)
-    if isinstance(value, str) and value:
-        return value
-    if value is None:
-        fail(where, key, "is required")
-    if isinstance(value, str):
-        fail(where, key, "must not be empty")
-    fail(where, key, f"expected a string, got {kind(value)}")
-
-
-def opt_str(d: JsonObject, key: str, where: str) -> str | None:
-    value = d.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    fail(where, key, f"expected a string, got {kind(value)}")
-
-
-def str_or(d: JsonObject, key: str, where: str, default: str, *, nonempty: bool = False) -> str:
-    value = d.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        fail(where, key, f"expected a string, got {kind(value)}")
-    if nonempty and not value:
-        fail(where, key, "must not be empty")
-    return value
-
-
-def req_bool(d: JsonObject, key: str, where: str) -> bool:
-    value = d.get(key)
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        fail(where, key, "is required")
-    fail(where, key, f"expected a boolean, got {kind(value)}")
-
-
-def bool_or(d: JsonObject, key: str, where: str, default: bool) -> bool:
-    value = d.get(key)
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        return default
-    fail(where, key, f"expected a boolean, got {kind(value)}")
-
-
-def _int(value: object, key: str, where: str, low: int, high: int) -> int:
+def as_int(value: object, key: str, where: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         fail(where, key, f"expected an integer, got {kind(value)}")
     if not low <= value <= high:
@@ -170,24 +97,7 @@ def _int(value: object, key: str, where: str, low: int, high: int) -> int:
     return value
 
 
-def req_int(d: JsonObject, key: str, where: str, low: int, high: int) -> int:
-    value = d.get(key)
-    if value is None:
-        fail(where, key, "is required")
-    return _int(value, key, where, low, high)
-
-
-def opt_int(d: JsonObject, key: str, where: str, low: int, high: int) -> int | None:
-    value = d.get(key)
-    return None if value is None else _int(value, key, where, low, high)
-
-
-def int_or(d: JsonObject, key: str, where: str, default: int, low: int, high: int) -> int:
-    value = d.get(key)
-    return default if value is None else _int(value, key, where, low, high)
-
-
-def _uuid(value: object, key: str, where: str) -> UUID:
+def as_uuid(value: object, key: str, where: str) -> UUID:
     if not isinstance(value, str):
         fail(where, key, f"expected a UUID string, got {kind(value)}")
     try:
@@ -196,19 +106,7 @@ def _uuid(value: object, key: str, where: str) -> UUID:
         fail(where, key, f"{value[:64]!r} is not a valid UUID")
 
 
-def req_uuid(d: JsonObject, key: str, where: str) -> UUID:
-    value = d.get(key)
-    if value is None:
-        fail(where, key, "is required")
-    return _uuid(value, key, where)
-
-
-def opt_uuid(d: JsonObject, key: str, where: str) -> UUID | None:
-    value = d.get(key)
-    return None if value is None else _uuid(value, key, where)
-
-
-def _strings(value: object, key: str, where: str) -> tuple[str, ...]:
+def as_strings(value: object, key: str, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         fail(where, key, f"expected an array of strings, got {kind(value)}")
     for index, item in enumerate(value):
@@ -217,26 +115,18 @@ def _strings(value: object, key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def strings_or_empty(d: JsonObject, key: str, where: str) -> tuple[str, ...]:
-    value = d.get(key)
-    return () if value is None else _strings(value, key, where)
-
-
-def opt_strings(d: JsonObject, key: str, where: str) -> tuple[str, ...] | None:
-    value = d.get(key)
-    return None if value is None else _strings(value, key, where)
-
-
-def string_map(d: JsonObject, key: str, where: str) -> dict[str, str]:
-    """A JSON object whose values are all strings (absent = empty)."""
-    value = object_or_empty(d, key, where)
+def as_string_map(value: object, key: str, where: str) -> dict[str, str]:
+    """A JSON object whose values are all strings."""
+    if not isinstance(value, dict):
+        fail(where, key, f"expected an object, got {kind(value)}")
     for name, item in value.items():
         if not isinstance(item, str):
             fail(where, f"{key}.{name}", f"expected a string, got {kind(item)}")
     return value
 
 
-def _timestamp(value: object, key: str, where: str) -> datetime:
+def as_timestamp(value: object, key: str, where: str) -> datetime:
+    """An RFC 3339 string as an aware datetime in UTC (a naive one is taken to be UTC)."""
     if not isinstance(value, str):
         fail(where, key, f"expected an RFC 3339 timestamp string, got {kind(value)}")
     try:
@@ -251,38 +141,9 @@ def _timestamp(value: object, key: str, where: str) -> datetime:
         fail(where, key, f"{value[:64]!r} is out of range")
 
 
-def opt_timestamp(d: JsonObject, key: str, where: str) -> datetime | None:
-    value = d.get(key)
-    return None if value is None else _timestamp(value, key, where)
-
-
-def timestamp_or_now(d: JsonObject, key: str, where: str) -> datetime:
-    value = d.get(key)
-    return datetime.now(UTC) if value is None else _timestamp(value, key, where)
-
-
-def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z`` suffix; a naive datetime is taken to be UTC."""
-    offset = value.utcoffset()
-    if offset is None:
-        value = value.replace(tzinfo=UTC)
-    elif offset:
-        value = value.astimezone(UTC)
-    return value.isoformat()[:-6] + "Z"
-
-
-def enum_or(
-    d: JsonObject, key: str, where: str, table: Mapping[str | int, E], default: E | None
-) -> E:
-    """An enum value looked up case-insensitively in `table` (which may have int keys too).
-
-    A None default makes the field required.
-    """
-    value = d.get(key)
-    if value is None:
-        if default is None:
-            fail(where, key, "is required")
-        return default
+def as_enum(value: object, key: str, where: str, table: Mapping[str | int, E]) -> E:
+    """An enum member looked up in `table` by its lower-cased spelling (or by number, when
+    `table` has int keys)."""
     found: E | None = None
     if isinstance(value, str):
         found = table.get(value.lower())
@@ -294,3 +155,13 @@ def enum_or(
         allowed = sorted({member.value for member in table.values()})
         fail(where, key, f"unknown value {str(value)[:64]!r}; expected one of {allowed}")
     return found
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` suffix; a naive datetime is taken to be UTC."""
+    offset = value.utcoffset()
+    if offset is None:
+        value = value.replace(tzinfo=UTC)
+    elif offset:
+        value = value.astimezone(UTC)
+    return value.isoformat()[:-6] + "Z"

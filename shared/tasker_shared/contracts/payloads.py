@@ -1,8 +1,10 @@
 """Value objects for the queue payloads of proto/tasker/v1/messages.proto (SPEC 1.4).
 
-Field names equal the proto field names (a unit test checks this against the
-generated classes). Enum values are the JSON spellings: the lower-case suffix of the
-proto enum value name. Use tasker_shared.contracts.messages to encode and decode.
+Field names equal the proto field names and enum members the proto enum values (the
+codecs of `contracts.codec` refuse to build, at import, when they do not); enum values
+are the JSON spellings: the lower-case suffix of the proto enum value name. The types
+say what a proto string holds (a UUID) and the defaults are the SPEC's. Use
+tasker_shared.contracts.messages to encode and decode.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
+
+from tasker_shared.contracts.queue_schema import ENUMS
 
 DEFAULT_NAMESPACE = "default"
 DEFAULT_VERSION = "0.1.0"
@@ -45,10 +49,9 @@ class RequestPriority(StrEnum):
 
 
 _PRIORITY_LEVELS = {
-    RequestPriority.LOW: 1,
-    RequestPriority.NORMAL: 2,
-    RequestPriority.HIGH: 3,
-    RequestPriority.URGENT: 4,
+    RequestPriority[name]: number
+    for name, number in ENUMS["RequestPriority"]
+    if name != "UNSPECIFIED"
 }
 
 

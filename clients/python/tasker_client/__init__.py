@@ -54,7 +54,7 @@ if TYPE_CHECKING:
         parse_address,
         resolve_config,
     )
-    from tasker_client.convert import from_struct, label, parse_enum, to_jsonable
+    from tasker_client.convert import from_struct, json_value, label, parse_enum, to_jsonable
     from tasker_client.results import (
         CreateTaskResult,
         StepResolution,
@@ -76,7 +76,8 @@ _LAZY = {
     **dict.fromkeys(
         ("ClientConfig", "Credentials", "Endpoint", "RetryPolicy", "parse_address",
          "resolve_config"), "config"),
-    **dict.fromkeys(("from_struct", "label", "parse_enum", "to_jsonable"), "convert"),
+    **dict.fromkeys(("from_struct", "json_value", "label", "parse_enum", "to_jsonable"),
+                    "convert"),
     **dict.fromkeys(
         ("CreateTaskResult", "StepResolution", "TaskContext", "TaskOutcome", "TaskPage",
          "TemplateCatalog", "is_terminal"), "results"),
@@ -124,6 +125,7 @@ __all__ = [
     "ValidationError",
     "from_struct",
     "is_terminal",
+    "json_value",
     "label",
     "parse_address",
     "parse_enum",

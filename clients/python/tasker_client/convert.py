@@ -1,7 +1,12 @@
-"""Conversions between Python values and the generated messages (Struct, enums, UUIDs, JSON)."""
+"""Conversions between Python values and the generated messages (Struct, enums, UUIDs, JSON).
+
+JSON objects travel as JSON text in the `*_json` fields (exact integers of any size); the
+Struct fields beside them (numbers as doubles) are read only from a gateway that predates
+the text fields."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any, TypeVar
@@ -27,6 +32,28 @@ def to_struct(value: Mapping[str, Any] | None) -> Any:
         return Struct.from_dict(dict(value))
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"not JSON-serialisable: {exc}") from exc
+
+
+def to_json_text(value: Mapping[str, Any] | None) -> str | None:
+    """A JSON object as JSON text for a `*_json` field (None stays None)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"expected a JSON object, got {type(value).__name__}")
+    try:
+        return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"not JSON-serialisable: {exc}") from exc
+
+
+def json_value(text: str, struct: Any) -> dict[str, Any]:
+    """A JSON object of a reply: its `*_json` text (exact), else its Struct (older gateway)."""
+    if text:
+        value = json.loads(text)
+        if isinstance(value, dict):
+            return value
+    return from_struct(struct)
 
 
 def from_struct(value: Any) -> dict[str, Any]:

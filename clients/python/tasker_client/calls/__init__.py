@@ -48,6 +48,7 @@ class GatewayCalls:
     cancel_task = Unary(tasks.cancel_task)
     get_task_context = Unary(tasks.get_task_context)
     get_task_summary = Unary(tasks.get_task_summary)
+    get_task_request_outcome = Unary(tasks.get_task_request_outcome)
     watch_task = Streaming(tasks.watch_task)
 
     list_steps = Unary(steps.list_steps)

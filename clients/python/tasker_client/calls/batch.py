@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from tasker_client.convert import to_struct
+from tasker_client.convert import to_json_text, to_struct
 from tasker_client.core import Call
 from tasker_client.errors import ConflictError, NotFoundError, TaskerError, ValidationError
 from tasker_client.proto.tasker.v1 import (
@@ -44,15 +44,18 @@ class TaskSpec:
     options: Mapping[str, Any] | None = None
     request_id: str | None = None
 
+    def context_json(self) -> str:
+        """The context as JSON text, for the request's `context_json` (exact integers)."""
+        return to_json_text(self.context if self.context is not None else {}) or "{}"
+
     def task_request(self) -> TaskRequest:
-        """The TaskRequest message of this spec."""
+        """The TaskRequest message of this spec (its context goes in `context_json`)."""
         if not self.name:
             raise ValidationError("name: is required")
         return TaskRequest(
             name=self.name,
             namespace=self.namespace,
             version=self.version,
-            context=to_struct(self.context if self.context is not None else {}),
             initiator=self.initiator,
             source_system=self.source_system,
             reason=self.reason,
@@ -108,7 +111,7 @@ def create_tasks(
     specs = _specs(tasks)
     if not specs:
         raise ValidationError("tasks: give at least one task")
-    items = [CreateTasksItem(task=spec.task_request(),
+    items = [CreateTasksItem(task=spec.task_request(), context_json=spec.context_json(),
                              request_id=spec.request_id or str(uuid.uuid4()))
              for spec in specs]
     request = CreateTasksRequest(items=items, wait=wait, wait_timeout_ms=wait_ms(wait_timeout),
@@ -166,7 +169,8 @@ def create_tasks_concurrently(
         raise ValidationError("concurrency: must be at least 1")
     specs = _specs(tasks)
     ids = [spec.request_id or str(uuid.uuid4()) for spec in specs]
-    requests = [CreateTaskRequest(task=spec.task_request(), wait=wait,
+    requests = [CreateTaskRequest(task=spec.task_request(), context_json=spec.context_json(),
+                                  wait=wait,
                                   wait_timeout_ms=wait_ms(wait_timeout), request_id=rid)
                 for spec, rid in zip(specs, ids, strict=True)]
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from operator import attrgetter
 from typing import Any
 
-from tasker_client.convert import UuidLike, parse_enum, to_struct, uuid_text
+from tasker_client.convert import UuidLike, parse_enum, to_json_text, uuid_text
 from tasker_client.core import Call
 from tasker_client.errors import ValidationError
 from tasker_client.proto.tasker.v1 import (
@@ -63,8 +63,8 @@ def resolve_step(
         action=strategy,
         reason=reason,
         actor=actor,
-        result=to_struct(result),
-        metadata=to_struct(metadata),
+        result_json=to_json_text(result),
+        metadata_json=to_json_text(metadata),
     )
     return Call(service="steps", method="resolve_step", request=request, timeout=call_timeout,
                 convert=lambda reply: StepResolution(

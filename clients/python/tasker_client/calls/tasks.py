@@ -9,7 +9,7 @@ from operator import attrgetter
 from typing import Any
 
 from tasker_client.calls.batch import TaskSpec, wait_ms
-from tasker_client.convert import UuidLike, from_struct, parse_enum, uuid_text
+from tasker_client.convert import UuidLike, json_value, parse_enum, uuid_text
 from tasker_client.core import Call, StreamCall
 from tasker_client.errors import ValidationError
 from tasker_client.proto.tasker.v1 import (
@@ -17,12 +17,14 @@ from tasker_client.proto.tasker.v1 import (
     CreateTaskRequest,
     GetTaskContextRequest,
     GetTaskRequest,
+    GetTaskRequestOutcomeRequest,
     GetTaskSummaryRequest,
     ListTasksRequest,
     PaginationRequest,
     SortDirection,
     StreamTaskStatusRequest,
     Task,
+    TaskRequestOutcome,
     TaskState,
     TaskStatusUpdate,
     TaskSummary,
@@ -63,6 +65,7 @@ def create_task(
     request_id = request_id or str(uuid.uuid4())
     request = CreateTaskRequest(
         task=spec.task_request(),
+        context_json=spec.context_json(),
         wait=wait,
         wait_timeout_ms=wait_ms(wait_timeout),
         request_id=request_id,
@@ -151,12 +154,24 @@ def get_task_context(task_uuid: UuidLike, *, call_timeout: float | None = None) 
     def result(reply: Any) -> TaskContext:
         return TaskContext(
             task_uuid=reply.task_uuid,
-            context=from_struct(reply.context),
-            step_results=from_struct(reply.step_results),
+            context=json_value(reply.context_json, reply.context),
+            step_results=json_value(reply.step_results_json, reply.step_results),
         )
 
     return Call(service="tasks", method="get_task_context", request=request,
                 timeout=call_timeout, convert=result)
+
+
+def get_task_request_outcome(request_id: str, *, call_timeout: float | None = None
+                             ) -> Call[TaskRequestOutcome]:
+    """What ingestion did with a request (the `request_id` of `create_task(wait=False)`):
+    outcome CREATED with `task_uuid`, DUPLICATE or INVALID with `reason`. NotFoundError
+    while the request is still queued."""
+    if not request_id:
+        raise ValidationError("request_id: is required")
+    request = GetTaskRequestOutcomeRequest(request_id=request_id)
+    return Call(service="tasks", method="get_task_request_outcome", request=request,
+                timeout=call_timeout, convert=attrgetter("outcome"))
 
 
 def get_task_summary(task_uuid: UuidLike, *, call_timeout: float | None = None) -> Call[TaskSummary]:

@@ -21,7 +21,8 @@ _OUTCOMES = {BatchOutcome.CREATED: pb.CreateTaskOutcome.CREATED,
 def batch_item(message: pb.CreateTasksItem) -> BatchItem:
     rid = message.request_id or None
     try:
-        return BatchItem(body=inputs.task_request(message.task), request_id=rid)
+        return BatchItem(body=inputs.task_request(message.task, context_json=message.context_json),
+                         request_id=rid)
     except TaskerError as exc:
         return BatchItem(body=None, request_id=rid, error=exc)
 

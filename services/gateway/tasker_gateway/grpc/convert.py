@@ -2,14 +2,16 @@
 
 `to_pb` fills a message from the model fields of the same name, guided by the message's
 field metadata: enums by their lower-case value, UUIDs as strings, JSON objects as
-`google.protobuf.Struct`, nested models recursively. Struct values come back with integral
-numbers as ints (protobuf numbers are doubles).
+`google.protobuf.Struct`, nested models recursively; a string field `X_json` beside a JSON
+object `X` gets that object as JSON text (exact integers; Struct numbers are doubles).
+Struct values come back with integral numbers as ints.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -105,6 +107,9 @@ def to_pb(source: BaseModel | Mapping[str, Any], cls: type[P], **overrides: Any)
             kwargs[field.name] = overrides[field.name]
             continue
         if field.name not in data:
+            base = field.name.removesuffix("_json")
+            if base != field.name and isinstance(data.get(base), Mapping):
+                kwargs[field.name] = json_text(data[base])
             continue
         value = data[field.name]
         if value is None:
@@ -128,6 +133,21 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, UUID | Decimal):
         return str(value) if isinstance(value, UUID) else float(value)
     return value
+
+
+def _exact(item: Any) -> Any:
+    if isinstance(item, UUID):
+        return str(item)
+    if isinstance(item, datetime):
+        return item.isoformat()
+    if isinstance(item, Decimal):
+        return int(item) if item == item.to_integral_value() else float(item)
+    raise TypeError(f"{type(item).__name__} is not JSON")
+
+
+def json_text(value: Mapping[str, Any]) -> str:
+    """A JSON object as compact JSON text: integers exact, whatever their size."""
+    return json.dumps(value, default=_exact, separators=(",", ":"), ensure_ascii=False)
 
 
 def _unnumber(value: Any) -> Any:

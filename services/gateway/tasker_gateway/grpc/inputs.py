@@ -1,7 +1,9 @@
-"""Requests of tasker.v1 turned into use-case inputs (proto3 defaults mean "unset")."""
+"""Requests of tasker.v1 turned into use-case inputs (proto3 defaults mean "unset"). A JSON
+value comes from its `*_json` text field when set (exact integers), else from its Struct."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tasker_gateway.grpc.convert import from_struct, state_name
@@ -11,7 +13,9 @@ from tasker_gateway.models.tasks import TaskRequestBody
 from tasker_gateway.usecases.inputs import bounded, reject_nul, validated
 from tasker_gateway.usecases.steps import StepAction
 from tasker_gateway.usecases.tasks import DEFAULT_PER_PAGE, TaskListQuery
+from tasker_shared.contracts.generated.google.protobuf import Struct
 from tasker_shared.contracts.generated.tasker import v1 as pb
+from tasker_shared.domain.limits import loads_bounded
 from tasker_shared.errors import ValidationError
 
 _ACTIONS = {pb.ResolutionStrategy.RESET_FOR_RETRY: "reset_for_retry",
@@ -20,7 +24,39 @@ _ACTIONS = {pb.ResolutionStrategy.RESET_FOR_RETRY: "reset_for_retry",
 MAX_PAGE = 1_000_000  # as REST's ?page=
 
 
-def task_request(message: pb.TaskRequest | None) -> TaskRequestBody:
+def _finite(value: Any, what: str) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValidationError(f"{what}: NaN and Infinity are not JSON numbers",
+                                  details={"field": what})
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def json_object(text: str | None, struct: Struct | None, what: str) -> dict[str, Any] | None:
+    """The JSON object of field `what`: parsed from its `{what}_json` text when that is set
+    (then the Struct must be empty), else read from the Struct (None when unset)."""
+    if not text:
+        return from_struct(struct)
+    if struct is not None and struct.fields:
+        raise ValidationError(f"{what}: send either {what}_json or {what}, not both",
+                              details={"field": what})
+    value = loads_bounded(text, what=f"{what}_json")
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what}_json: expected a JSON object, got"
+                              f" {type(value).__name__}", details={"field": f"{what}_json"})
+    _finite(value, f"{what}_json")
+    return value
+
+
+def task_request(message: pb.TaskRequest | None, *, context_json: str | None = None
+                 ) -> TaskRequestBody:
+    """The body of a TaskRequest; `context_json` (the request's exact context) replaces
+    its Struct context."""
     if message is None:
         raise ValidationError("task: the task request is required")
     data: dict[str, Any] = {"name": message.name}
@@ -29,8 +65,9 @@ def task_request(message: pb.TaskRequest | None) -> TaskRequestBody:
         value = getattr(message, key)
         if value:
             data[key] = value
-    if message.context is not None:
-        data["context"] = from_struct(message.context)
+    context = json_object(context_json, message.context, "context")
+    if context is not None:
+        data["context"] = context
     if message.options is not None:
         data["options"] = from_struct(message.options)
     for key in ("priority", "parent_correlation_id", "idempotency_key", "requested_at"):
@@ -63,8 +100,8 @@ def step_action(message: pb.ResolveStepRequest, actor: str) -> StepAction:
     if action is None:
         raise ValidationError("action: choose RESET_FOR_RETRY, RESOLVE_MANUALLY or"
                               " COMPLETE_MANUALLY")
-    result = from_struct(message.result)
-    metadata = from_struct(message.metadata)
+    result = json_object(message.result_json, message.result, "result")
+    metadata = json_object(message.metadata_json, message.metadata, "metadata")
     reject_nul([message.reason, message.actor, result, metadata], "request")
     if action == "complete_manually" and result is None:
         result = {}

@@ -29,7 +29,7 @@ class TaskService(pb.TaskServiceBase):  # type: ignore[misc]
         requester = principal().subject
 
         async def run() -> pb.CreateTaskResponse:
-            body = inputs.task_request(message.task)
+            body = inputs.task_request(message.task, context_json=message.context_json)
             timeout = message.wait_timeout_ms / 1000 if message.wait_timeout_ms else None
             result = await create.create_task(
                 self.ctx, body, requester=requester, wait=message.wait is not False,

@@ -12,11 +12,13 @@ ones included; backends publish it within about a second, so the window's ends w
 WAL: the server's pg_current_wal_lsn() delta (every database on the server); and, where the
 pg_walinspect extension can be created, the WAL records of this database alone (records whose
 blocks live in it, and the commit records of the transactions that wrote them), which also
-count its write transactions exactly.
+count its write transactions exactly. A temporary physical replication slot of the measuring
+session keeps the window's WAL until it is read (dropped with the session).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -147,6 +149,8 @@ class Meter:
     def __enter__(self) -> Meter:
         time.sleep(self.settle)  # what came before is published
         self._sampler_conn = psycopg.connect(self.url, autocommit=True)
+        if self._walinspect:
+            self._keep_wal()
         self._start_lsn, self._start_commits = self._counters()
         self._started = time.time()
         self._sample(first=True)
@@ -191,6 +195,17 @@ class Meter:
         if self._sampler_conn is not None:
             self._sampler_conn.close()
         self._conn.close()
+
+    def _keep_wal(self) -> None:
+        """Keep the window's WAL until it is read: checkpoints (every DROP DATABASE of other
+        work on the server forces one) remove old segments within seconds. A temporary
+        physical slot of this session holds it; it goes when the session ends."""
+        try:
+            self._conn.execute("SELECT pg_create_physical_replication_slot(%s, true, true)",
+                               (f"tasker_bench_meter_{os.getpid()}_{id(self)}",))
+        except psycopg.Error as exc:
+            print(f"no replication slot to keep the WAL ({exc}); pg_walinspect may miss it",
+                  file=sys.stderr)
 
     def _flushed(self, lsn: str, timeout: float = 5.0) -> bool:
         """Wait until the WAL up to `lsn` is flushed (pg_walinspect reads no further)."""

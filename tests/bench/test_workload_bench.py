@@ -23,7 +23,7 @@ def test_workload_bench_tiny(pg_server: str) -> None:
     env = dict(os.environ, TASKER_DATABASE_URL=pg_server, PYTHONPATH=str(ROOT))
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "workload_bench.py"), "--tasks", "3",
-         "--sequential", "2", "--fanouts", "1", "--width", "3", "--warmup", "1",
+         "--sequential", "2", "--fanouts", "1", "--width", "3", "--warmup", "0",
          "--anatomy", "1", "--settle", "0", "--modes", "client,queue"],
         env=env, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -36,7 +36,8 @@ def test_workload_bench_tiny(pg_server: str) -> None:
     assert "Celery 5.7 + Redis" in out  # the peers' figures
     assert "Latency anatomy, idle linear-4 via client" in out
     assert "Latency anatomy, idle linear-4 via queue" in out
-    assert re.search(r"\| → step 4: result applied +\| result processing: lock, apply +\| [\d.]+", out)
+    assert re.search(r"\| → step 4: claimed +\| claim: lock message, transition +\| [\d.]+", out)
+    assert re.search(r"\| → task complete written .*\| [\d.]+ +\|", out)
     assert "→ gateway stamped request" in out  # the client path has the gateway's hop
     # its database was its own, and is gone
     name = re.search(r"^database (\S+) ", out, re.M)

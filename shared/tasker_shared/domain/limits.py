@@ -37,24 +37,26 @@ class Undecodable:
 
 def json_depth(value: Any, *, stop_after: int | None = None) -> int:
     """The nesting depth of a decoded JSON value (a scalar is 0, `[]`/`{}` are 1),
-    computed iteratively. With `stop_after`, returns as soon as the depth exceeds it."""
+    computed iteratively, one level at a time. With `stop_after`, returns as soon as the
+    depth exceeds it."""
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
-        depth += 1
-        if depth > deepest:
-            deepest = depth
-            if stop_after is not None and deepest > stop_after:
-                return deepest
-        stack.extend((child, depth) for child in children)
-    return deepest
+    level: list[Any] = [value]
+    while True:
+        below: list[Any] = []
+        containers = False
+        for item in level:
+            if isinstance(item, dict):
+                below.extend(item.values())
+                containers = True
+            elif isinstance(item, (list, tuple)):
+                below.extend(item)
+                containers = True
+        if not containers:
+            return deepest
+        deepest += 1
+        if stop_after is not None and deepest > stop_after:
+            return deepest
+        level = below
 
 
 def check_json(

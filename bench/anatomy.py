@@ -14,6 +14,7 @@ per queue operation, so the anatomy runs after the measured workloads.
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -232,5 +233,6 @@ def grouped(hop_list: list[Hop]) -> list[tuple[str, float]]:
     """Median ms per kind of hop (summed over the task's steps), largest first."""
     sums: dict[str, float] = {}
     for hop in hop_list:
-        sums[hop.what] = sums.get(hop.what, 0.0) + hop.median
+        kind = re.sub(r"step \d+: ", "", hop.what)
+        sums[kind] = sums.get(kind, 0.0) + hop.median
     return sorted(sums.items(), key=lambda kv: -kv[1])

@@ -133,10 +133,12 @@ async def claim(db: Database, limit: int = 10) -> list[ClaimedStep]:
                                    visibility_seconds=30, worker_id="test", max_reads=5)
 
 
-async def record(db: Database, steps: list[ClaimedStep]) -> list[str]:
-    outcomes = [StepOutcome(step=s, success=True, payload={
-        "step_uuid": str(s.step_uuid), "success": True, "result": {"value": 4}},
-        handler="examples.square", error=None) for s in steps]
+async def record(db: Database, steps: list[ClaimedStep], *, success: bool = True) -> list[str]:
+    """A success is applied by the record itself; a failure goes to result processing."""
+    error = None if success else {"message": "boom", "error_type": "test"}
+    outcomes = [StepOutcome(step=s, success=success, payload={
+        "step_uuid": str(s.step_uuid), "success": success, "result": {"value": 4},
+        "error": error}, handler="examples.square", error=None) for s in steps]
     return await db.run_autocommit(record_results, outcomes, worker_id="test")
 
 
@@ -162,7 +164,8 @@ async def test_step_results(db: Database, conn: DictConn, db_url: str) -> None:
                "correlation_id": str(uuid.uuid4())}
     expected = send_poison(conn, RESULTS, unknown)
     expected[send(conn, RESULTS, json.dumps(unknown))] = f"unknown step {unknown['step_uuid']}"
-    assert await record(db, [step]) == ["recorded"]  # the normal result message, behind
+    # a failure: its result message goes to result processing, behind the poison
+    assert await record(db, [step], success=False) == ["recorded"]
     handlers = ResultHandlers(processor_uuid=uuid.uuid4(), settings=service_settings(db_url))
     consumer = processor(db, RESULTS, decode_step_message, handlers.handle_step_results,
                          lock_result_messages)
@@ -171,7 +174,7 @@ async def test_step_results(db: Database, conn: DictConn, db_url: str) -> None:
     assert handlers.applied == 1
     state = conn.execute("SELECT tasker.get_current_step_state_v1(%s) AS s",
                          (step.step_uuid,)).fetchone()
-    assert state is not None and state["s"] == "complete"
+    assert state is not None and state["s"] == "error"  # not retryable
     assert left_on(conn, RESULTS) == []
     assert consumer.counters.set_aside == len(expected)
 
@@ -221,7 +224,9 @@ async def test_worker_queue_step_message_with_poison_headers(
     assert row["read_ct"] == 1  # the read count carries over
     assert row["message"]["step_uuid"] == str(replaced.step_uuid)
     assert await record(db, steps) == ["recorded", "recorded"]
-    assert left_on(conn, WORKER_QUEUE) == []
+    # both messages are gone; the records enqueued each task's next step
+    assert not {replaced.msg_id, second} & set(left_on(conn, WORKER_QUEUE))
+    assert len(left_on(conn, WORKER_QUEUE)) == 2
 
 
 async def test_pipeline_keeps_flowing_past_poison_on_every_queue(

@@ -93,7 +93,8 @@ SERIES = [
     ("tasker_transitions_total", {"kind": "task", "to_state": "error"}),
 ]
 # 2 linear (4 steps), 1 flaky (3 steps, 2 retries), 1 doomed (2 steps, 1 retry, then error).
-EXPECTED_DELTAS = [4, 16, 12, 4, 3, 3, 1, 1, 12, 3, 1, 10, 5, 0, 3, 1]
+# Only the 4 failures reach result processing: a success is applied by its record.
+EXPECTED_DELTAS = [4, 4, 12, 4, 3, 3, 1, 1, 12, 3, 1, 10, 5, 0, 3, 1]
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -165,7 +166,8 @@ async def test_metrics_after_a_known_workload(db_url: str, tmp_path: Path) -> No
         assert details["circuit_breakers"]["database"]["state"] == "closed"
         assert details["operational_state"] == "normal"
         assert details["staleness"]["enabled"] is True
-        assert health["checks"]["circuit_breakers"] == "database:closed,queue:closed"
+        assert health["checks"]["circuit_breakers"] == {
+            "status": "healthy", "message": "database:closed,queue:closed", "duration_ms": 0}
 
 
 def _by_id(spans: list[ReadableSpan]) -> dict[int, ReadableSpan]:
@@ -191,7 +193,7 @@ async def test_one_task_one_trace_across_services(db_url: str, tmp_path: Path) -
                 spans = [s for s in exporter.get_finished_spans()
                          if s.context is not None and s.context.trace_id == trace_id]
                 names = [s.name for s in spans]
-                if names.count("results.evaluate_task") >= 4 or time.monotonic() > deadline:
+                if names.count("worker.execute_step") >= 4 or time.monotonic() > deadline:
                     break
                 await trio.sleep(0.02)
     finally:
@@ -199,17 +201,14 @@ async def test_one_task_one_trace_across_services(db_url: str, tmp_path: Path) -
     assert names.count("gateway.create_task") == 1
     assert names.count("ingestion.task_request") == 1
     assert names.count("worker.execute_step") == 4
-    assert names.count("results.step_result") == 4
-    assert names.count("results.evaluate_task") == 4
-    # The last result's evaluation completes the task in its own transaction: no
-    # finalization hop (issue 18 item 3).
+    # Each plain success is applied by the statement that records it, the last one
+    # completing the task: no result-processing or finalization hop (issue 18 item 3).
+    assert names.count("results.step_result") == 0
     assert names.count("finalizer.finalize") == 0
     by_id = _by_id(spans)
     allowed_parents = {
         "ingestion.task_request": {"gateway.create_task"},
-        "worker.execute_step": {"ingestion.task_request", "results.evaluate_task"},
-        "results.step_result": {"worker.execute_step"},
-        "results.evaluate_task": {"results.step_result"},
+        "worker.execute_step": {"ingestion.task_request", "worker.execute_step"},
     }
     for s in spans:
         if s.name == "gateway.create_task":
@@ -217,18 +216,17 @@ async def test_one_task_one_trace_across_services(db_url: str, tmp_path: Path) -
             continue
         assert s.parent is not None and s.parent.span_id in by_id, s.name  # no dangling link
         assert by_id[s.parent.span_id].name in allowed_parents[s.name], s.name
-    # Walking up from the evaluation that completed the task reaches the root through every
-    # service, in order.
+    # Walking up from the last step reaches the root through every step and service, in
+    # order.
     parents = {s.parent.span_id for s in spans if s.parent is not None}
-    [final] = [s for s in spans if s.name == "results.evaluate_task"
+    [final] = [s for s in spans if s.name == "worker.execute_step"
                and s.context is not None and s.context.span_id not in parents]
     chain = [final.name]
     node = final
     while node.parent is not None:
         node = by_id[node.parent.span_id]
         chain.append(node.name)
-    assert chain == [
-        "results.evaluate_task", "results.step_result", "worker.execute_step"] * 4 + [
+    assert chain == ["worker.execute_step"] * 4 + [
         "ingestion.task_request", "gateway.create_task"]
     steps = [s.attributes["tasker.step_name"] for s in spans
              if s.name == "worker.execute_step" and s.attributes]

@@ -1,6 +1,6 @@
-"""A task's outcome as an evaluation reports it: counted and logged by whichever service's
-transaction decided it (result processing for a task its last result finished, the
-finalizer for retry timers and the readiness sweep)."""
+"""Outcomes counted and logged by whichever process's transaction decided them: a task's
+outcome (the worker's record for a plain success, result processing for the rest, the
+finalizer for retry timers and the readiness sweep) and the results a record applied."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import structlog
 
-from tasker_shared.runtime.metrics import DLQ_ENTRIES, TASKS_FINISHED
+from tasker_shared.runtime.metrics import DLQ_ENTRIES, TASKS_FINISHED, TRANSITIONS
+from tasker_shared.store.tasks import count_evaluation
 
 log = structlog.get_logger("tasker.outcomes")
 
@@ -28,3 +29,18 @@ def report_outcome(evaluation: dict[str, Any], *, task_uuid: object,
     log.info("task_finalized", action=action, task_uuid=str(task_uuid), reason=reason,
              state=evaluation.get("state"), dlq_entry=evaluation.get("dlq_entry"))
     return True
+
+
+def count_record(outcomes: dict[str, Any]) -> dict[str, str]:
+    """A committed `record_step_results_v1` answer: counts the step results it applied and
+    the task transitions and outcomes their evaluations made (result processing counts its
+    own); returns the per-step statuses ('recorded' / 'stale')."""
+    statuses = dict(outcomes)
+    applied = statuses.pop("applied", None) or []
+    evaluations = statuses.pop("tasks", None) or {}
+    if applied:
+        TRANSITIONS.labels("step", "complete").inc(len(applied))
+    for task_uuid, evaluation in evaluations.items():
+        count_evaluation(evaluation)
+        report_outcome(evaluation, task_uuid=task_uuid, reason="step_result")
+    return statuses

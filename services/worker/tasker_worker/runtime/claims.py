@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 
 from tasker_shared.db.database import Conn
 from tasker_shared.domain.template.model import EventDeclaration
+from tasker_shared.store.outcomes import count_record
 from tasker_worker.events.model import RoutedEvent, domain_events_queue
 from tasker_worker.runtime.poison import replace_poison_messages
 
@@ -107,9 +108,10 @@ def _record_item(o: StepOutcome) -> dict[str, Any]:
 
 def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -> list[str]:
     """Record several results, one statement per queue (each a transaction of its own when
-    run in autocommit): for each, store it, move the step on and notify result processing;
-    each queue's messages are deleted together. Returns 'recorded' or 'stale' for each
-    outcome, in order.
+    run in autocommit): for each, store it, move the step on and notify result processing
+    (a plain success is applied at once instead: the step completes and its task moves on,
+    see migration 0024); each queue's messages are deleted together. Returns 'recorded' or
+    'stale' for each outcome, in order.
 
     Unlike a claim, a record waits for its WAL flush: once a handler's result is recorded,
     no server crash may lose it and run the step again (the fault suite crashes PostgreSQL
@@ -126,7 +128,7 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
             "SELECT tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
             (queue, Jsonb(payload), worker_id),
         ).fetchone()
-        recorded.update(row["outcomes"] if row else {})
+        recorded.update(count_record(row["outcomes"]) if row else {})
     return [recorded.get(str(o.step.step_uuid), "stale") for o in outcomes]
 
 

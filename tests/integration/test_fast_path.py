@@ -1,0 +1,118 @@
+"""One task is fast (issue 18 item 3): a worker's plain success is applied by the statement
+that records it (the step completes, the next step is enqueued, the last one completes the
+task), with no result or finalization message; a failure or a decision outcome still goes
+to result processing, which decides the task's outcome in the transaction that applies the
+result (no finalization message either). Real claims, records and result processing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from tasker_results.handlers import ResultHandlers, lock_result_messages
+from tasker_shared.contracts.messages import decode_step_message
+from tasker_shared.db.database import Database
+from tasker_shared.domain.template.text import parse_template_text
+from tasker_shared.store.templates import register_template
+from tasker_worker.examples import templates_dir
+from tasker_worker.runtime.claims import ClaimedStep, StepOutcome, record_results
+from tests.integration.test_poison_messages import (
+    FINALIZATIONS,
+    RESULTS,
+    WORKER_QUEUE,
+    DictConn,
+    claim,
+    create_task,
+    left_on,
+    processor,
+)
+from tests.support import service_settings
+
+
+@pytest.fixture
+def conn(conn: DictConn) -> DictConn:
+    """The plain test connection, with the linear workflow registered."""
+    register_template(conn, parse_template_text(
+        (templates_dir() / "linear_workflow.yaml").read_text(), source="linear_workflow.yaml"))
+    return conn
+
+
+async def _record(db: Database, step: ClaimedStep, *, success: bool = True,
+                  result: Any = None) -> list[str]:
+    payload = {"step_uuid": str(step.step_uuid), "success": success,
+               "result": {"value": 4} if result is None else result,
+               "error": None if success else {"message": "boom", "error_type": "test"}}
+    outcome = StepOutcome(step=step, success=success, payload=payload,
+                          handler="examples.square", error=None)
+    return await db.run_autocommit(record_results, [outcome], worker_id="test")
+
+
+def _state(c: DictConn, step: ClaimedStep) -> str:
+    row = c.execute("SELECT tasker.get_current_step_state_v1(%s) AS s",
+                       (step.step_uuid,)).fetchone()
+    assert row is not None
+    return str(row["s"])
+
+
+def _task(c: DictConn, task: uuid.UUID) -> dict[str, Any]:
+    row = c.execute("SELECT tasker.get_current_task_state_v1(%s) AS state, completed_at"
+                       " FROM tasker.tasks WHERE task_uuid = %s", (task, task)).fetchone()
+    assert row is not None
+    return row
+
+
+def _history(c: DictConn, step: ClaimedStep) -> list[str]:
+    return [r["to_state"] for r in c.execute(
+        "SELECT to_state FROM tasker.workflow_step_transitions WHERE workflow_step_uuid = %s"
+        " ORDER BY sort_key", (step.step_uuid,))]
+
+
+async def test_plain_successes_complete_the_task_in_their_records(
+        db: Database, conn: DictConn) -> None:
+    task = await create_task(db, conn)
+    for n in range(4):
+        [step] = await claim(db)
+        assert await _record(db, step) == ["recorded"]
+        assert _state(conn, step) == "complete"
+        assert _history(conn, step) == ["pending", "enqueued", "in_progress",
+                                        "enqueued_for_orchestration", "complete"]
+        assert left_on(conn, RESULTS) == []
+        # the next step is enqueued by the same statement; after the last, the task is done
+        assert len(left_on(conn, WORKER_QUEUE)) == (1 if n < 3 else 0)
+        assert (_task(conn, task)["completed_at"] is None) == (n < 3)
+    assert _task(conn, task)["state"] == "complete"
+    assert left_on(conn, FINALIZATIONS) == []
+
+
+async def test_decision_outcomes_and_failures_go_to_result_processing(
+        db: Database, conn: DictConn, db_url: str) -> None:
+    task = await create_task(db, conn)
+    [step] = await claim(db)
+    outcome = {"decision_point_outcome": {"type": "no_branches"}}
+    assert await _record(db, step, result=outcome) == ["recorded"]
+    assert _state(conn, step) == "enqueued_for_orchestration"
+    assert len(left_on(conn, RESULTS)) == 1
+    conn.execute(f"DELETE FROM pgmq.q_{RESULTS}")  # not a decision step: not this test's point
+    conn.execute("SELECT tasker.transition_step_v1(%s, ARRAY['enqueued_for_orchestration'],"
+                 " 'complete', '{}')", (step.step_uuid,))
+    conn.execute("SELECT tasker.evaluate_task_v1(%s)", (task,))
+    [step] = await claim(db)
+    assert await _record(db, step, success=False) == ["recorded"]
+    assert _state(conn, step) == "enqueued_as_error_for_orchestration"
+    handlers = ResultHandlers(processor_uuid=uuid.uuid4(), settings=service_settings(db_url))
+    consume = processor(db, RESULTS, decode_step_message, handlers.handle_step_results,
+                        lock_result_messages)
+    assert await consume(None, 10) == 1
+    assert _state(conn, step) == "error"  # not retryable
+    # result processing decided the outcome in the applying transaction: blocked, with a
+    # DLQ entry, and no finalization request
+    assert _task(conn, task)["state"] == "blocked_by_failures"
+    assert handlers.finalized == 1
+    assert left_on(conn, FINALIZATIONS) == []
+    with psycopg.connect(db_url, autocommit=True) as c:
+        row = c.execute("SELECT count(*) FROM tasker.tasks_dlq WHERE task_uuid = %s",
+                        (task,)).fetchone()
+    assert row is not None and row[0] == 1

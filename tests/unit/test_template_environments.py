@@ -13,6 +13,7 @@ from tasker_shared.domain.template import (
     StepOverride,
     TaskTemplate,
     parse_template,
+    template_from_json,
 )
 from tasker_shared.errors import ValidationError
 from tasker_shared.templates_io import load_template_file
@@ -102,7 +103,7 @@ def test_initialization_is_merged_key_by_key() -> None:
         ),
     )
     assert template.resolve_for_environment("empty") is template
-    assert TaskTemplate.from_json(template.to_json()) == template
+    assert template_from_json(template.to_json()) == template
 
 
 def test_unknown_environment_is_a_no_op() -> None:
@@ -174,7 +175,7 @@ def test_unresolvable_references_are_not_fetched() -> None:
 
 def test_compiled_validator_is_shared_between_copies() -> None:
     template = _load("refund_order")
-    copy = TaskTemplate.from_json(template.to_json())
+    copy = template_from_json(template.to_json())
     template.validate_context({"order_id": "1", "amount": 1})
     template.validate_context({"order_id": "2", "amount": 2})
     copy.validate_context({"order_id": "1", "amount": 1})

@@ -17,8 +17,8 @@ from tasker_shared.domain.template import (
     RetryPolicy,
     StalenessAction,
     StepType,
-    TaskTemplate,
     parse_template,
+    template_from_json,
 )
 from tasker_shared.errors import TemplateError, ValidationError
 from tasker_shared.templates_io import load_template_file
@@ -59,7 +59,7 @@ def test_every_fixture_loads_and_round_trips(path: Path) -> None:
     template = load_template_file(path)
     data = template.to_json()
     assert json.loads(json.dumps(data)) == data
-    again = TaskTemplate.from_json(data)
+    again = template_from_json(data)
     assert again == template
     assert again.to_json() == data
     assert again.warnings == ()
@@ -329,14 +329,14 @@ def test_from_json_accepts_the_db_copy_without_rechecking_the_schema() -> None:
     data = t.to_json()
     data["input_schema"] = {"type": "objekt"}
     # The stored copy is trusted; parse_template would reject it.
-    assert TaskTemplate.from_json(data).input_schema == {"type": "objekt"}
+    assert template_from_json(data).input_schema == {"type": "objekt"}
     with pytest.raises(TemplateError, match="is not a valid JSON Schema"):
         parse_template(data)
 
 
 def test_from_json_still_rejects_broken_structure() -> None:
     with pytest.raises(TemplateError) as info:
-        TaskTemplate.from_json({"name": "x"}, source="named_tasks row 7")
+        template_from_json({"name": "x"}, source="named_tasks row 7")
     assert all(p.startswith("named_tasks row 7: ") for p in info.value.problems)
 
 
@@ -374,4 +374,4 @@ def test_max_attempts_zero_is_kept_as_tasker_core_has_it() -> None:
     assert t.step("a").retry.max_attempts == 0
     assert t.step("b").retry.max_attempts == 3
     assert t.resolve_for_environment("test").step("b").retry.max_attempts == 0
-    assert TaskTemplate.from_json(t.to_json()).step("a").retry.max_attempts == 0
+    assert template_from_json(t.to_json()).step("a").retry.max_attempts == 0

@@ -11,7 +11,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from tasker_shared.db.database import Conn
-from tasker_shared.domain.template import TaskTemplate
+from tasker_shared.domain.template import TaskTemplate, template_from_json
 from tasker_shared.errors import NotFoundError
 
 
@@ -56,7 +56,7 @@ class TemplateCache:
     def _parse(self, row: dict[str, Any]) -> RegisteredTemplate:
         entry = RegisteredTemplate(
             named_task_uuid=row["named_task_uuid"],
-            template=TaskTemplate.from_json(row["configuration"]),
+            template=template_from_json(row["configuration"]),
             updated_at=row["updated_at"],
         )
         with self._lock:

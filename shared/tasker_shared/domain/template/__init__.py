@@ -1,4 +1,11 @@
-"""Task templates: the YAML model, its validation, graph computations and loading (SPEC §4)."""
+"""Task templates: the YAML model, its validation, graph computations and loading (SPEC §4).
+
+Modules depend one way (tests/unit/test_template_layers.py): enums, preview, reader and
+bounds at the bottom; model (the step value objects); serialize, environments and schemas
+(about a template's parts); task (TaskTemplate, whose to_json / resolve_for_environment /
+validate_context use those three); graph and checks (about a whole template); parse_step
+and parse (parse_template, template_from_json: they build templates); text (YAML) on top.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ from .model import (
     SystemDependencies,
     TemplateMetadata,
 )
-from .parse import parse_template
+from .parse import parse_template, template_from_json
 from .task import TaskTemplate
 from .text import parse_template_text
 
@@ -64,4 +71,5 @@ __all__ = [
     "parse_template",
     "parse_template_text",
     "steps_for_decision",
+    "template_from_json",
 ]

@@ -1,31 +1,27 @@
-"""Applying `environments` step overrides to a template (SPEC §4.1 resolve_for_environment)."""
+"""Applying `environments` step overrides to a template's steps (SPEC §4.1 resolve_for_environment)."""
 
 from __future__ import annotations
 
 from dataclasses import fields, replace
 
 from .model import RetryOverride, RetryPolicy, StepOverride, StepTemplate
-from .task import TaskTemplate
 
 ALL_STEPS = "ALL"
 
 
-def resolve_for_environment(template: TaskTemplate, environment: str) -> TaskTemplate:
-    """A copy of `template` with the overrides of `environment` applied in order.
+def apply_overrides(
+    steps: tuple[StepTemplate, ...], overrides: tuple[StepOverride, ...]
+) -> tuple[StepTemplate, ...]:
+    """`steps` with `overrides` (one environment's) applied in order.
 
     An entry named `ALL` applies to every step; later entries win. Initialization keys
     are merged into the handler's map, `timeout_seconds` replaces, and only the retry
     fields an override gives replace the step's (the rest keep the step's values).
-    Unknown environments leave the template unchanged.
     """
-    overrides = template.environments.get(environment)
-    if not overrides:
-        return template
-    steps = [
+    return tuple(
         _apply_all(step, [o for o in overrides if o.name in (ALL_STEPS, step.name)])
-        for step in template.steps
-    ]
-    return replace(template, steps=tuple(steps))
+        for step in steps
+    )
 
 
 def _apply_all(step: StepTemplate, overrides: list[StepOverride]) -> StepTemplate:

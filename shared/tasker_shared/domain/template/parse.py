@@ -71,8 +71,9 @@ def parse_template(data: object, *, source: str = "<template>") -> TaskTemplate:
     return _parse(data, source=source, trusted=False)
 
 
-def parse_trusted(data: object, *, source: str = "<json>") -> TaskTemplate:
-    """Parse a template this system wrote itself (skips the JSON Schema meta-check)."""
+def template_from_json(data: object, *, source: str = "<json>") -> TaskTemplate:
+    """Rebuild a template from `TaskTemplate.to_json` output, i.e. one this system wrote
+    itself (skips the JSON Schema meta-check of `input_schema`)."""
     return _parse(data, source=source, trusted=True)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator, exceptions, validators
 from jsonschema.protocols import Validator
@@ -16,9 +16,6 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from ...errors import ValidationError
-
-if TYPE_CHECKING:
-    from .task import TaskTemplate
 
 MAX_REPORTED_ERRORS = 20
 
@@ -59,25 +56,15 @@ def validator_for_schema(schema: Any) -> Validator:
     return _compiled(_canonical(schema))
 
 
-def _validator_for(template: TaskTemplate) -> Validator:
-    validator = template._validator
-    if validator is None:
-        validator = _compiled(_canonical(template.input_schema))
-        object.__setattr__(template, "_validator", validator)
-    return validator  # type: ignore[no-any-return]
-
-
-def validate_context(template: TaskTemplate, context: object) -> None:
-    """Raise ValidationError naming each failing path when `context` breaks `input_schema`."""
-    if template.input_schema is None:
-        return
-    validator = _validator_for(template)
+def check_context(validator: Validator, context: object, *, template_key: str) -> None:
+    """Raise ValidationError naming each failing path when `context` breaks the schema of
+    `validator` (the input_schema of template `template_key`)."""
     try:
         found_errors = validator.iter_errors(cast(Any, context))
         errors = sorted(found_errors, key=lambda e: [str(p) for p in e.path])
     except Unresolvable as exc:
         raise ValidationError(
-            f"the input_schema of template {template.key} cannot be applied: "
+            f"the input_schema of template {template_key} cannot be applied: "
             f"unresolvable reference ({exc})"
         ) from None
     if not errors:
@@ -86,7 +73,7 @@ def validate_context(template: TaskTemplate, context: object) -> None:
     shown = "; ".join(f"{e['path']}: {e['message']}" for e in found[:MAX_REPORTED_ERRORS])
     more = len(found) - MAX_REPORTED_ERRORS
     raise ValidationError(
-        f"context does not match the input_schema of template {template.key}: {shown}"
+        f"context does not match the input_schema of template {template_key}: {shown}"
         + (f" (and {more} more)" if more > 0 else ""),
-        details={"template": template.key, "errors": found},
+        details={"template": template_key, "errors": found},
     )

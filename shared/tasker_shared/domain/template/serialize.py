@@ -1,61 +1,55 @@
-"""Template → JSON data in the reference layout (what `named_tasks.configuration` holds)."""
+"""A template's parts as JSON data in the reference layout (`TaskTemplate.to_json` assembles them)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from .model import (
     BatchConfig,
+    DomainEvent,
     EventDeclaration,
     Lifecycle,
     RetryOverride,
     RetryPolicy,
     StepOverride,
     StepTemplate,
+    TemplateMetadata,
 )
-from .task import TaskTemplate
 
 
-def _plain(value: Any) -> Any:
+def copy_json(value: Any) -> Any:
     """A private copy of an opaque JSON value, so callers cannot mutate the template."""
     return copy.deepcopy(value)
 
 
-def template_to_json(template: TaskTemplate) -> dict[str, Any]:
-    metadata = template.metadata
+def metadata_to_json(metadata: TemplateMetadata | None) -> dict[str, Any] | None:
+    if metadata is None:
+        return None
     return {
-        "name": template.name,
-        "namespace_name": template.namespace,
-        "version": template.version,
-        "description": template.description,
-        "identity_strategy": template.identity_strategy.value,
-        "metadata": None
-        if metadata is None
-        else {
-            "author": metadata.author,
-            "tags": list(metadata.tags),
-            "documentation_url": metadata.documentation_url,
-            "created_at": metadata.created_at,
-            "updated_at": metadata.updated_at,
-        },
-        "system_dependencies": {
-            "primary": template.system_dependencies.primary,
-            "secondary": list(template.system_dependencies.secondary),
-        },
-        "domain_events": [
-            {"name": e.name, "description": e.description, "schema": _plain(e.schema)}
-            for e in template.domain_events
-        ],
-        "input_schema": _plain(template.input_schema),
-        "lifecycle": None if template.lifecycle is None else _lifecycle(template.lifecycle),
-        "steps": [step_to_json(step) for step in template.steps],
-        "environments": {
-            env: {"steps": [_override(o) for o in overrides]}
-            for env, overrides in template.environments.items()
-        },
+        "author": metadata.author,
+        "tags": list(metadata.tags),
+        "documentation_url": metadata.documentation_url,
+        "created_at": metadata.created_at,
+        "updated_at": metadata.updated_at,
     }
+
+
+def domain_event_to_json(event: DomainEvent) -> dict[str, Any]:
+    return {"name": event.name, "description": event.description, "schema": copy_json(event.schema)}
+
+
+def lifecycle_to_json(lifecycle: Lifecycle | None) -> dict[str, Any] | None:
+    return None if lifecycle is None else _lifecycle(lifecycle)
+
+
+def environments_to_json(
+    environments: Mapping[str, tuple[StepOverride, ...]],
+) -> dict[str, Any]:
+    return {env: {"steps": [_override(o) for o in overrides]}
+            for env, overrides in environments.items()}
 
 
 def step_to_json(step: StepTemplate) -> dict[str, Any]:
@@ -67,7 +61,7 @@ def step_to_json(step: StepTemplate) -> dict[str, Any]:
             "callable": step.handler.callable,
             "method": step.handler.method,
             "resolver": step.handler.resolver,
-            "initialization": _plain(dict(step.handler.initialization)),
+            "initialization": copy_json(dict(step.handler.initialization)),
         },
         "type": step.step_type.value,
         "system_dependency": step.system_dependency,
@@ -78,9 +72,9 @@ def step_to_json(step: StepTemplate) -> dict[str, Any]:
         "batch_config": None if step.batch_config is None else _batch(step.batch_config),
     }
     if step.result_schema is not None:
-        out["result_schema"] = _plain(step.result_schema)
+        out["result_schema"] = copy_json(step.result_schema)
     if step.composition is not None:
-        out["composition"] = _plain(step.composition)
+        out["composition"] = copy_json(step.composition)
     return out
 
 
@@ -113,7 +107,7 @@ def _event(event: EventDeclaration) -> dict[str, Any]:
         "name": event.name,
         "description": event.description,
         "condition": event.condition.value,
-        "schema": _plain(event.schema),
+        "schema": copy_json(event.schema),
         "delivery_mode": event.delivery_mode.value,
         "publisher": event.publisher,
     }
@@ -128,7 +122,7 @@ def _lifecycle(lifecycle: Lifecycle) -> dict[str, Any]:
 def _override(override: StepOverride) -> dict[str, Any]:
     out: dict[str, Any] = {"name": override.name}
     if override.initialization is not None:
-        out["handler"] = {"initialization": _plain(dict(override.initialization))}
+        out["handler"] = {"initialization": copy_json(dict(override.initialization))}
     if override.timeout_seconds is not None:
         out["timeout_seconds"] = override.timeout_seconds
     if override.retry is not None:

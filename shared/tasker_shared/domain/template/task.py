@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .enums import IdentityStrategy
+from .environments import apply_overrides
 from .model import (
     DomainEvent,
     Lifecycle,
@@ -16,11 +17,20 @@ from .model import (
     TemplateMetadata,
 )
 from .preview import show
+from .schemas import check_context, validator_for_schema
+from .serialize import (
+    copy_json,
+    domain_event_to_json,
+    environments_to_json,
+    lifecycle_to_json,
+    metadata_to_json,
+    step_to_json,
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TaskTemplate:
-    """A validated task template. Build it with `parse_template` or `TaskTemplate.from_json`.
+    """A validated task template. Build it with `parse_template` or `template_from_json`.
 
     `warnings` lists keys that were accepted but ignored (legacy or unknown); like
     `source`, it does not take part in equality.
@@ -70,26 +80,38 @@ class TaskTemplate:
             raise KeyError(f"template {self.key} has no step named {show(name)}") from None
 
     def to_json(self) -> dict[str, Any]:
-        """The whole template as JSON data (what `named_tasks.configuration` stores)."""
-        from .serialize import template_to_json
-
-        return template_to_json(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, source: str = "<json>") -> TaskTemplate:
-        """Rebuild a template from `to_json` output (skips re-checking the input schema)."""
-        from .parse import parse_trusted
-
-        return parse_trusted(data, source=source)
+        """The whole template as JSON data (what `named_tasks.configuration` stores);
+        `template_from_json` (parse.py) reads it back."""
+        return {
+            "name": self.name,
+            "namespace_name": self.namespace,
+            "version": self.version,
+            "description": self.description,
+            "identity_strategy": self.identity_strategy.value,
+            "metadata": metadata_to_json(self.metadata),
+            "system_dependencies": {
+                "primary": self.system_dependencies.primary,
+                "secondary": list(self.system_dependencies.secondary),
+            },
+            "domain_events": [domain_event_to_json(e) for e in self.domain_events],
+            "input_schema": copy_json(self.input_schema),
+            "lifecycle": lifecycle_to_json(self.lifecycle),
+            "steps": [step_to_json(step) for step in self.steps],
+            "environments": environments_to_json(self.environments),
+        }
 
     def resolve_for_environment(self, environment: str) -> TaskTemplate:
-        """A copy with the `environments[environment]` step overrides applied."""
-        from .environments import resolve_for_environment
-
-        return resolve_for_environment(self, environment)
+        """A copy with the `environments[environment]` step overrides applied in order
+        (environments.apply_overrides); unknown environments leave the template unchanged."""
+        overrides = self.environments.get(environment)
+        if not overrides:
+            return self
+        return replace(self, steps=apply_overrides(self.steps, overrides))
 
     def validate_context(self, context: object) -> None:
         """Check a task's context against `input_schema`; ValidationError names each path."""
-        from .schemas import validate_context
-
-        validate_context(self, context)
+        if self.input_schema is None:
+            return
+        if self._validator is None:
+            object.__setattr__(self, "_validator", validator_for_schema(self.input_schema))
+        check_context(self._validator, context, template_key=self.key)

@@ -161,7 +161,7 @@ async def test_request_timeout_and_internal_errors(db_url: str,
     monkeypatch.setattr(task_usecases, "get_task", boom)
     monkeypatch.setattr(task_usecases, "list_tasks", slow)
     async with running_gateway(db_url, ingestion=False,
-                               gateway={"request_timeout_seconds": 0.3}) as gw, \
+                               gateway={"request_timeout_seconds": 1.0}) as gw, \
             gw.http() as http:
         late = await http.get("/v1/tasks")
         assert late.status_code == 408 and late.json()["error"]["code"] == "request_timeout"

@@ -173,7 +173,7 @@ class TestFailure:
         payload = _json(failure("x", status_code=status, backoff_hint_seconds=12.5))
         assert payload["orchestration_metadata"] == {
             "headers": {},
-            "backoff_hint": {"backoff_type": kind, "delay_seconds": 12.5},
+            "backoff_hint": {"backoff_type": kind, "delay_seconds": 13},
             "custom": {},
         }
 
@@ -181,6 +181,18 @@ class TestFailure:
         meta = _json(failure("x", retry_after=5, backoff_hint_seconds=5))["orchestration_metadata"]
         assert meta["headers"] == {"Retry-After": "5"}
         assert meta["backoff_hint"]["delay_seconds"] == 5
+
+    def test_fractional_backoff_hint_is_a_valid_result(self) -> None:
+        # The contract carries whole seconds: a float made result processing unable to
+        # decode the result, and the retryable failure was treated as permanent.
+        from tasker_shared.contracts.messages import decode_step_execution_result
+
+        payload = _json(failure("x", backoff_hint_seconds=2.5),
+                        step_uuid="0190a0b0-0000-7000-8000-000000000001")
+        decoded = decode_step_execution_result(payload)
+        assert decoded.orchestration_metadata is not None
+        hint = decoded.orchestration_metadata.backoff_hint
+        assert hint is not None and hint.delay_seconds == 3
 
     def test_negative_backoff_hint_rejected(self) -> None:
         with pytest.raises(ValueError, match="negative"):

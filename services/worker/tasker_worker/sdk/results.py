@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,7 +128,8 @@ class StepResult:
             backoff_type = _BACKOFF_TYPES.get(self.status_code or 0, "custom")
             out["backoff_hint"] = {
                 "backoff_type": backoff_type,
-                "delay_seconds": self.backoff_hint_seconds,
+                # whole seconds (the contract's uint32), rounded up: never shorter than asked
+                "delay_seconds": math.ceil(self.backoff_hint_seconds),
             }
         return out
 

@@ -1,5 +1,6 @@
 """Workload benchmark: what users see. The four workloads of shared/PEERS.md, submitted through
-the public Python client (gRPC create) and, as a second column, straight into the ingestion
+the public Python client (gRPC create; also one batch create, bounded concurrent creates or
+creates one after another: see --modes) and, as a second column, straight into the ingestion
 queue; every service a separate process.
 
     python bench/workload_bench.py [--tasks 200] [--sequential 30] [--fanouts 5] [--width 100]
@@ -45,7 +46,8 @@ from bench.workloads import (
 from tasker_cli.cluster import Cluster
 from tasker_worker.examples import templates_dir
 
-MODES = ("client", "client-nowait", "queue")
+MODES = ("client", "client-nowait", "client-batch", "client-bounded", "client-sequential",
+         "queue")
 Submitter = ClientSubmitter | QueueSubmitter
 
 
@@ -53,7 +55,10 @@ def submitter(mode: str, c: Cluster, url: str) -> Submitter:
     if mode == "queue":
         return QueueSubmitter(url)
     address = f"127.0.0.1:{c.get('gateway').env['TASKER_GATEWAY__GRPC_PORT']}"
-    return ClientSubmitter(address, wait=mode == "client")
+    style = mode.removeprefix("client").removeprefix("-") or "gather"
+    if style == "nowait":
+        return ClientSubmitter(address, wait=False)
+    return ClientSubmitter(address, style=style)
 
 
 def run_workload(wl: Workload, sub: Submitter, c: Cluster, url: str, done: Completions,
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=100, help="W4 parallel steps per task")
     parser.add_argument("--warmup", type=int, default=5, help="linear-4 runs before measuring")
     parser.add_argument("--workloads", default="W1,W2,W3,W4")
-    parser.add_argument("--modes", default="client,queue",
+    parser.add_argument("--modes", default="client,client-batch,queue",
                         help=f"ways of submitting, comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--rounds", type=int, default=1, help="round-robin repetitions")
     parser.add_argument("--anatomy", type=int, default=20,

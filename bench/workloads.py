@@ -1,6 +1,6 @@
 """The workloads of shared/PEERS.md (W1-W4) and the ways a task is submitted: through the public
-Python client's gRPC create (what a user's program does), or straight into the ingestion
-queue. Each submit returns {request_id: submit time}
+Python client's gRPC create (what a user's program does) or its batch create, or straight
+into the ingestion queue. Each submit returns {request_id: submit time}
 (epoch seconds, taken just before the call); completion times come from the database."""
 
 from __future__ import annotations
@@ -94,18 +94,29 @@ class QueueSubmitter:
         self.conn.close()
 
 
+# How the client submits several tasks: asyncio.gather over single creates, one batch create
+# (create_tasks), single creates with bounded concurrency (create_tasks_concurrently), or
+# single creates one after another.
+STYLES = ("gather", "batch", "bounded", "sequential")
+BOUNDED_CONCURRENCY = 16
+
+
 class ClientSubmitter:
     """The public asyncio client (`tasker_client.AioTaskerClient`) on an event loop of its own;
-    several tasks are created concurrently (asyncio.gather over single creates, each waiting
-    for ingestion as a create does by default, or not with `wait=False`)."""
+    several tasks are created as `style` says (each waiting for ingestion as a create does by
+    default, or not with `wait=False`)."""
 
-    def __init__(self, address: str, *, wait: bool = True) -> None:
+    def __init__(self, address: str, *, wait: bool = True, style: str = "gather") -> None:
         from tasker_client import AioTaskerClient  # the public name
 
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r}")
         self.loop = asyncio.new_event_loop()
         self.client = AioTaskerClient(address)
         self.wait = wait
-        self.label = "client" if wait else "client, no wait"
+        self.style = style
+        self.label = ("client" if wait else "client, no wait") + (
+            "" if style == "gather" else f", {style}")
         self.create_seconds: list[float] = []  # how long each create call took
         self.loop.run_until_complete(self.client.open())
 
@@ -123,8 +134,23 @@ class ClientSubmitter:
         return rid, t0
 
     async def _many(self, template: str, ctxs: list[dict[str, Any]]) -> Submitted:
-        done = await asyncio.gather(*(self._one(template, ctx) for ctx in ctxs))
-        return dict(done)
+        if self.style == "sequential" or len(ctxs) == 1:
+            return dict([await self._one(template, ctx) for ctx in ctxs])
+        if self.style == "gather":
+            return dict(await asyncio.gather(*(self._one(template, ctx) for ctx in ctxs)))
+        specs = [{"name": template, "namespace": NAMESPACE, "version": VERSION, "context": ctx,
+                  "request_id": str(uuid.uuid4())} for ctx in ctxs]
+        t0 = time.time()
+        if self.style == "batch":
+            outcomes = await self.client.create_tasks(specs, wait=self.wait)
+        else:
+            outcomes = await self.client.create_tasks_concurrently(
+                specs, wait=self.wait, concurrency=BOUNDED_CONCURRENCY)
+        self.create_seconds.append(time.time() - t0)
+        refused = [o for o in outcomes if o.task_uuid is None and o.reason]
+        if refused:
+            raise RuntimeError(f"{len(refused)} task(s) refused, e.g. {refused[0].reason}")
+        return dict.fromkeys((str(spec["request_id"]) for spec in specs), t0)
 
     def submit(self, template: str, ctxs: list[dict[str, Any]]) -> Submitted:
         return self._run(self._many(template, ctxs))

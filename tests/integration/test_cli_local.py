@@ -17,7 +17,9 @@ def test_db_migrate_and_status(empty_db_url: str, capsys: pytest.CaptureFixture[
     assert main(["db", "status", "--database-url", empty_db_url]) == 1  # all pending
     assert "pending" in capsys.readouterr().out
     assert main(["db", "migrate", "--database-url", empty_db_url]) == 0
-    assert "applied 0001" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "applied 0001" in out
+    assert "applied function files common.sql, states.sql" in out
     assert main(["db", "migrate", "--database-url", empty_db_url]) == 0
     assert "up to date" in capsys.readouterr().out
     assert main(["db", "status", "--database-url", empty_db_url]) == 0

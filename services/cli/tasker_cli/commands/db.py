@@ -12,7 +12,7 @@ from rich.table import Table
 from tasker_cli.catalog import DATABASE_URL_HELP, command_help
 from tasker_cli.console import TaskerConsole
 from tasker_shared.db.connect import resolve_database_url
-from tasker_shared.db.migrate import migrate, migration_status
+from tasker_shared.db.migrate import migrate_database, migration_status
 from tasker_shared.db.retention import PruneCounts, parse_age, prune_history
 from tasker_shared.errors import ConfigError
 
@@ -38,12 +38,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    applied = migrate(resolve_database_url(args.database_url))
+    result = migrate_database(resolve_database_url(args.database_url))
     console = TaskerConsole()
-    if applied:
-        for m in applied:
-            console.print(f"applied {m.version}_{m.name}")
-    else:
+    for m in result.migrations:
+        console.print(f"applied {m.version}_{m.name}")
+    if result.function_files:
+        console.print("applied function files "
+                      + ", ".join(f"{f.name}.sql" for f in result.function_files))
+    if not result.migrations and not result.function_files:
         console.print("database is up to date")
     return 0
 

@@ -1,0 +1,197 @@
+-- Task and step state machines: current states, compare-and-swap transitions checked against
+-- the transition tables (tasker.task_state_transitions, tasker.step_state_transitions), and
+-- the append of transition rows.
+--
+-- What is written here is what runs: the migrator applies the function files after the
+-- migrations whenever one of them changed (README, "Where the SQL that runs lives").
+-- Hot-path functions carry SET enable_seqscan/enable_hashjoin/enable_mergejoin/
+-- enable_material = off and plan_cache_mode = force_generic_plan: their plans, cached per
+-- connection, stay parameterized index probes whatever the statistics were when planned.
+
+CREATE OR REPLACE FUNCTION tasker.get_current_task_state_v1(p_task uuid)
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET enable_seqscan TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+AS $function$
+BEGIN
+    RETURN (SELECT to_state FROM tasker.task_transitions WHERE task_uuid = p_task AND most_recent);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION tasker.get_current_step_state_v1(p_step uuid)
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET enable_seqscan TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+AS $function$
+BEGIN
+    RETURN (SELECT COALESCE((SELECT to_state FROM tasker.workflow_step_transitions
+                     WHERE workflow_step_uuid = p_step AND most_recent), 'pending'));
+END
+$function$;
+
+-- Append a transition row; the caller has checked the transition and holds the task lock.
+CREATE OR REPLACE FUNCTION tasker._append_task_transition_v1(
+    p_task uuid, p_from text, p_to text, p_event text, p_processor uuid, p_metadata jsonb
+)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+DECLARE
+    v_sort integer;
+BEGIN
+    UPDATE tasker.task_transitions SET most_recent = false, updated_at = now()
+     WHERE task_uuid = p_task AND most_recent
+    RETURNING sort_key INTO v_sort;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, sort_key,
+                                         most_recent, processor_uuid)
+    VALUES (p_task, p_from, p_to,
+            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
+                                                             'timestamp', clock_timestamp()),
+            COALESCE(v_sort, 0) + 1, true, p_processor);
+    IF p_to IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+        UPDATE tasker.tasks SET complete = (p_to IN ('complete', 'resolved_manually')),
+               completed_at = now(), updated_at = now()
+         WHERE task_uuid = p_task;
+    ELSIF p_from IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+        UPDATE tasker.tasks SET complete = false, completed_at = NULL, updated_at = now()
+         WHERE task_uuid = p_task;
+    END IF;
+    PERFORM pg_notify('tasker_task_events', json_build_object(
+        'task_uuid', p_task, 'from_state', p_from, 'to_state', p_to, 'event', p_event)::text);
+END
+$function$;
+
+-- Compare-and-swap task transition: applies `p_event` only when the current state is
+-- `p_from` and the transition table allows it. Returns the new state, or NULL when the
+-- current state is not `p_from`. Raises TK001 when the table forbids the transition.
+CREATE OR REPLACE FUNCTION tasker.transition_task_v1(
+    p_task uuid, p_from text, p_event text, p_processor uuid DEFAULT NULL::uuid,
+    p_metadata jsonb DEFAULT '{}'::jsonb
+)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+DECLARE
+    v_current text;
+    v_to text;
+BEGIN
+    PERFORM 1 FROM tasker.tasks WHERE task_uuid = p_task FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'task % not found', p_task USING ERRCODE = 'TK404';
+    END IF;
+    v_current := tasker.get_current_task_state_v1(p_task);
+    IF v_current IS DISTINCT FROM p_from THEN
+        RETURN NULL;
+    END IF;
+    SELECT to_state INTO v_to FROM tasker.task_state_transitions
+     WHERE from_state = p_from AND event = p_event;
+    IF v_to IS NULL THEN
+        RAISE EXCEPTION 'task transition % --%--> ? is not allowed', p_from, p_event
+            USING ERRCODE = 'TK001';
+    END IF;
+    PERFORM tasker._append_task_transition_v1(p_task, p_from, v_to, p_event, p_processor,
+                                              p_metadata);
+    RETURN v_to;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION tasker._append_step_transition_v1(
+    p_step uuid, p_from text, p_to text, p_event text, p_metadata jsonb
+)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+AS $function$
+DECLARE
+    v_sort integer;
+BEGIN
+    UPDATE tasker.workflow_step_transitions SET most_recent = false, updated_at = now()
+     WHERE workflow_step_uuid = p_step AND most_recent
+    RETURNING sort_key INTO v_sort;
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
+                                                  metadata, sort_key, most_recent)
+    VALUES (p_step, p_from, p_to,
+            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
+                                                             'timestamp', clock_timestamp()),
+            COALESCE(v_sort, 0) + 1, true);
+    IF p_to IN ('complete', 'cancelled', 'resolved_manually') THEN
+        UPDATE tasker.workflow_steps SET processed = true, processed_at = now(),
+               in_process = false, updated_at = now()
+         WHERE workflow_step_uuid = p_step;
+    ELSIF p_to IN ('error', 'waiting_for_retry', 'pending', 'enqueued_for_orchestration',
+                   'enqueued_as_error_for_orchestration') THEN
+        UPDATE tasker.workflow_steps SET in_process = false, updated_at = now()
+         WHERE workflow_step_uuid = p_step AND in_process;
+    ELSIF p_to = 'in_progress' THEN  -- Start / reclaim: the step is being executed
+        UPDATE tasker.workflow_steps SET in_process = true, updated_at = now()
+         WHERE workflow_step_uuid = p_step AND NOT in_process;
+    END IF;
+    IF p_event = 'reset_for_retry' THEN  -- ResetAttemptsAction (SPEC §2.2)
+        UPDATE tasker.workflow_steps SET attempts = 0, updated_at = now()
+         WHERE workflow_step_uuid = p_step;
+    END IF;
+    PERFORM pg_notify('tasker_step_events', json_build_object(
+        'task_uuid', (SELECT task_uuid FROM tasker.workflow_steps
+                      WHERE workflow_step_uuid = p_step),
+        'step_uuid', p_step, 'from_state', p_from, 'to_state', p_to, 'event', p_event)::text);
+END
+$function$;
+
+-- Compare-and-swap step transition; `p_from` may list several acceptable current states.
+CREATE OR REPLACE FUNCTION tasker.transition_step_v1(
+    p_step uuid, p_from text[], p_event text, p_metadata jsonb DEFAULT '{}'::jsonb
+)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+DECLARE
+    v_current text;
+    v_to text;
+BEGIN
+    PERFORM 1 FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'step % not found', p_step USING ERRCODE = 'TK404';
+    END IF;
+    v_current := tasker.get_current_step_state_v1(p_step);
+    IF (v_current = ANY (p_from)) IS NOT TRUE THEN  -- also for a NULL or empty p_from
+        RETURN NULL;
+    END IF;
+    SELECT to_state INTO v_to FROM tasker.step_state_transitions
+     WHERE from_state = v_current AND event = p_event;
+    IF v_to IS NULL THEN
+        RAISE EXCEPTION 'step transition % --%--> ? is not allowed', v_current, p_event
+            USING ERRCODE = 'TK001';
+    END IF;
+    PERFORM tasker._append_step_transition_v1(p_step, v_current, v_to, p_event, p_metadata);
+    RETURN v_to;
+END
+$function$;

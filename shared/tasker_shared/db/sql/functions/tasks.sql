@@ -1,0 +1,550 @@
+-- Tasks: templates, task and step creation, request outcomes, evaluation (enqueue ready
+-- steps, walk the task to the state its steps call for, decide a finished task's outcome),
+-- ready-task discovery and cancellation.
+--
+-- What is written here is what runs: the migrator applies the function files after the
+-- migrations whenever one of them changed (README, "Where the SQL that runs lives").
+-- Hot-path functions carry SET enable_seqscan/enable_hashjoin/enable_mergejoin/
+-- enable_material = off and plan_cache_mode = force_generic_plan: their plans, cached per
+-- connection, stay parameterized index probes whatever the statistics were when planned.
+
+-- Register (upsert) a template; creates the namespace and its worker queue.
+CREATE OR REPLACE FUNCTION tasker.register_template_v1(
+    p_namespace text, p_name text, p_version text, p_description text, p_configuration jsonb,
+    p_identity_strategy text DEFAULT 'strict'::text
+)
+ RETURNS uuid
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_ns uuid;
+    v_nt uuid;
+BEGIN
+    INSERT INTO tasker.task_namespaces (name) VALUES (p_namespace)
+    ON CONFLICT (name) DO NOTHING;
+    SELECT task_namespace_uuid INTO v_ns FROM tasker.task_namespaces WHERE name = p_namespace;
+    INSERT INTO tasker.named_tasks (task_namespace_uuid, name, version, description,
+                                    configuration, identity_strategy)
+    VALUES (v_ns, p_name, p_version, p_description, p_configuration,
+            p_identity_strategy::tasker.identity_strategy)
+    ON CONFLICT (task_namespace_uuid, name, version) DO UPDATE
+        SET configuration = EXCLUDED.configuration, description = EXCLUDED.description,
+            identity_strategy = EXCLUDED.identity_strategy, updated_at = now()
+        WHERE tasker.named_tasks.configuration IS DISTINCT FROM EXCLUDED.configuration
+           OR tasker.named_tasks.identity_strategy IS DISTINCT FROM EXCLUDED.identity_strategy
+    RETURNING named_task_uuid INTO v_nt;
+    IF v_nt IS NULL THEN
+        SELECT named_task_uuid INTO v_nt FROM tasker.named_tasks
+         WHERE task_namespace_uuid = v_ns AND name = p_name AND version = p_version;
+    END IF;
+    PERFORM tasker.ensure_queue_v1('worker_' || p_namespace || '_queue');
+    RETURN v_nt;
+END
+$function$;
+
+-- Create steps (and edges) in a task, idempotently. p_steps: [{name, retryable,
+-- max_attempts, inputs}], p_edges: [{from, to, name}] by step name. Edges may name steps
+-- created earlier. Returns the number of steps created now. Raises TK400 on a cycle.
+CREATE OR REPLACE FUNCTION tasker.create_steps_v1(p_task uuid, p_steps jsonb, p_edges jsonb)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+AS $function$
+DECLARE
+    v_created integer;
+BEGIN
+    INSERT INTO tasker.named_steps (name)
+    SELECT DISTINCT s ->> 'name' FROM jsonb_array_elements(p_steps) s
+     ORDER BY 1  -- one global lock order: concurrent creators cannot deadlock
+    ON CONFLICT (name) DO NOTHING;
+
+    WITH ins AS (
+        INSERT INTO tasker.workflow_steps (task_uuid, named_step_uuid, retryable, max_attempts,
+                                           inputs)
+        SELECT p_task, ns.named_step_uuid, COALESCE((s ->> 'retryable')::boolean, true),
+               COALESCE((s ->> 'max_attempts')::integer, 3), COALESCE(s -> 'inputs', '{}')
+          FROM jsonb_array_elements(p_steps) s
+          JOIN tasker.named_steps ns ON ns.name = s ->> 'name'
+        ON CONFLICT (task_uuid, named_step_uuid) DO NOTHING
+        RETURNING workflow_step_uuid
+    ), tr AS (
+        INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
+                                                      metadata, sort_key, most_recent)
+        SELECT workflow_step_uuid, NULL, 'pending',
+               jsonb_build_object('event', 'create', 'timestamp', clock_timestamp()), 1, true
+          FROM ins
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_created FROM tr;
+
+    IF jsonb_array_length(COALESCE(p_edges, '[]')) > 0 THEN
+        INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid, name)
+        SELECT f.workflow_step_uuid, t.workflow_step_uuid, COALESCE(e ->> 'name', 'provides')
+          FROM jsonb_array_elements(p_edges) e
+          JOIN tasker.named_steps fn ON fn.name = e ->> 'from'
+          JOIN tasker.workflow_steps f
+            ON f.task_uuid = p_task AND f.named_step_uuid = fn.named_step_uuid
+          JOIN tasker.named_steps tn ON tn.name = e ->> 'to'
+          JOIN tasker.workflow_steps t
+            ON t.task_uuid = p_task AND t.named_step_uuid = tn.named_step_uuid
+        ON CONFLICT (from_step_uuid, to_step_uuid, name) DO NOTHING;
+        IF tasker.task_has_cycle_v1(p_task) THEN
+            RAISE EXCEPTION 'dependency cycle detected in task %', p_task USING ERRCODE = 'TK400';
+        END IF;
+    END IF;
+    RETURN v_created;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION tasker.task_has_cycle_v1(p_task uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+    WITH RECURSIVE e AS (
+        SELECT e.from_step_uuid, e.to_step_uuid FROM tasker.workflow_step_edges e
+          JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = e.to_step_uuid
+         WHERE ws.task_uuid = p_task
+    ), walk(origin, node) AS (  -- reachable pairs (UNION: at most n^2 rows, never paths)
+        SELECT from_step_uuid, to_step_uuid FROM e
+        UNION
+        SELECT w.origin, e.to_step_uuid
+          FROM walk w JOIN e ON e.from_step_uuid = w.node
+         WHERE w.node <> w.origin
+    )
+    SELECT EXISTS (SELECT 1 FROM walk WHERE node = origin)
+$function$;
+
+-- Create a task with its initial steps, edges and first transitions. Returns NULL when
+-- a task with the same identity already exists (nothing is created then).
+CREATE OR REPLACE FUNCTION tasker.create_task_v1(
+    p_named_task uuid, p_task jsonb, p_steps jsonb, p_edges jsonb
+)
+ RETURNS uuid
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+AS $function$
+DECLARE
+    v_task uuid;
+BEGIN
+    INSERT INTO tasker.tasks (named_task_uuid, requested_at, initiator, source_system, reason,
+                              tags, context, identity_hash, priority, correlation_id,
+                              parent_correlation_id)
+    VALUES (p_named_task, COALESCE((p_task ->> 'requested_at')::timestamptz, now()),
+            p_task ->> 'initiator', p_task ->> 'source_system', p_task ->> 'reason',
+            COALESCE(p_task -> 'tags', '[]'), COALESCE(p_task -> 'context', '{}'),
+            p_task ->> 'identity_hash', COALESCE((p_task ->> 'priority')::integer, 0),
+            (p_task ->> 'correlation_id')::uuid, (p_task ->> 'parent_correlation_id')::uuid)
+    ON CONFLICT (identity_hash) DO NOTHING
+    RETURNING task_uuid INTO v_task;
+    IF v_task IS NULL THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, sort_key,
+                                         most_recent)
+    VALUES (v_task, NULL, 'pending',
+            jsonb_build_object('event', 'create', 'timestamp', clock_timestamp()), 1, true);
+    PERFORM tasker.create_steps_v1(v_task, p_steps, p_edges);
+    RETURN v_task;
+END
+$function$;
+
+-- A task request's outcome, stored (first answer wins) and announced on
+-- tasker_task_request_outcomes, so whoever waits on the request learns it. One function for
+-- every outcome: task creation calls it in the creating statement, ingestion for invalid
+-- requests.
+CREATE OR REPLACE FUNCTION tasker.announce_request_outcome_v1(
+    p_request text, p_outcome text, p_task uuid, p_reason text, p_error_code text
+)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    INSERT INTO tasker.task_request_outcomes (request_id, outcome, task_uuid, reason)
+    VALUES (p_request, p_outcome, p_task, p_reason)
+    ON CONFLICT (request_id) DO NOTHING;
+    PERFORM pg_notify('tasker_task_request_outcomes', json_build_object(
+        'request_id', p_request, 'outcome', p_outcome, 'task_uuid', p_task,
+        'reason', NULLIF(left(COALESCE(p_reason, ''), 3000), ''),
+        'error_code', p_error_code)::text);
+END
+$function$;
+
+-- Walk the (locked) task from p_from to p_target through the transition table.
+CREATE OR REPLACE FUNCTION tasker._walk_task_v1(
+    p_task uuid, p_from text, p_target text, p_processor uuid, p_metadata jsonb
+)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+DECLARE
+    v_events text[];
+    v_event text;
+    v_state text := p_from;
+    v_next text;
+BEGIN
+    SELECT events INTO v_events FROM tasker.task_state_paths
+     WHERE from_state = p_from AND target = p_target;
+    IF v_events IS NULL THEN
+        RAISE EXCEPTION 'no path for task % from % to %', p_task, p_from, p_target
+            USING ERRCODE = 'TK001';
+    END IF;
+    FOREACH v_event IN ARRAY v_events LOOP
+        SELECT to_state INTO v_next FROM tasker.task_state_transitions
+         WHERE from_state = v_state AND event = v_event;
+        IF v_next IS NULL THEN
+            RAISE EXCEPTION 'task transition % --%--> ? is not allowed', v_state, v_event
+                USING ERRCODE = 'TK001';
+        END IF;
+        PERFORM tasker._append_task_transition_v1(p_task, v_state, v_next, v_event, p_processor,
+                                                  p_metadata);
+        v_state := v_next;
+    END LOOP;
+    RETURN v_state;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION tasker.task_snapshot_v1(p_task uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT jsonb_build_object(
+        'task_uuid', t.task_uuid, 'namespace', tn.name, 'task_name', nt.name,
+        'version', nt.version, 'current_state', tasker.get_current_task_state_v1(t.task_uuid),
+        'snapshot_timestamp', now(),
+        'task_details', jsonb_build_object('correlation_id', t.correlation_id,
+                                           'priority', t.priority,
+                                           'requested_at', t.requested_at,
+                                           'created_at', t.created_at),
+        'steps', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                      'step_uuid', r.workflow_step_uuid, 'name', r.name,
+                      'state', r.current_state, 'attempts', r.attempts,
+                      'max_attempts', r.max_attempts) ORDER BY r.name), '[]')
+                    FROM tasker.get_step_readiness_status_v1(t.task_uuid) r))
+      FROM tasker.tasks t
+      JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+      JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+     WHERE t.task_uuid = p_task
+$function$;
+
+-- Evaluate a task: enqueue its ready steps and move it to the state its steps call for.
+-- With p_finalize, also decide a finished task's outcome (complete / blocked / error);
+-- without it, a finished task gets a finalization request instead. Returns a summary
+-- (`dlq_entry` names the investigation a blocked task opened, if it opened one).
+CREATE OR REPLACE FUNCTION tasker.evaluate_task_v1(
+    p_task uuid, p_processor uuid DEFAULT NULL::uuid, p_finalize boolean DEFAULT false,
+    p_headers jsonb DEFAULT NULL::jsonb
+)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+DECLARE
+    v_state text;
+    v_queue text;
+    v_corr uuid;
+    v_step record;
+    v_ready uuid[] := '{}';
+    v_ready_states text[] := '{}';
+    v_failed_ids uuid[] := '{}';
+    v_total integer := 0;
+    v_done integer := 0;
+    v_failed integer := 0;
+    v_busy integer := 0;
+    v_waiting integer := 0;
+    v_exhausted integer := 0;
+    v_failures jsonb;
+    v_dlq uuid;
+    v_wake timestamptz;
+    v_status text;
+    v_enqueued integer := 0;
+    v_new text;
+    v_action text := 'none';
+    i integer;
+BEGIN
+    SELECT 'worker_' || tn.name || '_queue', t.correlation_id INTO v_queue, v_corr
+      FROM tasker.tasks t
+      JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+      JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+     WHERE t.task_uuid = p_task
+       FOR NO KEY UPDATE OF t;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'task % not found', p_task USING ERRCODE = 'TK404';
+    END IF;
+    v_state := tasker.get_current_task_state_v1(p_task);
+    IF v_state IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+        RETURN jsonb_build_object('task_uuid', p_task, 'state', v_state, 'action', 'terminal',
+                                  'enqueued', 0);
+    END IF;
+
+    -- one readiness scan gives both the counts and the steps to enqueue
+    FOR v_step IN
+        SELECT r.workflow_step_uuid, r.current_state, r.ready_for_execution, r.next_retry_at
+          FROM tasker.get_step_readiness_status_v1(p_task) r
+         ORDER BY r.workflow_step_uuid
+    LOOP
+        v_total := v_total + 1;
+        IF v_step.ready_for_execution THEN
+            v_ready := v_ready || v_step.workflow_step_uuid;
+            v_ready_states := v_ready_states || v_step.current_state;
+        END IF;
+        CASE
+            WHEN v_step.current_state IN ('complete', 'resolved_manually') THEN
+                v_done := v_done + 1;
+            WHEN v_step.current_state = 'error' THEN
+                v_failed := v_failed + 1;
+                v_failed_ids := v_failed_ids || v_step.workflow_step_uuid;
+            WHEN v_step.current_state IN ('enqueued', 'in_progress', 'enqueued_for_orchestration',
+                                          'enqueued_as_error_for_orchestration') THEN
+                v_busy := v_busy + 1;
+            WHEN v_step.current_state = 'waiting_for_retry' THEN
+                v_waiting := v_waiting + 1;
+                v_wake := LEAST(v_wake, v_step.next_retry_at);
+            ELSE
+                NULL;
+        END CASE;
+    END LOOP;
+    v_status := CASE
+        WHEN v_failed > 0 THEN 'blocked_by_failures'
+        WHEN cardinality(v_ready) > 0 THEN 'has_ready_steps'
+        WHEN v_busy > 0 THEN 'processing'
+        WHEN v_total > 0 AND v_done = v_total THEN 'all_complete'
+        ELSE 'waiting_for_dependencies' END;
+
+    IF cardinality(v_ready) > 0 THEN
+        FOR i IN 1 .. cardinality(v_ready) LOOP
+            IF v_ready_states[i] = 'waiting_for_retry' THEN
+                PERFORM tasker._append_step_transition_v1(
+                    v_ready[i], 'waiting_for_retry', 'pending', 'retry', '{}');
+            END IF;
+            PERFORM tasker._append_step_transition_v1(v_ready[i], 'pending', 'enqueued',
+                                                      'enqueue', '{}');
+            PERFORM tasker.send_v1(v_queue,
+                jsonb_build_object('task_uuid', p_task, 'step_uuid', v_ready[i],
+                                   'correlation_id', v_corr), p_headers);
+        END LOOP;
+        v_enqueued := cardinality(v_ready);
+        v_new := tasker._walk_task_v1(p_task, v_state, 'steps_in_process', p_processor,
+                                      jsonb_build_object('enqueued', v_enqueued));
+        v_action := 'enqueued';
+    ELSIF v_busy > 0 THEN
+        v_new := v_state;
+        v_action := 'processing';
+    ELSIF v_done = v_total THEN
+        IF p_finalize THEN
+            v_new := tasker._walk_task_v1(p_task, v_state, 'complete', p_processor, '{}');
+            v_action := 'completed';
+        ELSE
+            PERFORM tasker.send_v1('orchestration_task_finalizations',
+                jsonb_build_object('task_uuid', p_task, 'reason', 'all_complete'), p_headers);
+            v_new := v_state;
+            v_action := 'finalization_requested';
+        END IF;
+    ELSIF v_waiting > 0 THEN
+        -- a retry still to come (even beside a failed step): its timer wakes the task
+        v_new := tasker._walk_task_v1(p_task, v_state, 'waiting_for_retry', p_processor, '{}');
+        PERFORM tasker.send_v1('orchestration_task_finalizations',
+            jsonb_build_object('task_uuid', p_task, 'reason', 'retry_timer'), p_headers,
+            GREATEST(COALESCE(v_wake, clock_timestamp()), clock_timestamp()));
+        v_action := 'waiting_for_retry';
+    ELSIF v_failed > 0 THEN
+        IF p_finalize THEN
+            v_new := tasker._walk_task_v1(p_task, v_state, 'blocked_by_failures', p_processor,
+                                          jsonb_build_object('failed_steps', v_failed));
+            v_action := 'blocked';
+            -- what failed and why, for the investigation (at most 50 steps named)
+            SELECT count(*) FILTER (WHERE f.exhausted),
+                   jsonb_agg(jsonb_build_object(
+                       'step_uuid', f.workflow_step_uuid, 'name', f.name,
+                       'why', CASE WHEN f.exhausted THEN 'attempts_exhausted'
+                                   ELSE 'not_retryable' END,
+                       'attempts', f.attempts, 'max_attempts', f.max_attempts,
+                       'error_type', f.error ->> 'error_type',
+                       'message', left(f.error ->> 'message', 500))
+                       ORDER BY f.name) FILTER (WHERE f.n <= 50)
+              INTO v_exhausted, v_failures
+              FROM (SELECT ws.workflow_step_uuid, ns.name::text AS name,
+                           COALESCE(ws.attempts, 0) AS attempts, ws.max_attempts,
+                           CASE WHEN jsonb_typeof(ws.results -> 'error') = 'object'
+                                THEN ws.results -> 'error' END AS error,
+                           COALESCE((ws.results -> 'metadata' ->> 'retryable')::boolean, false)
+                               AND COALESCE(ws.attempts, 0) >= ws.max_attempts AS exhausted,
+                           row_number() OVER (ORDER BY ns.name) AS n
+                      FROM unnest(v_failed_ids) AS q(step_uuid)
+                      CROSS JOIN LATERAL (SELECT w.* FROM tasker.workflow_steps w
+                                           WHERE w.workflow_step_uuid = q.step_uuid
+                                          OFFSET 0) ws
+                      JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid) f;
+            INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason,
+                                          task_snapshot, metadata)
+            VALUES (p_task, 'blocked_by_failures', 'max_retries_exceeded',
+                    tasker.task_snapshot_v1(p_task),
+                    jsonb_build_object('detection_method', 'finalization',
+                                       'failed_steps', v_failed,
+                                       'exhausted_steps', v_exhausted,
+                                       'failures', COALESCE(v_failures, '[]')))
+            ON CONFLICT (task_uuid) WHERE resolution_status = 'pending' DO NOTHING
+            RETURNING dlq_entry_uuid INTO v_dlq;
+            -- steps whose retryable failures used up every attempt end the task in error
+            IF v_exhausted > 0 THEN
+                PERFORM tasker._append_task_transition_v1(
+                    p_task, 'blocked_by_failures', 'error', 'give_up', p_processor,
+                    jsonb_build_object('reason', 'max_retries_exceeded'));
+                v_new := 'error';
+                v_action := 'error';
+            END IF;
+        ELSE
+            PERFORM tasker.send_v1('orchestration_task_finalizations',
+                jsonb_build_object('task_uuid', p_task, 'reason', 'blocked'), p_headers);
+            v_new := v_state;
+            v_action := 'finalization_requested';
+        END IF;
+    ELSE
+        v_new := tasker._walk_task_v1(p_task, v_state, 'waiting_for_dependencies',
+                                      p_processor, '{}');
+        v_action := 'waiting_for_dependencies';
+    END IF;
+    RETURN jsonb_build_object('task_uuid', p_task, 'state', v_new, 'action', v_action,
+                              'enqueued', v_enqueued, 'execution_status', v_status,
+                              'dlq_entry', v_dlq);
+END
+$function$;
+
+-- Discovery for the safety-net poller (SPEC §3.3): tasks that may have work to do,
+-- highest computed priority first, locked so replicas take disjoint tasks.
+CREATE OR REPLACE FUNCTION tasker.get_next_ready_tasks_v1(p_limit integer DEFAULT 5)
+ RETURNS TABLE(
+    task_uuid uuid, current_state text, computed_priority double precision,
+    execution_status text
+)
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+#variable_conflict use_column
+DECLARE
+    v_cand record;
+    v_ids uuid[] := '{}';
+    v_states text[] := '{}';
+    v_cps double precision[] := '{}';
+    v_statuses text[] := '{}';
+    v_status text;
+BEGIN
+    -- The best p_limit * 10 candidates by computed priority, walked in that order: a
+    -- pending task is taken outright, any other only if it has ready steps. Stopping at
+    -- p_limit tasks spares evaluating the rest.
+    FOR v_cand IN
+        WITH cand AS (
+            SELECT tt.task_uuid, tt.to_state::text AS state, t.priority, t.created_at,
+                   -- double precision (date_part), not numeric (extract): far cheaper
+                   date_part('epoch', now() - tt.created_at) / 3600.0 AS state_hours,
+                   date_part('epoch', now() - t.created_at) / 3600.0 AS age_hours
+              FROM tasker.task_transitions tt
+              -- One index probe per candidate (OFFSET 0 keeps the planner from hashing
+              -- the whole tasks table for a few thousand candidates).
+              CROSS JOIN LATERAL (SELECT x.priority, x.created_at FROM tasker.tasks x
+                                   WHERE x.task_uuid = tt.task_uuid OFFSET 0) t
+             WHERE tt.most_recent
+               AND tt.to_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
+               AND (tt.to_state = 'pending'
+                    OR (tt.to_state = 'waiting_for_dependencies'
+                        AND tt.created_at >= now() - interval '60 minutes')
+                    OR (tt.to_state = 'waiting_for_retry'
+                        AND tt.created_at >= now() - interval '30 minutes'))
+        )
+        SELECT c.task_uuid, c.state, CASE
+                   WHEN c.state_hours < 1 THEN c.priority + c.age_hours * 0.1
+                   WHEN c.state_hours < 24 THEN c.priority * exp(-c.state_hours / 12.0)
+                   ELSE 0.1 END AS cp
+          FROM cand c
+         ORDER BY 3 DESC, c.created_at
+         LIMIT p_limit * 10
+    LOOP
+        EXIT WHEN cardinality(v_ids) >= p_limit;
+        IF v_cand.state = 'pending' THEN
+            v_status := 'pending';
+        ELSE
+            -- execution_status = 'has_ready_steps': no step in error, some step ready.
+            SELECT CASE WHEN bool_or(r.current_state = 'error') THEN 'blocked_by_failures'
+                        WHEN bool_or(r.ready_for_execution) THEN 'has_ready_steps' END
+              INTO v_status
+              FROM tasker.get_step_readiness_status_batch_v1(ARRAY[v_cand.task_uuid]) r;
+            CONTINUE WHEN v_status IS DISTINCT FROM 'has_ready_steps';
+        END IF;
+        v_ids := v_ids || v_cand.task_uuid;
+        v_states := v_states || v_cand.state;
+        v_cps := v_cps || v_cand.cp;
+        v_statuses := v_statuses || v_status;
+    END LOOP;
+
+    RETURN QUERY
+    SELECT c.task_uuid, c.state, c.cp, c.es
+      FROM unnest(v_ids, v_states, v_cps, v_statuses) WITH ORDINALITY
+               AS c(task_uuid, state, cp, es, ord)
+      JOIN tasker.tasks t ON t.task_uuid = c.task_uuid
+     ORDER BY c.ord
+       FOR UPDATE OF t SKIP LOCKED;
+END
+$function$;
+
+-- Cancel a task and every step that has not finished. Returns false if already terminal.
+CREATE OR REPLACE FUNCTION tasker.cancel_task_v1(
+    p_task uuid, p_processor uuid, p_metadata jsonb
+)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+DECLARE
+    v_state text;
+    v_step record;
+BEGIN
+    PERFORM 1 FROM tasker.tasks WHERE task_uuid = p_task FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'task % not found', p_task USING ERRCODE = 'TK404';
+    END IF;
+    v_state := tasker.get_current_task_state_v1(p_task);
+    IF v_state IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+        RETURN false;
+    END IF;
+    FOR v_step IN
+        SELECT ws.workflow_step_uuid,
+               tasker.get_current_step_state_v1(ws.workflow_step_uuid) AS state
+          FROM tasker.workflow_steps ws WHERE ws.task_uuid = p_task
+           FOR NO KEY UPDATE
+    LOOP
+        IF v_step.state NOT IN ('complete', 'cancelled', 'resolved_manually') THEN
+            PERFORM tasker._append_step_transition_v1(v_step.workflow_step_uuid, v_step.state,
+                                                      'cancelled', 'cancel', p_metadata);
+        END IF;
+    END LOOP;
+    PERFORM tasker._append_task_transition_v1(p_task, v_state, 'cancelled', 'cancel',
+                                              p_processor, p_metadata);
+    RETURN true;
+END
+$function$;

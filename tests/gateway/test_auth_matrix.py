@@ -75,7 +75,7 @@ def cases(keys: Keys, permission: str) -> list[tuple[str, dict[str, str], str]]:
 async def test_rest_matrix(secured: Gateway, keys: Keys) -> None:
     problems = []
     protected = [r for r in all_routes(secured.ctx) if r.permission is not None]
-    assert len(protected) == 23
+    assert len(protected) == 24
     async with secured.http() as http:
         for route in protected:
             path = route.path.format(**PATH_VALUES)

@@ -1,6 +1,7 @@
 """The per-service health endpoint answers tasker-core's worker health shapes: `/health`
 is `healthy` with an RFC 3339 timestamp and the worker's id (tasker-core's clients and e2e
-harness require them); `/health/live` is `alive`; ready/detailed keep Tasker's checks."""
+harness require them); `/health/live` is `alive`; ready/detailed carry Tasker's checks as
+tasker-core's HealthCheck objects, the shape the gateway's checks have."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ async def _get(app: HealthApp, path: str) -> tuple[int, dict[str, Any]]:
 
 
 async def _ready() -> tuple[bool, dict[str, Any]]:
-    return True, {"database": "ok"}
+    return True, {"database": "ok", "circuit_breakers": "database:half_open,queue:closed"}
 
 
 def _app() -> HealthApp:
@@ -43,7 +44,11 @@ async def test_health_is_healthy_with_timestamp_and_worker_id() -> None:
 
 async def test_ready_and_detailed_keep_their_checks() -> None:
     status, ready = await _get(_app(), "/health/ready")
-    assert (status, ready["status"], ready["checks"]) == (200, "ready", {"database": "ok"})
+    assert (status, ready["status"], ready["ready"]) == (200, "ready", True)
+    assert ready["checks"] == {
+        "database": {"status": "healthy", "message": "ok", "duration_ms": 0},
+        "circuit_breakers": {"status": "degraded", "duration_ms": 0,
+                             "message": "database:half_open,queue:closed"}}
     assert ready["worker_id"] == "host-42" and "timestamp" in ready
     status, detailed = await _get(_app(), "/health/detailed")
     assert (status, detailed["status"], detailed["details"]) == (200, "healthy", {"x": 1})

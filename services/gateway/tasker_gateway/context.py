@@ -21,6 +21,7 @@ class RuntimeView(Protocol):
 
     state: str
     started_at: float
+    instance_id: str
 
     @property
     def listening(self) -> bool: ...

@@ -98,7 +98,8 @@ class TransactionalProcessor(Generic[M]):
                     await self._failed(msg_id, one_exc)
             return len(locked)
         finally:
-            HANDLER_DURATION.labels(self.queue).observe(time.perf_counter() - started)
+            if locked:  # an empty batch handled nothing: not a handler duration
+                HANDLER_DURATION.labels(self.queue).observe(time.perf_counter() - started)
         return taken
 
     def _batch(self, conn: Conn, ids: list[int] | None, limit: int, locked: list[int]) -> int:

@@ -1,6 +1,8 @@
 """Per-service HTTP endpoint: /health/live, /health/ready, /health/detailed and /metrics.
 
-A bare ASGI application served by hypercorn on Trio: small enough for every service.
+A bare ASGI application served by hypercorn on Trio: small enough for every service. The
+bodies share one shape with the gateway's (`stamp`: status, timestamp, worker_id, service;
+checks as tasker-core's HealthCheck objects: `check_bodies`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,31 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+def stamp(status: str, *, service: str, instance: str) -> dict[str, Any]:
+    """The fields every health body of every service starts with: tasker-core's worker health
+    types' status, timestamp (RFC 3339, UTC) and worker_id (this process's id), plus the
+    service's name."""
+    return {"status": status, "timestamp": datetime.now(UTC).isoformat(),
+            "worker_id": instance, "service": service}
+
+
+def check_state(name: str, value: Any) -> str:
+    """healthy / degraded / unhealthy for one of `Runtime.readiness`'s raw checks."""
+    if name == "circuit_breakers":
+        states = {part.rpartition(":")[2] for part in str(value).split(",") if part}
+        if "open" in states:
+            return "unhealthy"
+        return "degraded" if "half_open" in states else "healthy"
+    return "healthy" if value in ("ok", "normal") else "unhealthy"
+
+
+def check_bodies(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Raw readiness checks as tasker-core's HealthCheck objects {status, message,
+    duration_ms}, the shape the gateway's checks have too."""
+    return {name: {"status": check_state(name, value), "message": str(value),
+                   "duration_ms": 0} for name, value in raw.items()}
+
+
 class HealthApp:
     """ASGI app answering the health and metrics routes."""
 
@@ -40,10 +67,7 @@ class HealthApp:
         self.instance = instance or (lambda: service)
 
     def _stamp(self, status: str) -> dict[str, Any]:
-        """The fields of tasker-core's worker health types: status, timestamp (RFC 3339, UTC)
-        and worker_id (this process's id; every service answers the same shape)."""
-        return {"status": status, "timestamp": datetime.now(UTC).isoformat(),
-                "worker_id": self.instance(), "service": self.service}
+        return stamp(status, service=self.service, instance=self.instance())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -63,13 +87,14 @@ class HealthApp:
             await _json(send, 200, self._stamp("alive"))
         elif path == "/health/ready":
             ok, checks = await self.ready()
-            await _json(send, 200 if ok else 503,
-                        {**self._stamp("ready" if ok else "not_ready"), "checks": checks})
+            await _json(send, 200 if ok else 503, {
+                **self._stamp("ready" if ok else "not_ready"), "ready": ok,
+                "checks": check_bodies(checks)})
         elif path == "/health/detailed":
             ok, checks = await self.ready()
             await _json(send, 200 if ok else 503, {
-                **self._stamp("healthy" if ok else "degraded"), "checks": checks,
-                "details": self.details()})
+                **self._stamp("healthy" if ok else "degraded"),
+                "checks": check_bodies(checks), "details": self.details()})
         elif path == "/metrics":
             body = generate_latest(REGISTRY)
             await send({"type": "http.response.start", "status": 200,

@@ -1,6 +1,9 @@
 """OpenTelemetry tracing configured from `Settings.telemetry`, with the W3C trace context
 carried in PGMQ message headers so one task's spans across services join into one trace.
 
+The gateway opens a SERVER span per API call continuing the caller's `traceparent`
+(`start_server_span`, or `message_span` with kind SERVER), so a trace starts at the client.
+
 Off by default: then `message_span` / `span` are no-ops and `inject_headers` passes the
 headers through untouched (an upstream `traceparent` still travels on). Consumers open
 `message_span(name, envelope.headers)` (parent = the sender's span) and send
@@ -14,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.context import Context
+from opentelemetry.context import Context, attach
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -24,7 +27,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Tracer
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Tracer, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
@@ -151,3 +154,20 @@ def span(
         return
     with _active.tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
         yield current
+
+
+def start_server_span(
+    name: str, headers: Mapping[str, Any] | None, *,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> Span:
+    """A SERVER span continuing the caller's `traceparent` (a root span without one), made
+    current in the calling context for what runs after it there; end it with `span.end()`.
+
+    For servers whose start and end of a call are separate callbacks in one task (grpclib's
+    events); a block of code uses `message_span(..., kind=SpanKind.SERVER)` instead."""
+    if _active is None:
+        return INVALID_SPAN
+    current = _active.tracer.start_span(name, context=extract_context(headers),
+                                        kind=SpanKind.SERVER, attributes=attributes)
+    attach(set_span_in_context(current))
+    return current

@@ -1,5 +1,6 @@
-"""The asyncio side of the gRPC server: server event hooks (authentication, trailers, metrics)
-and `call`, which runs a Trio use case from a grpclib handler and maps its errors.
+"""The asyncio side of the gRPC server: server event hooks (a span continuing the caller's
+`traceparent`, authentication, trailers, metrics and the access log) and `call`, which runs
+a Trio use case from a grpclib handler and maps its errors.
 
 grpclib runs each call in its own asyncio task; the hooks and the handler run in that task, so
 per-call state travels in context variables.
@@ -12,20 +13,23 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
 from grpclib.const import Status
 from grpclib.events import RecvRequest, SendTrailingMetadata
 from grpclib.exceptions import GRPCError
+from opentelemetry.trace import Span, StatusCode
 from trio_asyncio import trio_as_aio
 
 from tasker_gateway.auth import ANONYMOUS, Principal
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import classify
-from tasker_gateway.metrics import observe
+from tasker_gateway.metrics import answered
 from tasker_gateway.permissions import grpc_permission
 from tasker_shared.errors import TaskerError, Unavailable
+from tasker_shared.runtime.tracing import start_server_span
 
 log = structlog.get_logger("tasker.gateway.grpc")
 T = TypeVar("T")
@@ -38,7 +42,21 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _principal: ContextVar[Principal] = ContextVar("tasker_principal", default=ANONYMOUS)
 _retry_after: ContextVar[int | None] = ContextVar("tasker_retry_after", default=None)
 _existing: ContextVar[str | None] = ContextVar("tasker_existing_task", default=None)
-_call_info: ContextVar[tuple[str, float, str] | None] = ContextVar("tasker_call", default=None)
+# Server-side failures: their span is marked as an error.
+_SERVER_FAULTS = frozenset({Status.UNKNOWN, Status.INTERNAL, Status.UNAVAILABLE,
+                            Status.DATA_LOSS, Status.DEADLINE_EXCEEDED})
+
+
+@dataclass(slots=True)
+class _Call:
+    method: str
+    started: float
+    request_id: str
+    span: Span
+    answered: bool = False
+
+
+_call_info: ContextVar[_Call | None] = ContextVar("tasker_call", default=None)
 
 
 def principal() -> Principal:
@@ -55,8 +73,8 @@ def to_grpc_error(exc: BaseException) -> GRPCError:
         _existing.set(exc.details["existing_task_uuid"])
     if info.grpc_status is Status.INTERNAL:
         call_info = _call_info.get()
-        log.error("grpc_call_failed", action="grpc", method=call_info and call_info[0],
-                  request_id=call_info and call_info[2], exc_info=exc)
+        log.error("grpc_call_failed", action="grpc", method=call_info and call_info.method,
+                  request_id=call_info and call_info.request_id, exc_info=exc)
     message = info.message
     if info.retry_after is not None:
         message = f"{message} (retry after {info.retry_after}s)"
@@ -86,7 +104,9 @@ class _Headers:
 
 
 class ServerHooks:
-    """RecvRequest: authenticate and authorise; SendTrailingMetadata: retry hint, metrics."""
+    """RecvRequest: open the call's span, authenticate and authorise; SendTrailingMetadata:
+    retry hint, request id, then metrics, access log and the span's end (`cancelled` does
+    that for a call the client abandoned, which gets no trailers worth the name)."""
 
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
@@ -95,7 +115,12 @@ class ServerHooks:
         given = event.metadata.get(REQUEST_ID_KEY)
         request_id = given if isinstance(given, str) and _REQUEST_ID.fullmatch(given) else str(
             uuid.uuid4())
-        _call_info.set((event.method_name, time.perf_counter(), request_id))
+        service, _, rpc = event.method_name.strip("/").rpartition("/")
+        span = start_server_span(event.method_name.lstrip("/"), event.metadata, attributes={
+            "rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc,
+            "tasker.request_id": request_id})
+        _call_info.set(_Call(method=event.method_name, started=time.perf_counter(),
+                             request_id=request_id, span=span))
         _retry_after.set(None)
         _existing.set(None)
         _principal.set(ANONYMOUS)
@@ -115,6 +140,7 @@ class ServerHooks:
         except TaskerError as exc:
             raise to_grpc_error(exc) from None
         _principal.set(caller)
+        span.set_attribute("tasker.principal", caller.subject)
 
     async def on_trailers(self, event: SendTrailingMetadata) -> None:
         retry = _retry_after.get()
@@ -125,6 +151,25 @@ class ServerHooks:
             event.metadata[EXISTING_TASK_KEY] = existing
         info = _call_info.get()
         if info is not None:
-            method, started, request_id = info
-            event.metadata[REQUEST_ID_KEY] = request_id
-            observe("grpc", method, event.status.name, time.perf_counter() - started)
+            event.metadata[REQUEST_ID_KEY] = info.request_id
+            _finish(info, event.status)
+
+    def cancelled(self) -> None:
+        """The client cancelled the call (or its connection went away): CANCELLED, not the
+        UNKNOWN grpclib would report for the interrupted handler."""
+        info = _call_info.get()
+        if info is not None:
+            _finish(info, Status.CANCELLED)
+
+
+def _finish(info: _Call, status: Status) -> None:
+    if info.answered:
+        return
+    info.answered = True
+    info.span.set_attribute("rpc.grpc.status_code", status.value)
+    if status in _SERVER_FAULTS:
+        info.span.set_status(StatusCode.ERROR, status.name)
+    info.span.end()
+    answered(transport="grpc", method="grpc", route=info.method, operation=info.method,
+             status=status.name, seconds=time.perf_counter() - info.started,
+             principal=_principal.get().subject, request_id=info.request_id)

@@ -1,7 +1,8 @@
 """How the gRPC server reads requests: a size bound checked on the length prefix, before the
 message is buffered (grpclib has none), decoding by `codec.decode` (large messages in a worker
 thread, so the event loop keeps answering), clear statuses for empty, truncated and
-compressed messages, and a count of the unary calls in flight for the drain to wait on.
+compressed messages, a count of the unary calls in flight for the drain to wait on, and
+word of a call its client abandoned (`on_cancelled`).
 
 `Receiver.on_request` listens to grpclib's RecvRequest event and wraps the method it is
 about to run so that the handler's stream reads through `LimitedStream.recv_message`.
@@ -10,11 +11,12 @@ about to run so that the handler's stream reads through `LimitedStream.recv_mess
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from grpclib.const import Status
 from grpclib.events import RecvRequest
-from grpclib.exceptions import GRPCError
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from tasker_gateway.grpc.codec import decode, invalid
 
@@ -82,11 +84,23 @@ class LimitedStream:
         return message
 
 
-class Receiver:
-    """RecvRequest listener: bounded reading for every call; counts unary calls in flight."""
+def client_gone(stream: Any, exc: BaseException) -> bool:
+    """True when `exc` ends a handler because its client reset the call or its connection
+    closed (grpclib cancels the handler with a StreamTerminatedError as the reason)."""
+    if isinstance(exc, StreamTerminatedError):
+        return True
+    wrapper = getattr(getattr(stream, "_stream", None), "wrapper", None)
+    return isinstance(getattr(wrapper, "_error", None), StreamTerminatedError)
 
-    def __init__(self, mapping: dict[str, Any], limit: int) -> None:
+
+class Receiver:
+    """RecvRequest listener: bounded reading for every call; counts unary calls in flight;
+    calls `on_cancelled` in the call's task when its client abandons it."""
+
+    def __init__(self, mapping: dict[str, Any], limit: int,
+                 on_cancelled: Callable[[], None] | None = None) -> None:
         self.limit = limit
+        self.on_cancelled = on_cancelled
         self._methods = {name: (handler.cardinality, handler.request_type)
                          for name, handler in mapping.items()}
         self.in_flight = 0
@@ -114,6 +128,10 @@ class Receiver:
                 limited: Any = LimitedStream(stream, message_type, self.limit,
                                              unary_request=unary_request)
                 await method(limited)
+            except (asyncio.CancelledError, StreamTerminatedError) as exc:
+                if self.on_cancelled is not None and client_gone(stream, exc):
+                    self.on_cancelled()
+                raise
             finally:
                 if counted:
                     self.in_flight -= 1

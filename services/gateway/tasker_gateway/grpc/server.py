@@ -94,7 +94,8 @@ class GrpcServer:
             server = Server(servicers, codec=TaskerCodec())
             self.receiver = receiver = Receiver(
                 {name: handler for svc in servicers for name, handler in
-                 svc.__mapping__().items()}, gateway.grpc_max_message_bytes)
+                 svc.__mapping__().items()}, gateway.grpc_max_message_bytes,
+                on_cancelled=self.hooks.cancelled)
             listen(server, RecvRequest, receiver.on_request)
             listen(server, RecvRequest, self.hooks.on_request)
             listen(server, SendTrailingMetadata, self.hooks.on_trailers)

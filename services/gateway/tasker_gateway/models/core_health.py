@@ -18,10 +18,13 @@ from tasker_gateway.models.system import (
 
 
 class HealthResponse(ApiModel):
-    """`/health` answers `healthy`, `/health/live` answers `alive` (as tasker-core does)."""
+    """`/health` answers `healthy`, `/health/live` answers `alive` (as tasker-core does);
+    worker_id and service as every Tasker service's health endpoint answers them."""
 
     status: str
     timestamp: datetime
+    worker_id: str = Field(description="this process's id (service.instance_id); Tasker")
+    service: str = Field(description="Tasker: the service answering (gateway)")
 
 
 class HealthCheck(ApiModel):
@@ -60,6 +63,8 @@ class HealthInfo(ApiModel):
 class ReadinessResponse(ApiModel):
     status: str = Field(description="'ready' or 'not_ready' (503)")
     timestamp: datetime
+    worker_id: str = Field(description="Tasker")
+    service: str = Field(description="Tasker")
     checks: ReadinessChecks
     info: HealthInfo
     ready: bool = Field(description="Tasker")
@@ -68,6 +73,8 @@ class ReadinessResponse(ApiModel):
 class DetailedHealthResponse(ApiModel):
     status: str = Field(description="'healthy', 'degraded' or 'unhealthy' (503)")
     timestamp: datetime
+    worker_id: str = Field(description="Tasker")
+    service: str = Field(description="Tasker")
     checks: DetailedHealthChecks
     info: HealthInfo
     state: HealthState = Field(description="Tasker")

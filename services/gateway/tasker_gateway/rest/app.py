@@ -1,11 +1,11 @@
 """The REST application (quart-trio): the route table, request ids, authentication before the
-body is read, one error envelope, the OpenAPI document and its Swagger UI page."""
+body is read, one error envelope, the OpenAPI document and its Swagger UI page; wrapped in
+the access middleware (a span per request, metrics, the access log)."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from typing import Any
 
@@ -20,10 +20,10 @@ from werkzeug.exceptions import HTTPException
 from tasker_gateway.auth import ANONYMOUS
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import ErrorInfo, classify
-from tasker_gateway.metrics import observe
 from tasker_gateway.models.common import ErrorBody, ErrorDetail
 from tasker_gateway.openapi import build_document, render
-from tasker_gateway.rest import docs, routes_ops, routes_tasks
+from tasker_gateway.rest import docs, routes_ops, routes_tasks, stream
+from tasker_gateway.rest.access import ACCESS, AccessMiddleware
 from tasker_gateway.rest.connection import ShieldedSendConnection
 from tasker_gateway.rest.spec import JSON, Reply, RestRequest, Route
 from tasker_gateway.ui.web import register as register_dashboard
@@ -42,7 +42,8 @@ _EXPOSED = "X-Request-Id, Retry-After, Location, X-Task-Request-Id"
 
 def all_routes(ctx: GatewayContext | None = None) -> tuple[Route, ...]:
     """Every route; `/config` only when the config endpoint is enabled (all without ctx)."""
-    routes = routes_tasks.ROUTES + routes_ops.ROUTES + routes_ops.HEALTH_ROUTES
+    routes = (routes_tasks.ROUTES + stream.ROUTES + routes_ops.ROUTES
+              + routes_ops.HEALTH_ROUTES)
     if ctx is not None and not ctx.settings.gateway.config_endpoint_enabled:
         routes = tuple(r for r in routes if r.name != "get_config")
     return routes
@@ -131,8 +132,11 @@ async def _body(route: Route, max_depth: int) -> Any:
 def _render(reply: Reply) -> Response:
     body = reply.body
     data = body.model_dump_json() if isinstance(body, pydantic.BaseModel) else body
-    return Response(data, status=reply.status, content_type=reply.content_type,
-                    headers=dict(reply.headers))
+    response = Response(data, status=reply.status, content_type=reply.content_type,
+                        headers=dict(reply.headers))
+    if not isinstance(data, str | bytes):
+        response.timeout = None  # a stream lasts as long as it has something to say
+    return response
 
 
 def _view(ctx: GatewayContext, route: Route) -> Any:
@@ -183,7 +187,6 @@ def create_app(ctx: GatewayContext) -> QuartTrio:
 
     @app.before_request
     async def admit() -> Response | None:
-        g.started = time.perf_counter()
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
         route = by_name.get(request.endpoint or "")
@@ -211,10 +214,13 @@ def create_app(ctx: GatewayContext) -> QuartTrio:
             response.headers["Access-Control-Allow-Headers"] = (
                 f"Authorization, Content-Type, X-Request-Id, {ctx.auth.api_key_header}")
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE"
-        started = g.get("started")
-        if started is not None:
-            observe("rest", request.endpoint or "unmatched", str(response.status_code),
-                    time.perf_counter() - started)
+        note = request.scope.get(ACCESS)
+        if isinstance(note, dict):  # for the access log, written once the response is complete
+            caller = g.get("principal")
+            note.update(route=request.url_rule.rule if request.url_rule else None,
+                        operation=request.endpoint or "unmatched",
+                        principal=caller.subject if caller is not None else None,
+                        request_id=g.get("request_id"))
         return response
 
     @app.errorhandler(HTTPException)
@@ -231,4 +237,5 @@ def create_app(ctx: GatewayContext) -> QuartTrio:
     async def unexpected(exc: Exception) -> Response:
         return failure(exc)
 
+    app.asgi_app = AccessMiddleware(app.asgi_app)  # type: ignore[method-assign]
     return app

@@ -101,12 +101,18 @@ async def get_config(req: RestRequest) -> Reply:
     return Reply(status=200, body=system.config(req.ctx))
 
 
+def _simple(req: RestRequest, status: str) -> Reply:
+    return Reply(status=200, body=HealthResponse(
+        status=status, timestamp=system.now(), worker_id=req.ctx.runtime.instance_id,
+        service="gateway"))
+
+
 async def health(req: RestRequest) -> Reply:
-    return Reply(status=200, body=HealthResponse(status="healthy", timestamp=system.now()))
+    return _simple(req, "healthy")
 
 
 async def live(req: RestRequest) -> Reply:
-    return Reply(status=200, body=HealthResponse(status="alive", timestamp=system.now()))
+    return _simple(req, "alive")
 
 
 async def ready(req: RestRequest) -> Reply:

@@ -159,7 +159,8 @@ def _info(ctx: GatewayContext, checks: list[HealthCheckView]) -> HealthInfo:
 
 def readiness(ctx: GatewayContext, view: ReadinessView) -> ReadinessResponse:
     return build(ReadinessResponse, view, checks=build(
-        ReadinessChecks, **_core_checks(view.checks)), info=_info(ctx, view.checks))
+        ReadinessChecks, **_core_checks(view.checks)), info=_info(ctx, view.checks),
+        worker_id=ctx.runtime.instance_id, service="gateway")
 
 
 def _level(name: str, degraded: bool, message: str) -> HealthCheck:
@@ -180,4 +181,5 @@ def detailed(ctx: GatewayContext, view: DetailedHealthView) -> DetailedHealthRes
                                           "saturated" if saturated else "ok")
     return build(DetailedHealthResponse, view,
                  checks=build(DetailedHealthChecks, **checks),
-                 info=_info(ctx, view.checks))
+                 info=_info(ctx, view.checks), worker_id=ctx.runtime.instance_id,
+                 service="gateway")

@@ -3,7 +3,7 @@ in the OpenAPI document), the request a handler receives and the reply it return
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ class RestRequest:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Reply:
     status: int
-    body: BaseModel | str | bytes
+    body: BaseModel | str | bytes | AsyncIterator[bytes]  # an iterator: a stream
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str = JSON
 

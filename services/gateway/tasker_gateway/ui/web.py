@@ -112,7 +112,7 @@ def _guarded(ctx: GatewayContext, permission: str | None,
     async def view(**path: str) -> Response:
         try:
             with trio.fail_after(timeout):
-                principal = _admit(ctx, permission)
+                g.principal = principal = _admit(ctx, permission)  # also for the access log
                 return await handler(principal, **path)
         except trio.TooSlowError:
             return _error(Unavailable(f"no answer within {timeout}s", retry_after=1))

@@ -31,6 +31,7 @@ from tasker_shared.contracts.payloads import TaskRequest, TaskRequestMessage, Ta
 from tasker_shared.contracts.queues import ORCHESTRATION_TASK_REQUESTS
 from tasker_shared.db.database import Conn
 from tasker_shared.errors import ConflictError, NotFoundError, TaskerError
+from tasker_shared.runtime.tracing import inject_headers
 from tasker_shared.store.tasks import task_identity
 from tasker_shared.store.templates import TemplateCache
 
@@ -63,15 +64,23 @@ def to_task_request(body: TaskRequestBody) -> TaskRequest:
 
 
 _SEND = ("SELECT set_config('synchronous_commit', %s, true),"
-         " tasker.send_v1(%s::text, %s::jsonb)")
+         " tasker.send_v1(%s::text, %s::jsonb, %s::jsonb)")
 
 
-def _send(conn: Conn, payload: dict[str, object], *, durable: bool) -> None:
+def trace_headers() -> Jsonb | None:
+    """PGMQ headers carrying the current (API call's) span as `traceparent`, so ingestion's
+    span continues the caller's trace; None when tracing is off."""
+    headers = inject_headers(None)
+    return Jsonb(headers) if headers else None
+
+
+def _send(conn: Conn, payload: dict[str, object], headers: Jsonb | None, *,
+          durable: bool) -> None:
     """Queue the request: one statement, its own transaction (run in autocommit). `durable`
     commits synchronously whatever the pool's setting; otherwise the commit does not wait for
     the WAL flush, and the caller must make it durable before it answers "accepted"."""
     conn.execute(_SEND, ("on" if durable else "off", ORCHESTRATION_TASK_REQUESTS,
-                         Jsonb(payload)))
+                         Jsonb(payload), headers))
 
 
 def flush_wal(conn: Conn) -> None:
@@ -113,12 +122,12 @@ async def create_task(
                                  metadata=TaskRequestMetadata(requester=requester[:128]))
     payload = encode_task_request_message(message)
     if not wait:
-        await ctx.db.run_autocommit(_send, payload, durable=True)
+        await ctx.db.run_autocommit(_send, payload, trace_headers(), durable=True)
         return CreateOutcome(request_id=rid, task=None)
     timeout = min(wait_timeout or ctx.settings.gateway.create_wait_timeout_seconds,
                   MAX_WAIT_SECONDS)
     with ctx.outcomes.expect(rid) as waiter:
-        await ctx.db.run_autocommit(_send, payload, durable=False)
+        await ctx.db.run_autocommit(_send, payload, trace_headers(), durable=False)
         outcome = await _await_outcome(ctx, waiter, rid, trio.current_time() + timeout)
     # Ingestion's commit is durable only when the services commit synchronously.
     if outcome is None or not ctx.settings.database.synchronous_commit:

@@ -30,6 +30,7 @@ from tasker_gateway.usecases.create import (
     flush_wal,
     template_exists,
     to_task_request,
+    trace_headers,
 )
 from tasker_gateway.usecases.inputs import check_json_input, parse_request_id
 from tasker_gateway.usecases.views import task_views
@@ -117,14 +118,17 @@ def _prepare(settings: GatewaySettings, index: int, item: BatchItem, requester: 
 # its NOTIFY, so the ingestion consumer sees how many wait and splits them over its handler
 # tasks).
 _SEND_MANY = ("SELECT set_config('synchronous_commit', %s, true),"
-              " (SELECT count(tasker.send_v1(%s::text, u.m)) FROM unnest(%s::jsonb[]) AS u(m))"
+              " (SELECT count(tasker.send_v1(%s::text, u.m, %s::jsonb))"
+              " FROM unnest(%s::jsonb[]) AS u(m))"
               " AS sent")
 
 
-def _send_many(conn: Conn, payloads: list[dict[str, object]], *, durable: bool) -> None:
-    """Queue every payload in one statement (run in autocommit: its own transaction)."""
+def _send_many(conn: Conn, payloads: list[dict[str, object]], headers: Jsonb | None, *,
+               durable: bool) -> None:
+    """Queue every payload in one statement (run in autocommit: its own transaction), each
+    with `headers` (the call's trace context)."""
     conn.execute(_SEND_MANY, ("on" if durable else "off", ORCHESTRATION_TASK_REQUESTS,
-                              [Jsonb(p) for p in payloads]))
+                              headers, [Jsonb(p) for p in payloads]))
 
 
 def read_outcomes(conn: Conn, request_ids: list[str]) -> dict[str, IngestionOutcome]:
@@ -159,7 +163,8 @@ async def create_tasks(
         except TaskerError as exc:
             results[index] = _refused(index, item.request_id, exc)
     if queued and not wait:
-        await ctx.db.run_autocommit(_send_many, [q.payload for q in queued], durable=True)
+        await ctx.db.run_autocommit(_send_many, [q.payload for q in queued], trace_headers(),
+                                    durable=True)
     elif queued:
         timeout = min(wait_timeout or ctx.settings.gateway.create_wait_timeout_seconds,
                       MAX_WAIT_SECONDS)
@@ -187,7 +192,8 @@ async def _send_and_wait(ctx: GatewayContext, queued: list[_Queued],
         if not waiters:
             return {}
         await ctx.db.run_autocommit(
-            _send_many, [q.payload for q in queued if q.request_id in waiters], durable=False)
+            _send_many, [q.payload for q in queued if q.request_id in waiters],
+            trace_headers(), durable=False)
         outcomes = await _await_outcomes(ctx, waiters, deadline)
     # Ingestion's commit is durable only when the services commit synchronously.
     if len(outcomes) < len(waiters) or not ctx.settings.database.synchronous_commit:

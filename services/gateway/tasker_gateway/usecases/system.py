@@ -20,6 +20,7 @@ from tasker_gateway.models.system import (
     SimpleHealthView,
 )
 from tasker_shared.errors import NotFoundError
+from tasker_shared.runtime.health import check_state
 
 REDACTED = "***REDACTED***"
 _SECRET_NAMES = frozenset({"key", "password", "secret", "token", "jwt_public_key",
@@ -44,17 +45,9 @@ def simple(status: str) -> SimpleHealthView:
     return SimpleHealthView(status=status, timestamp=now())
 
 
-def _state(name: str, value: Any) -> HealthState:
-    if name == "circuit_breakers":
-        states = {part.rpartition(":")[2] for part in str(value).split(",") if part}
-        if "open" in states:
-            return HealthState.UNHEALTHY
-        return HealthState.DEGRADED if "half_open" in states else HealthState.HEALTHY
-    return HealthState.HEALTHY if value in ("ok", "normal") else HealthState.UNHEALTHY
-
-
 def _checks(raw: dict[str, Any]) -> list[HealthCheckView]:
-    return [HealthCheckView(name=name, message=str(value), state=_state(name, value))
+    return [HealthCheckView(name=name, message=str(value),
+                            state=HealthState(check_state(name, value)))
             for name, value in raw.items()]
 
 

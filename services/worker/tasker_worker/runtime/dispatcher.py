@@ -12,6 +12,7 @@ import trio
 from tasker_shared.db.database import Database, is_outage
 from tasker_shared.domain.limits import DEFAULT_MAX_BYTES
 from tasker_shared.queue.consumer import QueueConsumer
+from tasker_shared.runtime.metrics import MESSAGES_CONSUMED
 from tasker_shared.runtime.settings import QueueSettings
 from tasker_worker.events.router import DomainEventRouter
 from tasker_worker.runtime.claiming import ClaimScheduler
@@ -217,6 +218,8 @@ class Dispatcher:
                 self.executor.count(outcome, status)
                 self.events.after_record(outcome, status)
                 consumer = self._consumers.get(outcome.step.queue)
+                if status == "recorded":  # its message was deleted with the result
+                    MESSAGES_CONSUMED.labels(outcome.step.queue).inc()
                 if consumer is not None and recorded is not None:
                     consumer.counters.processed += 1
             self._release([o.step for o in batch])

@@ -9,17 +9,25 @@ anatomy the benchmark's own database gets a trigger on every PGMQ queue table th
 message's insert, read and delete with clock_timestamp() (`install_message_log`): that gives
 the moment a request was sent and the last write of each consuming transaction (its delete
 of the message, just before its commit). The trigger adds one insert into an unlogged table
-per queue operation, so the anatomy runs after the measured workloads.
+per queue operation, so the anatomy runs after the measured workloads. A listener of the
+benchmark's own (`NotificationClock`) notes when each queue NOTIFY arrives (`notify_split`):
+that splits a wake-up hop into the sender's rest of transaction + commit + NOTIFY delivery,
+and the consumer's own way from the NOTIFY to its transaction (the outside listener is one
+more process woken on this host: read its times to a millisecond or so).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 _LOG = """
 CREATE SCHEMA IF NOT EXISTS bench_anatomy;
@@ -47,6 +55,73 @@ def install_message_log(conn: psycopg.Connection[Any]) -> None:
     for (table,) in tables:
         conn.execute(f'CREATE OR REPLACE TRIGGER bench_anatomy AFTER INSERT OR UPDATE OR DELETE'
                      f' ON pgmq."{table}" FOR EACH ROW EXECUTE FUNCTION bench_anatomy.note()')
+
+
+def commit_probe(conn: psycopg.Connection[Any]) -> tuple[float, float]:
+    """ms of a one-row insert committed waiting for the WAL flush, and without (autocommit
+    connection): the flush wait at this moment on this server, for reading the hops."""
+    conn.execute("CREATE TABLE IF NOT EXISTS bench_anatomy.probe (at timestamptz)")
+    out = []
+    for mode in ("on", "off"):
+        conn.execute("SELECT set_config('synchronous_commit', %s, false)", (mode,))
+        t0 = time.perf_counter()
+        conn.execute("INSERT INTO bench_anatomy.probe VALUES (clock_timestamp())")
+        out.append((time.perf_counter() - t0) * 1000)  # one round trip included
+    conn.execute("SELECT set_config('synchronous_commit', 'on', false)")
+    return out[0], out[1]
+
+
+class NotificationClock:
+    """LISTENs on queue channels in a thread; `heard[(channel, msg_id)]` is when (epoch
+    seconds) the NOTIFY of that message arrived here."""
+
+    def __init__(self, url: str, channels: list[str]) -> None:
+        self.heard: dict[tuple[str, int], float] = {}
+        self._conn = psycopg.connect(url, autocommit=True)
+        for channel in channels:
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for note in self._conn.notifies(timeout=0.1):
+                at = time.time()
+                try:
+                    msg_id = int(json.loads(note.payload)["msg_id"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                self.heard.setdefault((note.channel, msg_id), at)
+
+    def __enter__(self) -> NotificationClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+
+
+def queue_channels(conn: psycopg.Connection[Any]) -> list[str]:
+    """The NOTIFY channel of every queue (tasker.queue_channel_v1)."""
+    rows = conn.execute("SELECT tasker.queue_channel_v1(queue_name) FROM pgmq.meta").fetchall()
+    return [str(channel) for (channel,) in rows]
+
+
+# The messages sent for one task (request, worker queue) with the queue's NOTIFY channel.
+_SENT = """
+SELECT tasker.queue_channel_v1(substring(l.queue FROM 3)), l.msg_id,
+       substring(ns.name FROM '[0-9]+$')::int
+  FROM bench_anatomy.message_log l
+  JOIN tasker.workflow_steps ws ON l.message ->> 'step_uuid' = ws.workflow_step_uuid::text
+  JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+ WHERE ws.task_uuid = %(task)s AND l.op = 'INSERT' AND l.queue LIKE 'q\\_worker\\_%%'
+UNION ALL
+SELECT tasker.queue_channel_v1(substring(l.queue FROM 3)), l.msg_id, NULL
+  FROM bench_anatomy.message_log l
+ WHERE l.queue = 'q_orchestration_task_requests' AND l.op = 'INSERT'
+   AND l.message ->> 'request_id' = %(rid)s"""
 
 
 _EVENTS = """
@@ -154,15 +229,21 @@ def chain(steps: int = 4) -> list[tuple[str, str]]:
     return out + _TAIL
 
 
-def task_events(conn: psycopg.Connection[Any], *, rid: str, task: str, client: bool
-                ) -> dict[str, float]:
+def task_events(conn: psycopg.Connection[Any], *, rid: str, task: str, client: bool,
+                clock: NotificationClock | None = None) -> dict[str, float]:
     """Event name -> epoch seconds for one finished linear-4 task."""
-    rows = conn.execute(_EVENTS, {"rid": rid, "task": task, "client": client}).fetchall()
+    params = {"rid": rid, "task": task, "client": client}
+    rows = conn.execute(_EVENTS, params).fetchall()
     out: dict[str, float] = {}
     for event, step, at in rows:
         if at is None or event is None:
             continue
         out[event if step is None else f"step {step}: {event}"] = at.timestamp()
+    if clock is not None:
+        for channel, msg_id, step in conn.execute(_SENT, params).fetchall():
+            heard = clock.heard.get((channel, msg_id))
+            if heard is not None:
+                out[f"request {HEARD}" if step is None else f"step {step}: {HEARD}"] = heard
     return out
 
 
@@ -177,6 +258,26 @@ class Hop:
         return statistics.median(self.ms)
 
 
+HEARD = "NOTIFY heard"  # NotificationClock's events: beside the chain, not in it
+
+
+def notify_split(runs: list[tuple[float, dict[str, float]]]
+                 ) -> dict[str, tuple[float, float]] | None:
+    """Where an outside listener heard each NOTIFY: median ms from the sender's last write
+    we see (the request sent; a step enqueued) to the NOTIFY's arrival, and from the arrival
+    to the consumer's transaction start (negative: it began before the outside listener
+    heard), for the request and for the steps' worker messages."""
+    pairs = {"request": ("request message sent", f"request {HEARD}", "ingestion tx start")}
+    pairs |= {f"step {k}": (f"step {k}: enqueued", f"step {k}: {HEARD}",
+                            f"step {k}: claim tx start") for k in range(1, 5)}
+    out: dict[str, tuple[float, float]] = {}
+    for name, (sent, heard, began) in pairs.items():
+        if all(sent in ev and heard in ev and began in ev for _, ev in runs) and runs:
+            out[name] = (statistics.median((ev[heard] - ev[sent]) * 1000 for _, ev in runs),
+                         statistics.median((ev[began] - ev[heard]) * 1000 for _, ev in runs))
+    return out or None
+
+
 def hops(runs: list[tuple[float, dict[str, float]]]) -> list[Hop]:
     """The hops of the tasks in `runs` (per task: its submit time and its events), from the
     submit call on. Only events every task has count; events at one same time in every task
@@ -187,7 +288,7 @@ def hops(runs: list[tuple[float, dict[str, float]]]) -> list[Hop]:
     made_of = dict(chain())
     events = [e for e in order if all(e in ev for _, ev in runs)]
     events += sorted({e for _, ev in runs for e in ev if e not in made_of
-                      and all(e in other for _, other in runs)})
+                      and not e.endswith(HEARD) and all(e in other for _, other in runs)})
     groups: list[list[str]] = []
     for event in events:
         same = next((g for g in groups

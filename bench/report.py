@@ -100,16 +100,38 @@ def peers_table(outcomes: list[Outcome], modes: list[str], label: str) -> None:
     print("\n" + PEERS_COST)
 
 
-def anatomy_table(mode: str, hop_list: list[Hop], replies: list[float]) -> None:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Anatomy:
+    """The anatomy of idle linear-4 tasks submitted one way (see bench/anatomy.py)."""
+    label: str
+    hops: list[Hop]
+    replies: list[float]  # ms from ingestion's last write to the create call's return
+    notify: dict[str, tuple[float, float]] | None
+    probes: list[tuple[float, float]]  # ms of a durable and an asynchronous commit
+
+
+def anatomy_table(found: Anatomy) -> None:
+    hop_list = found.hops
     runs = len(hop_list[0].ms) if hop_list else 0
     total = sum(h.median for h in hop_list)
-    print(f"\nLatency anatomy, idle linear-4 via {mode} ({runs} tasks one after another; "
-          f"medians, sum {total:.1f} ms):\n")
+    print(f"\nLatency anatomy, idle linear-4 via {found.label} ({runs} tasks one after another;"
+          f" medians, sum {total:.1f} ms):\n")
     rows = [(f"→ {h.event}", h.what, f"{h.median:.2f}", f"{min(h.ms):.2f}", f"{max(h.ms):.2f}")
             for h in hop_list]
     print_table(("hop (into)", "made of", "p50 ms", "min", "max"), rows)
     print("\nBy kind (medians summed over the task's hops, largest first):\n")
     print_table(("made of", "ms"), [(what, f"{ms:.2f}") for what, ms in grouped(hop_list)])
-    if replies:
-        print(f"\nThe create call returned {percentile(replies, 50):.1f} ms (p50) after "
-              "ingestion's last write (outcome NOTIFY -> gateway -> task read -> reply).")
+    if found.notify:
+        print("\nNOTIFYs as an outside listener heard them (median ms): "
+              + "; ".join(f"{name}: sent -> heard {a:.2f}, heard -> consumer's tx start {b:.2f}"
+                          for name, (a, b) in found.notify.items()))
+    if found.probes:
+        durable = [p[0] for p in found.probes]
+        fast = [p[1] for p in found.probes]
+        print(f"A one-row commit on this server after each task: waiting for the WAL flush p50 "
+              f"{percentile(durable, 50):.2f} ms (p90 {percentile(durable, 90):.2f}), without "
+              f"{percentile(fast, 50):.2f} ms (p90 {percentile(fast, 90):.2f}).")
+    if found.replies:
+        print(f"The create call returned {percentile(found.replies, 50):.1f} ms (p50) after "
+              "ingestion's last write (commit, outcome NOTIFY -> gateway -> task read -> "
+              "reply).")

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import anatomy
 from bench.common import Completions, cluster, fresh_database, server_version
 from bench.meter import STATS_SETTLE_SECONDS, Meter, has_walinspect
-from bench.report import Outcome, anatomy_table, peers_table, workload_table
+from bench.report import Anatomy, Outcome, anatomy_table, peers_table, workload_table
 from bench.workloads import (
     ClientSubmitter,
     QueueSubmitter,
@@ -94,24 +94,28 @@ def warm_up(sub: Submitter, done: Completions, runs: int) -> None:
             raise RuntimeError(f"warm-up via {sub.label} did not finish")
 
 
-def idle_anatomy(sub: Submitter, url: str, done: Completions, runs: int
-                 ) -> tuple[list[anatomy.Hop], list[float]]:
-    """`runs` linear-4 tasks one after another on an idle system; their hops and, via the
-    client, how long after ingestion's last write each create call returned (ms)."""
+def idle_anatomy(sub: Submitter, url: str, done: Completions, runs: int) -> Anatomy:
+    """`runs` linear-4 tasks one after another on an idle system: their hops, where the
+    NOTIFYs were heard, via the client how long after ingestion's last write each create
+    call returned (ms), and a durable / asynchronous commit probe after each task."""
     samples = []
     replies: list[float] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    probes: list[tuple[float, float]] = []
+    with psycopg.connect(url, autocommit=True) as conn, \
+            anatomy.NotificationClock(url, anatomy.queue_channels(conn)) as clock:
         for ctx in contexts(runs):
             time.sleep(0.1)  # idle: every service back to waiting
             ((rid, t0),) = sub.submit("linear_workflow", [ctx]).items()
             if not done.wait([rid], 60):
                 raise RuntimeError("an anatomy task did not finish")
             events = anatomy.task_events(conn, rid=rid, task=done.task_of[rid],
-                                         client=isinstance(sub, ClientSubmitter))
+                                         client=isinstance(sub, ClientSubmitter), clock=clock)
             samples.append((t0, events))
             if isinstance(sub, ClientSubmitter) and sub.wait:
                 replies.append((t0 + sub.create_seconds[-1] - events["ingestion tx end"]) * 1000)
-    return anatomy.hops(samples), replies
+            probes.append(anatomy.commit_probe(conn))
+    return Anatomy(label=sub.label, hops=anatomy.hops(samples), replies=replies,
+                   notify=anatomy.notify_split(samples), probes=probes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                                  fanouts=args.fanouts, width=args.width) if w.key in chosen]
     load_before = os.getloadavg()
     outcomes: list[Outcome] = []
-    anatomies: list[tuple[str, list[anatomy.Hop], list[float]]] = []
+    anatomies: list[Anatomy] = []
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url:
         server = server_version(url)
         with psycopg.connect(url, autocommit=True) as conn:
@@ -171,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                     with psycopg.connect(url, autocommit=True) as conn:
                         anatomy.install_message_log(conn)
                     for sub in subs.values():
-                        anatomies.append((sub.label, *idle_anatomy(sub, url, done,
-                                                                   args.anatomy)))
+                        anatomies.append(idle_anatomy(sub, url, done, args.anatomy))
             finally:
                 for sub in subs.values():
                     sub.close()
@@ -193,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     peers_table(outcomes, [s for s in dict.fromkeys(o.mode for o in outcomes)],
                 f"concurrency {args.concurrency}")
-    for label, hop_list, replies in anatomies:
-        anatomy_table(label, hop_list, replies)
+    for found in anatomies:
+        anatomy_table(found)
     return 0
 
 

@@ -3,7 +3,7 @@ transaction start merged, a path that differs from the chain named by its ends."
 
 from __future__ import annotations
 
-from bench.anatomy import chain, grouped, hops
+from bench.anatomy import chain, grouped, hops, notify_split
 
 
 def _events(names: list[str], start: float = 100.0, gap: float = 0.002) -> dict[str, float]:
@@ -11,16 +11,33 @@ def _events(names: list[str], start: float = 100.0, gap: float = 0.002) -> dict[
 
 
 def test_full_chain_follows_descriptions() -> None:
-    names = [event for event, _ in chain()]
+    names = [event for event, _ in chain() if not event.endswith("NOTIFY heard")]
     runs = [(100.0, _events(names)), (200.0, _events(names, start=200.0))]
     result = hops(runs)
     assert [h.event for h in result] == names
-    assert [h.what for h in result] == [what for _, what in chain()]
+    assert [h.what for h in result] == [what for e, what in chain() if e in names]
     assert all(abs(h.median - 2.0) < 1e-6 for h in result)
 
 
+def test_notify_heard_stays_beside_the_chain() -> None:
+    names = [event for event, _ in chain()]
+    events = _events(names)
+    events["step 2: NOTIFY heard"] = events["step 2: claim tx start"] - 0.001
+    events["request NOTIFY heard"] = events["request message sent"] + 0.0005
+    runs = [(100.0, events)]
+    assert [h.event for h in hops(runs)] == names  # no hop into a heard NOTIFY
+    split = notify_split(runs)
+    assert split is not None and set(split) == {"request", "step 2"}
+    sent_to_heard, heard_to_start = split["step 2"]
+    expected = (events["step 2: NOTIFY heard"] - events["step 2: enqueued"]) * 1000
+    assert abs(sent_to_heard - expected) < 1e-6
+    assert abs(heard_to_start - 1.0) < 1e-6
+    assert abs(split["request"][0] - 0.5) < 1e-6
+
+
 def test_queue_path_starts_with_the_submitters_send() -> None:
-    names = [event for event, _ in chain()][1:]  # no gateway
+    names = [event for event, _ in chain()
+             if event != "gateway stamped request" and not event.endswith("NOTIFY heard")]
     result = hops([(100.0, _events(names))])
     assert result[0].event == "request message sent"
     assert result[0].what == "submit call: begin + send"

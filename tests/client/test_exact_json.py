@@ -71,3 +71,18 @@ async def test_look_up_a_queued_request(start_stack: StackFactory) -> None:
         assert outcome.outcome == RequestOutcome.CREATED and outcome.task_uuid
         task = await client.get_task(outcome.task_uuid)
         assert json.loads(task.context_json) == {"even_number": 2}
+
+
+def test_cli_json_prints_the_exact_values() -> None:
+    from tasker_cli.jsonout import jsonable
+    from tasker_client.proto.google.protobuf import Struct
+    from tasker_client.proto.tasker.v1 import Step, Task
+
+    task = Task(task_uuid="t", context=Struct.from_dict({"big": float(BIG)}),
+                context_json=json.dumps({"big": BIG}))
+    printed = jsonable(task)
+    assert printed["context"] == {"big": BIG} and "context_json" not in printed
+    old_gateway = jsonable(Task(task_uuid="t", context=Struct.from_dict({"n": 2})))
+    assert old_gateway["context"] == {"n": 2}
+    step = jsonable(Step(results_json=json.dumps({"result": {"v": BIG}})))
+    assert step["results"] == {"result": {"v": BIG}} and step["inputs"] is None

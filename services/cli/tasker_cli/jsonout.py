@@ -26,8 +26,10 @@ def message_json(message: betterproto2.Message) -> dict[str, Any]:
     """A message as a JSON-ready dict with .proto field names and every field present.
 
     Enum values are lowercase without their proto prefix (`complete`, not
-    `TASK_STATE_COMPLETE`), as in REST bodies and the CLI's own options; Struct values
-    (contexts, results) keep integral numbers as integers."""
+    `TASK_STATE_COMPLETE`), as in REST bodies and the CLI's own options; JSON values
+    (contexts, results) come from their exact `*_json` text when the gateway sent it (the
+    text field itself is not repeated), else from the Struct with integral numbers as
+    integers."""
     data: dict[str, Any] = message.to_dict(casing=_SNAKE, include_default_values=True)
     return _relabel(message, data)
 
@@ -43,6 +45,10 @@ def _relabel(message: Any, data: dict[str, Any]) -> dict[str, Any]:
                                 else enum_text(value))
         elif meta.proto_type == "message":
             data[field.name] = _message_value(value, data[field.name])
+    for name in [n for n in data if n.endswith("_json") and n[:-5] in data]:
+        text = data.pop(name)
+        if isinstance(text, str) and text:
+            data[name[:-5]] = json.loads(text)
     return data
 
 

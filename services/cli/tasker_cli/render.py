@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from tasker_client import from_struct, label
+from tasker_client import from_struct, json_value, label
 
 
 def when(value: datetime | None) -> str:
@@ -74,7 +74,7 @@ def task_details(task: Any) -> Table:
         ("tags", ", ".join(task.tags)),
         ("correlation_id", task.correlation_id),
         ("parent_correlation_id", task.parent_correlation_id),
-        ("context", compact(task.context)),
+        ("context", compact(json_value(task.context_json, task.context))),
         ("created_at", when(task.created_at)),
         ("updated_at", when(task.updated_at)),
         ("completed_at", when(task.completed_at)),
@@ -110,8 +110,8 @@ def step_details(step: Any) -> Table:
         ("dependencies", f"{step.completed_parents}/{step.total_parents} complete"),
         ("ready_for_execution", "yes" if step.ready_for_execution else "no"),
         ("backoff_request_seconds", step.backoff_request_seconds),
-        ("inputs", compact(step.inputs)),
-        ("results", compact(step.results)),
+        ("inputs", compact(json_value(step.inputs_json, step.inputs))),
+        ("results", compact(json_value(step.results_json, step.results))),
         ("last_attempted_at", when(step.last_attempted_at)),
         ("last_failure_at", when(step.last_failure_at)),
         ("next_retry_at", when(step.next_retry_at)),

@@ -16,7 +16,7 @@ from typing import Any
 from tasker_cli.jsonout import enum_text, message_json
 from tasker_cli.remote import Output
 from tasker_cli.render import final_table, outcome_line, step_failure_line, update_line
-from tasker_client import SyncTaskerClient, from_struct
+from tasker_client import SyncTaskerClient, json_value
 from tasker_client.proto.tasker.v1 import TaskStatusUpdate
 
 # The outcome of a watch and its exit status (documented in `tasker task watch --help`).
@@ -71,7 +71,7 @@ def step_failure(client: SyncTaskerClient, task_uuid: str, step_uuid: str,
     """The error a step's last attempt recorded (from its results) and its next retry time;
     `state` is the one the failure put it in (it may have moved on since)."""
     step = client.get_step(task_uuid, step_uuid)
-    results = from_struct(step.results)
+    results = json_value(step.results_json, step.results)
     found = results.get("error")
     error: dict[str, Any] = found if isinstance(found, dict) else {}
     kind = error.get("error_type")

@@ -237,3 +237,22 @@ def test_python_backward_compatibility(client: CoreClient) -> None:
                       {"even_number": 6}, seconds=10)
     assert [result(steps[f"linear_step_{i}_py"])["result"] for i in (1, 2, 3, 4)] == [
         36, 46, 138, 69.0]
+
+
+def test_python_resolver_hints(client: CoreClient) -> None:
+    """tasker-core's resolver hint scenario (its TypeScript fixture), for Python."""
+    steps = completed(client, "resolver_tests_py", "resolver_hints_py", {}, seconds=15)
+    assert {name: result(step)["invoked_method"] for name, step in steps.items()} == {
+        "explicit_resolver_step": "call", "combined_hint_step": "process",
+        "chain_resolution_step": "call"}
+
+
+def test_an_unknown_resolver_hint_fails_the_step(client: CoreClient) -> None:
+    created = client.create_task(create_task_request("resolver_tests_py",
+                                                     "resolver_unknown_py", {}))
+    client.wait_for_task_failure(created.task_uuid, 15)
+    [step] = client.list_task_steps(created.task_uuid)
+    assert step.current_state.upper() == "ERROR" and step.attempts == 1  # not retried
+    assert isinstance(step.results, dict)
+    error = step.results["error"]
+    assert "unknown resolver 'payments_resolver'" in error["message"], step.results

@@ -101,7 +101,8 @@ class StepExecutor:
                 raise HandlerNotFound(template_step, f"template {template.key} has no such step")
             handler_name = spec.handler.callable
             declared = spec.publishes_events
-            resolved = self.registry.resolve(spec.handler.callable, spec.handler.method)
+            resolved = self.registry.resolve(spec.handler.callable, spec.handler.method,
+                                             resolver=spec.handler.resolver)
             timeout = float(spec.timeout_seconds or self.settings.handler_timeout_seconds)
             result = await self._run(step, template, template_step, resolved, timeout)
         except HandlerNotFound as exc:

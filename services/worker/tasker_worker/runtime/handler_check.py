@@ -73,7 +73,8 @@ def check_handlers(registry: HandlerRegistry, templates: Iterable[TaskTemplate])
             handler = step.handler
             used.add(handler.callable)
             try:
-                resolved = registry.resolve(handler.callable, handler.method)
+                resolved = registry.resolve(handler.callable, handler.method,
+                                            resolver=handler.resolver)
             except HandlerNotFound as exc:
                 missing.append(StepProblem(template.key, step.name, handler.callable,
                                            exc.reason + _did_you_mean(registry, handler.callable)))

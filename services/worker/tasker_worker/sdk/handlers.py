@@ -55,6 +55,10 @@ with its JSON) or None (→ success {})."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+RESOLVERS = (None, "explicit_mapping", "class_lookup")
+"""A template's `handler.resolver` hints this worker follows (None: the registry, then the
+import), by tasker-core's names."""
+
 
 def coerce_result(value: object) -> StepResult:
     """Turn a handler's return value into a StepResult; TypeError for anything else."""
@@ -132,7 +136,6 @@ class ResolvedHandler:
             value = await value
         return coerce_result(value)
 
-
     def _call(self, context: StepContext) -> Any:
         """Call the handler: with the context alone, or with a typed handler's validated
         arguments (ValidationError / ConfigurationError when they do not fit)."""
@@ -157,7 +160,7 @@ class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, object] = {}
         self._instances: dict[type, object] = {}
-        self._resolved: dict[tuple[str, str], ResolvedHandler] = {}
+        self._resolved: dict[tuple[str, str, str | None], ResolvedHandler] = {}
 
     def register(self, name: str, handler: object, *, replace: bool = False) -> None:
         """Map `name` to `handler`. ValueError when `name` is already taken by something else
@@ -195,19 +198,21 @@ class HandlerRegistry:
     def __len__(self) -> int:
         return len(self._handlers)
 
-    def resolve(self, callable_name: str, method: str = "call") -> ResolvedHandler:
+    def resolve(
+        self, callable_name: str, method: str = "call", *, resolver: str | None = None
+    ) -> ResolvedHandler:
         """The handler for a step's `handler.callable` (and `handler.method`).
 
-        Tries the registry first, then imports `package.module.Name`. HandlerNotFound if
-        neither works or the target has no usable `method`.
+        Tries the registry first, then imports `package.module.Name`; a `handler.resolver`
+        hint uses one of them only (tasker-core's names: `explicit_mapping`, the registry;
+        `class_lookup`, the import). HandlerNotFound if that does not work, the target has
+        no usable `method`, or the hint names another resolver.
         """
-        key = (callable_name, method)
+        key = (callable_name, method, resolver)
         cached = self._resolved.get(key)
         if cached is not None:
             return cached
-        target = self._handlers.get(callable_name)
-        if target is None:
-            target = import_target(callable_name)
+        target = self._find(callable_name, resolver)
         func = self._bind(callable_name, target, method)
         holder = self._instances.get(target) if inspect.isclass(target) else target
         is_async = _is_async(func)
@@ -221,6 +226,18 @@ class HandlerRegistry:
         )
         self._resolved[key] = resolved
         return resolved
+
+    def _find(self, callable_name: str, resolver: str | None) -> object:
+        """What `callable_name` names, looked up as the `resolver` hint says."""
+        if resolver not in RESOLVERS:
+            raise HandlerNotFound(callable_name, f"unknown resolver {resolver!r} (this worker "
+                                  f"resolves with {' or '.join(filter(None, RESOLVERS))})")
+        target = None if resolver == "class_lookup" else self._handlers.get(callable_name)
+        if target is not None:
+            return target
+        if resolver == "explicit_mapping":
+            raise HandlerNotFound(callable_name, "not registered (resolver explicit_mapping)")
+        return import_target(callable_name)
 
     def _bind(self, callable_name: str, target: object, method: str) -> Callable[..., Any]:
         """The callable to invoke for `target` and `method`."""
@@ -277,10 +294,15 @@ def step_handler(
 
 
 def resolve(
-    callable_name: str, method: str = "call", *, registry: HandlerRegistry | None = None
+    callable_name: str,
+    method: str = "call",
+    *,
+    resolver: str | None = None,
+    registry: HandlerRegistry | None = None,
 ) -> ResolvedHandler:
     """Resolve through `registry` (default: the process-wide one); see HandlerRegistry.resolve."""
-    return (default_registry if registry is None else registry).resolve(callable_name, method)
+    chosen = default_registry if registry is None else registry
+    return chosen.resolve(callable_name, method, resolver=resolver)
 
 
 class StepHandler:

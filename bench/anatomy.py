@@ -280,10 +280,10 @@ def notify_split(runs: list[tuple[float, dict[str, float]]]
 
 def hops(runs: list[tuple[float, dict[str, float]]]) -> list[Hop]:
     """The hops of the tasks in `runs` (per task: its submit time and its events), from the
-    submit call on. Only events every task has count; events at one same time in every task
-    (two rows of one transaction's start) are one; they follow their median times (ties in
-    chain order); a hop between events the chain does not put next to each other is named
-    by its ends."""
+    submit call on. Only events every task has count; events at one same time in most tasks
+    (rows of one transaction's start) are one, timed by the first in chain order; they follow
+    their median times (ties in chain order); a hop between events the chain does not put
+    next to each other is named by its ends."""
     order = [event for event, _ in chain()]
     made_of = dict(chain())
     events = [e for e in order if all(e in ev for _, ev in runs)]
@@ -292,7 +292,7 @@ def hops(runs: list[tuple[float, dict[str, float]]]) -> list[Hop]:
     groups: list[list[str]] = []
     for event in events:
         same = next((g for g in groups
-                     if all(ev[g[0]] == ev[event] for _, ev in runs)), None)
+                     if 2 * sum(ev[g[0]] == ev[event] for _, ev in runs) > len(runs)), None)
         if same is not None:
             same.append(event)
         else:

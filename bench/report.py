@@ -122,7 +122,9 @@ def anatomy_table(found: Anatomy) -> None:
     print("\nBy kind (medians summed over the task's hops, largest first):\n")
     print_table(("made of", "ms"), [(what, f"{ms:.2f}") for what, ms in grouped(hop_list)])
     if found.notify:
-        print("\nNOTIFYs as an outside listener heard them (median ms): "
+        print("\nNOTIFYs as an outside listener heard them (median ms; a negative 'heard -> "
+              "consumer's tx start': the consumer began without waiting for it, e.g. it claimed "
+              "the step in the transaction that enqueued it): "
               + "; ".join(f"{name}: sent -> heard {a:.2f}, heard -> consumer's tx start {b:.2f}"
                           for name, (a, b) in found.notify.items()))
     if found.probes:

@@ -70,3 +70,15 @@ def test_one_transaction_start_is_one_event_and_a_changed_path_names_its_ends() 
     assert abs(sum(h.median for h in result) - 19.0) < 1e-6  # submit -> last event
     kinds = dict(grouped(result))
     assert "result recorded -> result applied" in kinds  # step numbers dropped
+
+
+def test_events_at_one_time_in_most_tasks_are_one() -> None:
+    names = [event for event, _ in chain() if not event.endswith("NOTIFY heard")]
+    base = _events(names)
+    # the worker claims step 2 in the transaction that records step 1 (2 tasks of 3)
+    same = dict(base, **{"step 2: claim tx start": base["step 1: record tx start"]})
+    apart = dict(base, **{"step 2: claim tx start": base["step 1: record tx start"] + 0.0005})
+    result = hops([(100.0, same), (100.0, same), (100.0, apart)])
+    events = [h.event for h in result]
+    assert "step 1: record tx start = step 2: claim tx start" in events
+    assert "step 2: claim tx start" not in events

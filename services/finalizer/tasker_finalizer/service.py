@@ -1,5 +1,6 @@
 """The finalization service: consumes `orchestration_task_finalizations` and runs the
-readiness safety-net poller and the staleness detector (`staleness.py`)."""
+readiness safety-net poller, the staleness detector (`staleness.py`) and table upkeep
+with retention (`tasker_shared.db.maintenance`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tasker_finalizer.staleness import StalenessDetector
 from tasker_finalizer.stalls import watch_checkpoint_stalls
 from tasker_shared.contracts.messages import decode_finalization_request
 from tasker_shared.contracts.queues import ORCHESTRATION_TASK_FINALIZATIONS
+from tasker_shared.db.maintenance import Maintainer
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
 
@@ -44,7 +46,9 @@ async def serve(
         detector = StalenessDetector(db=rt.db, settings=settings.staleness,
                                      processor_uuid=rt.processor_uuid)
         rt.add_background("staleness", detector.run)
+        maintainer = Maintainer(url=rt.url, settings=settings.maintenance)
+        rt.add_background("maintenance", maintainer.run)
         rt.extra_details.append(lambda: {"finalizer": {
             "finalized": handlers.finalized, "swept": handlers.swept},
-            "staleness": detector.statistics()})
+            "staleness": detector.statistics(), "maintenance": maintainer.statistics()})
         await rt.run(task_status=task_status)

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import jsonschema
 import trio
 from trio_asyncio import aio_as_trio
 
 from tasker_finalizer.service import serve as serve_finalizer
+from tasker_gateway.rest.app import openapi_document
 from tasker_results.service import serve as serve_results
 from tasker_shared.contracts.generated.tasker import v1 as pb
 from tests.gateway.conftest import (
@@ -55,6 +57,20 @@ async def read_sse(gw: Gateway, path: str, into: list[dict[str, Any]]) -> None:
                 continue
             key, _, value = line.partition(": ")
             event[key] = json.loads(value) if key == "data" else value
+
+
+def check_against_document(events: list[dict[str, Any]]) -> None:
+    """Every event as the OpenAPI document describes it: {event, id, data} whose data is
+    JSON of the StreamEvent schema."""
+    document = openapi_document()
+    response = document["paths"]["/v1/tasks/{task_uuid}/stream"]["get"]["responses"]["200"]
+    schema = response["content"]["text/event-stream"]["schema"]
+    data_schema = {**schema["properties"]["data"]["contentSchema"],
+                   "components": document["components"]}
+    for event in events:
+        raw = {k: json.dumps(v) if k == "data" else v for k, v in event.items()}
+        jsonschema.validate(raw, schema)
+        jsonschema.validate(event["data"], data_schema)
 
 
 def _key(update: dict[str, Any]) -> tuple[Any, ...]:
@@ -117,6 +133,7 @@ async def test_sse_carries_the_grpc_updates(db_url: str) -> None:
                 # moves.
                 await until(lambda: len(events) >= 5 and len(grpc_updates) >= 5)
                 await drive()
+        check_against_document(events)
         updates = [e["data"] for e in events]
         assert [e["event"] for e in events] == [u["update_type"] for u in updates]
         assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
@@ -143,4 +160,5 @@ async def test_a_draining_gateway_ends_the_stream(db_url: str) -> None:
             finally:
                 gw.runtime.state = "normal"
         assert [e["event"] for e in events] == ["task_state_change", "end"]
+        check_against_document(events)
         assert events[0]["data"]["task_uuid"] == task

@@ -15,6 +15,7 @@ from tasker_gateway.models.tasks import NAMESPACE_PATTERN, TEXT_PATTERN
 from tasker_gateway.rest.spec import JSON, Route
 
 REF = "#/components/schemas/{model}"
+EVENT_STREAM = "text/event-stream"
 REQUEST_ID_HEADER = "X-Request-Id"
 
 _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -102,6 +103,13 @@ def _headers(status: int) -> dict[str, Any]:
     return headers
 
 
+def _event(data: dict[str, Any]) -> dict[str, Any]:
+    """One server-sent event (as parsed: event, id, data) whose data is JSON of `data`."""
+    return {"type": "object", "required": ["data"], "properties": {
+        "event": {"type": "string"}, "id": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": JSON, "contentSchema": data}}}
+
+
 def _error_statuses(route: Route) -> list[int]:
     statuses = set(route.errors)
     if route.permission is not None:
@@ -141,8 +149,10 @@ def _operation(route: Route, refs: dict[Any, dict[str, Any]], defs: dict[str, An
         if isinstance(model, str):
             response["content"] = {model: {"schema": {"type": "string"}}}
         elif model is not None:
-            response["content"] = {route.content_type: {
-                "schema": refs[(model, "serialization")]}}
+            schema = refs[(model, "serialization")]
+            if route.content_type == EVENT_STREAM:
+                schema = _event(schema)
+            response["content"] = {route.content_type: {"schema": schema}}
         links = LINKS.get((route.name, status))
         if links:
             response["links"] = links

@@ -16,17 +16,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import trio
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from quart import current_app
 
 from tasker_gateway import permissions as P
 from tasker_gateway.context import GatewayContext
+from tasker_gateway.models.common import ApiModel
 from tasker_gateway.models.tasks import StatusUpdate
+from tasker_gateway.openapi import EVENT_STREAM
 from tasker_gateway.rest.spec import Reply, RestRequest, Route
 from tasker_gateway.usecases.inputs import parse_uuid
 from tasker_gateway.usecases.watch import TaskWatch, open_watch
 
-EVENT_STREAM = "text/event-stream"
 KEEPALIVE_SECONDS = 15.0
 TICK_SECONDS = 1.0  # how often a stream checks whether the gateway drains
 BUFFER = 16
@@ -36,6 +37,19 @@ class StreamParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     include_steps: bool = Field(True, description="also send each step's state changes")
+
+
+class StreamEnd(ApiModel):
+    """The data of the `end` event: the stream stops although the task goes on."""
+
+    reason: str
+
+
+class StreamEvent(RootModel[StatusUpdate | StreamEnd]):
+    """The data of one event: an update (events named by its update_type), or `end`."""
+
+
+END = StreamEnd(reason="the gateway is shutting down; reconnect to resume").model_dump_json()
 
 
 def sse(event: str, data: str, *, event_id: int | None = None) -> bytes:
@@ -56,7 +70,7 @@ async def _watch(ctx: GatewayContext, watch: TaskWatch,
             if quiet >= KEEPALIVE_SECONDS:
                 quiet = 0.0
                 await send.send(b": keep-alive\n\n")
-        await send.send(sse("end", '{"reason":"the gateway is shutting down"}'))
+        await send.send(sse("end", END))
         scope.cancel()
 
     try:
@@ -95,6 +109,6 @@ ROUTES: tuple[Route, ...] = (
           handler=task_stream, summary="Live updates of a task as server-sent events (each"
           " event named by its update_type, data a StatusUpdate; ends after task_complete"
           " or task_error), the updates of gRPC StreamTaskStatus", tag="tasks",
-          permission=P.TASKS_READ, query=StreamParams, responses={200: StatusUpdate},
+          permission=P.TASKS_READ, query=StreamParams, responses={200: StreamEvent},
           errors=(404,), content_type=EVENT_STREAM, uuid_params=("task_uuid",)),
 )

@@ -8,9 +8,10 @@ request building, reply conversion, retries and error mapping exist once.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from grpclib.client import Channel
@@ -44,6 +45,23 @@ _STUBS: dict[Service, Callable[..., Any]] = {
 NOT_OPEN = "the client is not open: use it as a context manager (`with` / `async with`)"
 
 
+Trace = tuple[tuple[str, str], ...]
+_TRACE_KEYS = ("traceparent", "tracestate")
+
+
+def caller_trace() -> Trace:
+    """The caller's W3C trace context (`traceparent`, `tracestate`) when the application uses
+    OpenTelemetry, sent with the call so the gateway's span continues the caller's trace. The
+    client never imports OpenTelemetry itself: without it this costs a dict lookup."""
+    if "opentelemetry.trace" not in sys.modules:
+        return ()
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple((key, carrier[key]) for key in _TRACE_KEYS if key in carrier)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Call(Generic[R]):
     """One unary RPC: which method, the request, the call's deadline and how to read the reply.
@@ -61,6 +79,7 @@ class Call(Generic[R]):
     convert: Callable[[Any], R]
     concurrency: int | None = None
     keep: Callable[[TaskerError], bool] | None = None
+    trace: Trace = field(default_factory=caller_trace)  # taken where the call is made
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,6 +90,7 @@ class StreamCall(Generic[T]):
     method: str
     request: Any
     timeout: float | None
+    trace: Trace = field(default_factory=caller_trace)
 
 
 class Connection:
@@ -80,6 +100,7 @@ class Connection:
         self.config = config
         self._channel: Channel | None = None
         self._stubs: dict[Service, Any] = {}
+        self._metadata: dict[str, str] = {}
         endpoint = config.endpoint
         self._target = f"gateway at {endpoint.host}:{endpoint.port}"
 
@@ -89,7 +110,7 @@ class Connection:
             return
         endpoint = self.config.endpoint
         self._channel = Channel(endpoint.host, endpoint.port, ssl=True if endpoint.tls else None)
-        metadata = self.config.credentials.metadata()
+        metadata = self._metadata = self.config.credentials.metadata()
         self._stubs = {name: stub(self._channel, metadata=metadata) for name, stub in _STUBS.items()}
 
     async def close(self) -> None:
@@ -109,7 +130,7 @@ class Connection:
         method = self._method(call.service, call.method)
         if call.concurrency is not None:
             return call.convert(await self._fan_out(method, call))
-        return call.convert(await self._attempt(method, call.request, call.timeout))
+        return call.convert(await self._attempt(method, call.request, call.timeout, call.trace))
 
     async def _fan_out(self, method: Callable[..., Any], call: Call[Any]) -> list[Any]:
         """Every request of `call`, at most `call.concurrency` at once; replies in order."""
@@ -119,7 +140,7 @@ class Connection:
         async def one(request: Any) -> Any:
             async with gate:
                 try:
-                    return await self._attempt(method, request, call.timeout)
+                    return await self._attempt(method, request, call.timeout, call.trace)
                 except TaskerError as exc:
                     if keep(exc):
                         return exc
@@ -133,14 +154,19 @@ class Connection:
                 task.cancel()  # a no-op once done; the rest after a failure
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _attempt(self, method: Callable[..., Any], request: Any, budget: float | None
-                       ) -> Any:
+    def _extra(self, trace: Trace) -> dict[str, Any]:
+        """Per-call stub arguments: the credentials plus the caller's trace context."""
+        return {"metadata": {**self._metadata, **dict(trace)}} if trace else {}
+
+    async def _attempt(self, method: Callable[..., Any], request: Any, budget: float | None,
+                       trace: Trace = ()) -> Any:
         """One logical call: attempts within `budget` seconds (None: the client's timeout)."""
         attempts = Attempts(self.config.retry, budget or self.config.timeout, target=self._target)
+        extra = self._extra(trace)
         while True:
             left = attempts.begin()
             try:
-                return await method(request, timeout=left)
+                return await method(request, timeout=left, **extra)
             except Exception as exc:
                 await attempts.failed(exc)
 
@@ -152,7 +178,8 @@ class Connection:
         while True:
             left = attempts.begin()
             try:
-                async with aclosing(method(call.request, timeout=left)) as items:
+                async with aclosing(method(call.request, timeout=left,
+                                           **self._extra(call.trace))) as items:
                     async for item in items:
                         received = True
                         yield item

@@ -134,7 +134,7 @@ def burst(url: str, n: int) -> float:
             cur.executemany("SELECT tasker.send_v1('orchestration_task_requests', %s)", [
                 (Jsonb({"request_id": r, "task_request": {
                     "name": "linear_workflow", "namespace": "examples", "version": "1.0.0",
-                    "context": {"even_number": 2, "i": i}}}),) for i, r in enumerate(rids)])
+                    "context": {"even_number": 2, "i": i, "run": r}}}),) for i, r in enumerate(rids)])
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             row = conn.execute(

@@ -2,7 +2,8 @@
 that records it (the step completes, the next step is enqueued, the last one completes the
 task), with no result or finalization message; a failure or a decision outcome still goes
 to result processing, which decides the task's outcome in the transaction that applies the
-result (no finalization message either). Real claims, records and result processing."""
+result (no finalization message either); the worker claims the step its record enqueued in
+the record's own transaction. Real claims, records and result processing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import trio
 
 from tasker_results.handlers import ResultHandlers, lock_result_messages
 from tasker_shared.contracts.messages import decode_step_message
@@ -19,6 +21,7 @@ from tasker_shared.domain.template.text import parse_template_text
 from tasker_shared.store.templates import register_template
 from tasker_worker.examples import templates_dir
 from tasker_worker.runtime.claims import ClaimedStep, StepOutcome, record_results
+from tasker_worker.runtime.dispatcher import Dispatcher
 from tests.integration.test_poison_messages import (
     FINALIZATIONS,
     RESULTS,
@@ -116,3 +119,42 @@ async def test_decision_outcomes_and_failures_go_to_result_processing(
         row = c.execute("SELECT count(*) FROM tasker.tasks_dlq WHERE task_uuid = %s",
                         (task,)).fetchone()
     assert row is not None and row[0] == 1
+
+
+class InstantExecutor:
+    """Every step succeeds at once."""
+
+    def __init__(self) -> None:
+        self.counted: list[str] = []
+
+    async def watch_cancellations(self) -> None:
+        await trio.sleep_forever()
+
+    async def execute(self, step: ClaimedStep) -> StepOutcome:
+        payload = {"step_uuid": str(step.step_uuid), "success": True, "result": {"n": 1}}
+        return StepOutcome(step=step, success=True, payload=payload, handler="instant",
+                           error=None)
+
+    def count(self, outcome: StepOutcome, recorded: str) -> None:
+        self.counted.append(recorded)
+
+
+async def test_the_worker_claims_the_next_step_in_the_record(
+        db: Database, conn: DictConn) -> None:
+    """One claim through the scheduler (the first step); each later step is claimed by the
+    transaction that recorded its parent, and the task completes."""
+    task = await create_task(db, conn)
+    executor = InstantExecutor()
+    dispatcher = Dispatcher(db=db, executor=executor,  # type: ignore[arg-type]
+                            capacity=4, visibility_seconds=30, worker_id="chain", max_reads=5)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(dispatcher.run)
+        dispatcher.scheduler.want(WORKER_QUEUE)  # no consumer here: nothing else wakes it
+        with trio.fail_after(15):
+            for _ in iter(lambda: _task(conn, task)["completed_at"] is not None, True):
+                await trio.sleep(0.01)  # the database changes: no event to wait for
+        dispatcher.stop()
+    assert executor.counted == ["recorded"] * 4
+    assert dispatcher.scheduler.claims == 1 and dispatcher.claimed == 4
+    assert dispatcher.free == 4  # every slot back
+    assert _task(conn, task)["state"] == "complete"

@@ -175,3 +175,48 @@ async def test_stop_waits_for_claims_in_flight(autojump_clock: trio.testing.Mock
         scheduler.want("other")  # ignored once stopped
     assert queues.claimed_from("q") == 1 and [q for q, _ in queues.calls] == ["q"]
     assert trio.current_time() >= 1.0
+
+
+async def test_a_record_chains_a_claim_only_when_no_queue_waits(
+        running: tuple[ClaimScheduler, Queues], autojump_clock: trio.testing.MockClock) -> None:
+    """A record may claim in its own transaction only while no queue waits in line (those
+    are served first, fairly); a claim running for its queue does not stop it."""
+    scheduler, queues = running
+    assert scheduler.begin_chain("q")
+    scheduler.end_chain()
+    queues.latency = 1.0
+    for queue in ("a", "b", "c"):
+        queues.send(queue)
+        scheduler.want(queue)
+    await trio.sleep(0.1)  # CLAIMERS claims run (a, b); c waits in line
+    assert CLAIMERS == 2 and scheduler.waiting == 1
+    assert not scheduler.begin_chain("q")  # a queue waits: it goes first
+    await trio.sleep(1.0)  # a and b returned; c's claim runs, nothing waits
+    assert scheduler.waiting == 0
+    assert scheduler.begin_chain("c")  # beside c's claim: SKIP LOCKED splits the messages
+    scheduler.end_chain()
+    scheduler.stop()
+    assert not scheduler.begin_chain("a")  # stopping: no new claims of any kind
+
+
+async def test_stop_waits_for_chained_claims(autojump_clock: trio.testing.MockClock) -> None:
+    """`run` returns only after every record that began a chained claim ended it: the steps
+    such a record claims still reach the executors."""
+    queues = Queues()
+    scheduler = ClaimScheduler(capacity=2, batch_size=50, claim=queues.claim,
+                               on_claimed=queues.on_claimed)
+    returned_at: list[float] = []
+
+    async def run() -> None:
+        await scheduler.run()
+        returned_at.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await trio.sleep(0.1)
+        assert scheduler.begin_chain("q")
+        scheduler.stop()
+        await trio.sleep(1.0)
+        assert returned_at == []
+        scheduler.end_chain()
+    assert returned_at and returned_at[0] >= 1.1

@@ -56,6 +56,7 @@ class ClaimScheduler:
         self._changed = trio.Event()
         self._stopping = False
         self._paused_until = 0.0  # after a failed claim, every queue waits until then
+        self._chains = 0  # records claiming in their own transaction (`begin_chain`)
 
     @property
     def waiting(self) -> int:
@@ -72,6 +73,21 @@ class ClaimScheduler:
     def release(self, count: int) -> None:
         """`count` claimed steps are finished (recorded or abandoned): their slots are free."""
         self.free += count
+        self._changed.set()
+
+    def begin_chain(self, queue: str) -> bool:
+        """May a record claim from `queue` in its own transaction, the slots of the steps it
+        records passing to the steps it claims? Only while no queue waits in line (those are
+        served first, fairly); a claim from `queue` in flight takes other messages (SKIP
+        LOCKED). `end_chain` when it returns (until then `run` does not return, so the steps
+        it claims still reach executors)."""
+        if self._stopping or self._line or trio.current_time() < self._paused_until:
+            return False
+        self._chains += 1
+        return True
+
+    def end_chain(self) -> None:
+        self._chains -= 1
         self._changed.set()
 
     def stop(self) -> None:
@@ -106,7 +122,7 @@ class ClaimScheduler:
                     self.free -= share
                     nursery.start_soon(self._claim_from, queue, share)
                     continue
-                if self._stopping and not self._claiming:
+                if self._stopping and not self._claiming and not self._chains:
                     return
                 paused = self._paused_until > trio.current_time()
                 with trio.move_on_at(self._paused_until if paused else math.inf):

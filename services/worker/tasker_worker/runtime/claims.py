@@ -36,6 +36,10 @@ class ClaimedStep:
     headers: dict[str, Any] | None
 
 
+_CLAIM = ("tasker.claim_steps_v1(%s::text, %s::bigint[], %s::int, %s::numeric, %s::text,"
+          " %s::int) AS c")
+
+
 def claim_steps(
     conn: Conn,
     queue: str,
@@ -53,11 +57,13 @@ def claim_steps(
     message visible again, exactly as when a worker dies after claiming; the durable commit
     that records the step's result flushes the claim with it."""
     rows = conn.execute(
-        "SELECT c.* FROM set_config('synchronous_commit', 'off', true) AS _async_commit,"
-        " tasker.claim_steps_v1(%s::text, %s::bigint[], %s::int, %s::numeric, %s::text,"
-        " %s::int) AS c",
-        (queue, ids, limit, visibility_seconds, worker_id, max_reads),
-    ).fetchall()
+        "SELECT c.* FROM set_config('synchronous_commit', 'off', true) AS _async_commit, "
+        + _CLAIM, (queue, ids, limit, visibility_seconds, worker_id, max_reads)).fetchall()
+    return _claimed(conn, queue, rows, visibility_seconds=visibility_seconds)
+
+
+def _claimed(conn: Conn, queue: str, rows: list[dict[str, Any]], *,
+             visibility_seconds: float) -> list[ClaimedStep]:
     return replace_poison_messages(conn, [
         ClaimedStep(
             queue=queue,
@@ -130,6 +136,20 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
         ).fetchone()
         recorded.update(count_record(row["outcomes"]) if row else {})
     return [recorded.get(str(o.step.step_uuid), "stale") for o in outcomes]
+
+
+def record_and_claim(
+    conn: Conn, outcomes: list[StepOutcome], *, worker_id: str, queue: str, limit: int,
+    visibility_seconds: float, max_reads: int,
+) -> tuple[list[str], list[ClaimedStep]]:
+    """`record_results`, then claim up to `limit` steps from `queue` in the same transaction
+    (run it with `Database.run`): what the record just enqueued is claimed at once, without
+    waiting for its notification and a claim transaction of its own. The claim commits with
+    the record, in its flush."""
+    recorded = record_results(conn, outcomes, worker_id=worker_id)
+    rows = conn.execute("SELECT c.* FROM " + _CLAIM, (
+        queue, None, limit, visibility_seconds, worker_id, max_reads)).fetchall()
+    return recorded, _claimed(conn, queue, rows, visibility_seconds=visibility_seconds)
 
 
 def save_checkpoint(

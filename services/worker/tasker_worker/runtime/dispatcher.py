@@ -21,6 +21,7 @@ from tasker_worker.runtime.claims import (
     StepOutcome,
     claim_steps,
     extend_visibility,
+    record_and_claim,
     record_results,
 )
 from tasker_worker.runtime.executor import StepExecutor
@@ -201,11 +202,21 @@ class Dispatcher:
 
     async def _record(self, batch: list[StepOutcome]) -> None:
         recorded: list[str] | None = None
+        claimed: list[ClaimedStep] = []
+        queue = batch[0].step.queue
+        chain = all(o.step.queue == queue for o in batch) and self.scheduler.begin_chain(queue)
         try:
             for attempt in range(RECORD_ATTEMPTS):
                 try:
-                    recorded = await self.db.run_autocommit(record_results, batch,
-                                                            worker_id=self.worker_id)
+                    if chain and attempt == 0:  # the next steps are claimed by the
+                        # record's transaction (a failed attempt retries the record alone)
+                        recorded, claimed = await self.db.run(
+                            record_and_claim, batch, worker_id=self.worker_id, queue=queue,
+                            limit=len(batch), visibility_seconds=self.visibility_seconds,
+                            max_reads=self.max_reads)
+                    else:
+                        recorded = await self.db.run_autocommit(record_results, batch,
+                                                                worker_id=self.worker_id)
                     break
                 except Exception as exc:
                     log.warning("record_results_failed", attempt=attempt, error=str(exc))
@@ -222,12 +233,16 @@ class Dispatcher:
                     MESSAGES_CONSUMED.labels(outcome.step.queue).inc()
                 if consumer is not None and recorded is not None:
                     consumer.counters.processed += 1
-            self._release([o.step for o in batch])
+            if claimed:  # they take over the recorded steps' slots
+                self._hand_over(claimed)
+            self._release([o.step for o in batch], reused=len(claimed))
+            if chain:
+                self.scheduler.end_chain()
 
-    def _release(self, steps: list[ClaimedStep]) -> None:
+    def _release(self, steps: list[ClaimedStep], *, reused: int = 0) -> None:
         for step in steps:
             self._in_flight.pop(step.msg_id, None)
-        self.scheduler.release(len(steps))
+        self.scheduler.release(len(steps) - reused)
 
     async def _extend_loop(self) -> None:
         period = max(self.visibility_seconds / 3.0, 0.2)

@@ -75,6 +75,7 @@ class QueueConsumer:
         counters: ConsumerCounters | None = None,
         handler_tasks: int | None = None,
         breaker: CircuitBreaker | None = None,
+        notified_ids: bool = False,
     ) -> None:
         self.queue = queue
         self.breaker = breaker  # while open, batches wait and are re-polled later
@@ -82,6 +83,9 @@ class QueueConsumer:
         self.settings = settings
         self.counters = counters or ConsumerCounters()
         self.handler_tasks = handler_tasks or settings.handler_tasks
+        # Pass a wake-up that only notifications caused its message ids (else None), for a
+        # `process` that can tell messages it already holds (the worker's claims).
+        self.notified_ids = notified_ids
         self.waker = Waker(
             poll_interval_seconds=settings.poll_interval_ms / 1000.0,
             polls=settings.deployment_mode.polls,
@@ -161,8 +165,9 @@ class QueueConsumer:
                     # messages would fill, up to the number of handler tasks.
                     wake = await self.waker.next()
                     passes = -(-len(wake.ids) // batch) if wake.ids else int(wake.poll)
+                    item = wake.ids if self.notified_ids and not wake.poll else None
                     for _ in range(min(passes, self.handler_tasks)):
-                        await self._put(send, None)
+                        await self._put(send, item)
 
     async def _put(self, send: trio.MemorySendChannel[list[int] | None], item: list[int] | None) -> None:
         self._used += 1

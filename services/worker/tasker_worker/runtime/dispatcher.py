@@ -102,8 +102,9 @@ class Dispatcher:
     def consumer(self, queue: str, settings: QueueSettings) -> QueueConsumer:
         """The consumer of one namespace queue: its wake-ups (notifications, timers, the
         fallback poll) put the queue in line for the claim scheduler (see `ClaimFn`)."""
-        consumer = QueueConsumer(queue=queue, process=ClaimFn(self.scheduler, queue),
-                                 settings=settings, handler_tasks=1)
+        consumer = QueueConsumer(queue=queue, process=ClaimFn(self.scheduler, queue,
+                                                              self._in_flight),
+                                 settings=settings, handler_tasks=1, notified_ids=True)
         self._consumers[queue] = consumer
         return consumer
 
@@ -261,12 +262,21 @@ class Dispatcher:
 
 class ClaimFn:
     """The `process` coroutine of one namespace queue's consumer: puts the queue in line for
-    the claim scheduler and returns at once (the scheduler claims; nothing is taken here)."""
+    the claim scheduler and returns at once (the scheduler claims; nothing is taken here).
+    A notification only of messages this worker already holds (a record claimed them in
+    its own transaction) puts nothing in line."""
 
-    def __init__(self, scheduler: ClaimScheduler, queue: str) -> None:
+    def __init__(self, scheduler: ClaimScheduler, queue: str,
+                 held: dict[int, ClaimedStep] | None = None) -> None:
         self.scheduler = scheduler
         self.queue = queue
+        self.held = held if held is not None else {}
 
     async def __call__(self, ids: list[int] | None, limit: int) -> int:
-        self.scheduler.want(self.queue)
+        if ids is None or not all(self._held(i) for i in ids):
+            self.scheduler.want(self.queue)
         return 0
+
+    def _held(self, msg_id: int) -> bool:
+        step = self.held.get(msg_id)
+        return step is not None and step.queue == self.queue

@@ -5,11 +5,12 @@
 Each run submits one linear-4 task (the client's gRPC create, or one `send_v1` straight into
 the ingestion queue) and waits for it to finish; its latency runs from the submit call to
 the task's completion as the database recorded it (`tasks.completed_at`). The anatomy splits
-that time into hops from the database's own timestamps (each transaction's start time:
-`now()` of the transition rows it wrote): submit -> task created (ingestion) -> step 1
-claimed -> its result recorded -> applied (the next step enqueued in the same transaction)
--> ... -> finalized. Each hop includes the commit of the transaction before it, the
-wake-up of the next service and its work up to the next transaction's start. `--burst N`
+that time into hops from the database's own timestamps (the ingestion transaction's start,
+then when each step transition was written, its metadata's clock_timestamp): submit ->
+task created (ingestion) -> step 1 enqueued -> claimed -> result recorded -> applied -> step
+2 enqueued -> ... -> finalized. A hop inside one transaction is the work between the two
+writes ("same tx" marks a step claimed by the transaction that enqueued it); one across
+transactions also holds a commit, a wake-up and the next transaction's start. `--burst N`
 also sends N tasks at once straight into the queue (W1's shape) and prints steps/s.
 Prints the load average before and after, since the machine is shared.
 """
@@ -71,7 +72,9 @@ def wait_done(conn: psycopg.Connection[Any], listen: psycopg.Connection[Any], ri
 
 
 def hops(conn: psycopg.Connection[Any], task: str, t0: float) -> dict[str, float]:
-    """Milliseconds per hop of one finished task (see the module docstring)."""
+    """Milliseconds per hop of one finished task (see the module docstring). A hop between
+    two writes of the same transaction is only the work between them; one that crosses
+    transactions also holds a commit, a wake-up and the next transaction's start."""
     row = conn.execute(_TIMES, (task,)).fetchone()
     assert row is not None
     created, completed, _task_times, step_times = row
@@ -83,17 +86,18 @@ def hops(conn: psycopg.Connection[Any], task: str, t0: float) -> dict[str, float
         wrote.setdefault(name, {}).setdefault(state, float(ts))
     order = sorted(start, key=lambda n: start[n]["enqueued"])
     out = {"submit -> ingestion tx start": created - t0,
-           "ingestion tx -> 1 enqueue written": wrote[order[0]]["enqueued"] - created}
+           "ingestion tx -> step 1 enqueued": wrote[order[0]]["enqueued"] - created}
     for i, name in enumerate(order, 1):
-        s, w = start[name], wrote[name]
-        out[f"{i} enqueue written -> claim tx"] = s["in_progress"] - w["enqueued"]
-        out[f"{i} claim tx -> record tx"] = s["enqueued_for_orchestration"] - s["in_progress"]
-        out[f"{i} record written -> apply tx"] = s["complete"] - w["enqueued_for_orchestration"]
-        out[f"{i} apply tx -> next enqueue written"] = (
-            wrote[order[i]]["enqueued"] if i < len(order) else w["complete"]) - s["complete"]
-    last = wrote[order[-1]]["complete"]
-    # 0 when the transaction that applied the last result also finalized the task
-    out["last apply written -> finalized tx"] = max(0.0, completed - last)
+        w = wrote[name]
+        same = start[name]["in_progress"] <= w["enqueued"]  # claimed by the enqueuing tx
+        out[f"{i} enqueued -> claimed" + (" (same tx)" if same else "")] = (
+            w["in_progress"] - w["enqueued"])
+        out[f"{i} claimed -> result recorded"] = w["enqueued_for_orchestration"] - w["in_progress"]
+        out[f"{i} recorded -> applied"] = w["complete"] - w["enqueued_for_orchestration"]
+        if i < len(order):
+            out[f"{i} applied -> {i + 1} enqueued"] = wrote[order[i]]["enqueued"] - w["complete"]
+    # completed_at is the finishing transaction's start: 0 when it applied the last result
+    out["last applied -> task finalized"] = max(0.0, completed - wrote[order[-1]]["complete"])
     out["total (submit -> finalized)"] = completed - t0
     return {k: v * 1000 for k, v in out.items()}
 
@@ -193,10 +197,10 @@ def main() -> int:
                         print(f"\nround {r + 1} via {via}: p50 {percentile(lat, 50):.1f}  "
                               f"p95 {percentile(lat, 95):.1f}  p99 {percentile(lat, 99):.1f}  "
                               f"max {max(lat):.1f} ms   load {os.getloadavg()[0]:.2f}")
-                        for key in anat[0]:
-                            vals = [a[key] for a in anat]
-                            print(f"  {key:32s} p50 {percentile(vals, 50):6.1f}"
-                                  f"  p90 {percentile(vals, 90):6.1f} ms")
+                        for key in dict.fromkeys(k for a in anat for k in a):
+                            vals = [a[key] for a in anat if key in a]
+                            print(f"  {key:36s} p50 {percentile(vals, 50):6.1f}"
+                                  f"  p90 {percentile(vals, 90):6.1f} ms  (n={len(vals)})")
                 for _ in range(args.rounds if args.burst else 0):
                     print(f"\nburst of {args.burst} straight into the queue: "
                           f"{burst(url, args.burst):.0f} steps/s   load {os.getloadavg()[0]:.2f}")

@@ -36,7 +36,7 @@ def test_document_shape() -> None:
         Draft202012Validator.check_schema(schema)
         assert name.isidentifier(), name
     operations = [op for path in document["paths"].values() for op in path.values()]
-    assert len({op["operationId"] for op in operations}) == len(operations) == 27
+    assert len({op["operationId"] for op in operations}) == len(operations) == 29
     for op in operations:
         for status, response in op["responses"].items():
             assert "X-Request-Id" in response["headers"], (op["operationId"], status)

@@ -158,3 +158,57 @@ async def test_the_worker_claims_the_next_step_in_the_record(
     assert dispatcher.scheduler.claims == 1 and dispatcher.claimed == 4
     assert dispatcher.free == 4  # every slot back
     assert _task(conn, task)["state"] == "complete"
+
+
+class GatedExecutor(InstantExecutor):
+    """Succeeds once the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = trio.Event()
+        self.go = trio.Event()
+        self.steps: list[ClaimedStep] = []
+
+    async def execute(self, step: ClaimedStep) -> StepOutcome:
+        self.steps.append(step)
+        self.started.set()
+        await self.go.wait()
+        return await super().execute(step)
+
+
+async def test_a_chained_claim_returning_after_claiming_was_cut_off_is_left_to_its_lease(
+        db: Database, conn: DictConn, db_url: str) -> None:
+    """The shutdown deadline (or a cancel without `stop`) ends claiming and the executors
+    while a record that claims the next step in its transaction is held in the database:
+    the record still commits, and the step it claimed, with no executor left to run it,
+    stays claimed until its lease expires (before, handing it to the closed channel raised
+    ClosedResourceError and the worker crashed)."""
+    task = await create_task(db, conn)
+    executor = GatedExecutor()
+    dispatcher = Dispatcher(db=db, executor=executor,  # type: ignore[arg-type]
+                            capacity=4, visibility_seconds=30, worker_id="chain", max_reads=5)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(dispatcher.run)
+        dispatcher.scheduler.want(WORKER_QUEUE)
+        with trio.fail_after(15):
+            await executor.started.wait()
+        first = executor.steps[0]
+        with psycopg.connect(db_url) as blocker:
+            blocker.execute("SELECT 1 FROM tasker.workflow_steps WHERE workflow_step_uuid = %s"
+                            " FOR UPDATE", (first.step_uuid,))
+            executor.go.set()
+            with trio.fail_after(15):  # the recorder took the result and chains a claim
+                for _ in iter(lambda: dispatcher.scheduler._chains == 1, True):
+                    await trio.sleep(0.005)
+            nursery.cancel_scope.cancel()  # what the runtime's shutdown deadline does
+            blocker.commit()  # the record goes on (shielded), after claiming was cut off
+    assert executor.counted == ["recorded"] and len(executor.steps) == 1
+    assert dispatcher.claimed == 1  # the chained step reached no executor
+    assert _state(conn, first) == "complete"
+    held = conn.execute(
+        "SELECT ws.workflow_step_uuid AS step_uuid,"
+        " tasker.get_current_step_state_v1(ws.workflow_step_uuid) AS state"
+        " FROM tasker.workflow_steps ws WHERE ws.task_uuid = %s"
+        " AND ws.workflow_step_uuid <> %s", (task, first.step_uuid)).fetchall()
+    assert [r["state"] for r in held if r["state"] != "pending"] == ["in_progress"]
+    assert len(left_on(conn, WORKER_QUEUE)) == 1  # its message waits out the lease

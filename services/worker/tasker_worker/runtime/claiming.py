@@ -37,7 +37,7 @@ class ClaimScheduler:
     that another waiting namespace could have; backlogs share the slots round robin."""
 
     def __init__(self, *, capacity: int, batch_size: int, claim: ClaimCall,
-                 on_claimed: Callable[[list[ClaimedStep]], None],
+                 on_claimed: Callable[[list[ClaimedStep]], object],
                  on_outcome: Callable[[str, Exception | None], None] | None = None,
                  retry_pause_seconds: float = 1.0) -> None:
         self.capacity = capacity

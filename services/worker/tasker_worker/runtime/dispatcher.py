@@ -81,6 +81,7 @@ class Dispatcher:
         self.recorded_batches = 0
         self._consumers: dict[str, QueueConsumer] = {}
         self._in_flight: dict[int, ClaimedStep] = {}
+        self._intake_closed = False  # no more steps reach the executors
         self._send, self._recv = trio.open_memory_channel[ClaimedStep](capacity)
         self._done_send, self._done_recv = trio.open_memory_channel[StepOutcome](capacity)
         self.scheduler = ClaimScheduler(
@@ -113,7 +114,14 @@ class Dispatcher:
             claim_steps, queue, None, limit, visibility_seconds=self.visibility_seconds,
             worker_id=self.worker_id, max_reads=self.max_reads)
 
-    def _hand_over(self, steps: list[ClaimedStep]) -> None:
+    def _hand_over(self, steps: list[ClaimedStep]) -> int:
+        """Give claimed steps to the executors; how many were given. None once claiming has
+        ended (the executors finish what they have and stop): a record's claim returning
+        after that (a shutdown that cut claiming off) leaves its steps claimed, and they run
+        again when their lease expires."""
+        if self._intake_closed:
+            log.warning("chained_claims_left", steps=[str(s.step_uuid) for s in steps])
+            return 0
         self.claimed += len(steps)
         consumer = self._consumers.get(steps[0].queue)
         if consumer is not None:
@@ -121,6 +129,7 @@ class Dispatcher:
         for step in steps:
             self._in_flight[step.msg_id] = step
             self._send.send_nowait(step)  # never full: a step holds its slot until recorded
+        return len(steps)
 
     def _claim_outcome(self, queue: str, error: Exception | None) -> None:
         """Claims fail or succeed on the queue's consumer, as its batches would: readiness
@@ -164,7 +173,11 @@ class Dispatcher:
 
     async def _claim_until_stopped(self) -> None:
         async with self._send:  # closed when claiming ends: executors finish what is left
-            await self.scheduler.run()
+            try:
+                await self.scheduler.run()  # after `stop`, it waits for chained claims
+            finally:  # returned, or cut off (a deadline or a cancel) without `stop`
+                self.scheduler.stop()  # records claim nothing more
+                self._intake_closed = True
 
     async def _executor_loop(self, done: trio.MemorySendChannel[StepOutcome]) -> None:
         async with done:
@@ -234,9 +247,8 @@ class Dispatcher:
                     MESSAGES_CONSUMED.labels(outcome.step.queue).inc()
                 if consumer is not None and recorded is not None:
                     consumer.counters.processed += 1
-            if claimed:  # they take over the recorded steps' slots
-                self._hand_over(claimed)
-            self._release([o.step for o in batch], reused=len(claimed))
+            reused = self._hand_over(claimed) if claimed else 0  # they take over the
+            self._release([o.step for o in batch], reused=reused)  # recorded steps' slots
             if chain:
                 self.scheduler.end_chain()
 

@@ -121,6 +121,11 @@ async def test_decision_outcomes_and_failures_go_to_result_processing(
     assert row is not None and row[0] == 1
 
 
+def _dispatcher(db: Database, executor: InstantExecutor) -> Dispatcher:
+    return Dispatcher(db=db, executor=executor,  # type: ignore[arg-type]
+                      capacity=4, visibility_seconds=30, worker_id="chain", max_reads=5)
+
+
 class InstantExecutor:
     """Every step succeeds at once."""
 
@@ -145,8 +150,7 @@ async def test_the_worker_claims_the_next_step_in_the_record(
     transaction that recorded its parent, and the task completes."""
     task = await create_task(db, conn)
     executor = InstantExecutor()
-    dispatcher = Dispatcher(db=db, executor=executor,  # type: ignore[arg-type]
-                            capacity=4, visibility_seconds=30, worker_id="chain", max_reads=5)
+    dispatcher = _dispatcher(db, executor)
     async with trio.open_nursery() as nursery:
         await nursery.start(dispatcher.run)
         dispatcher.scheduler.want(WORKER_QUEUE)  # no consumer here: nothing else wakes it
@@ -185,8 +189,7 @@ async def test_a_chained_claim_returning_after_claiming_was_cut_off_is_left_to_i
     ClosedResourceError and the worker crashed)."""
     task = await create_task(db, conn)
     executor = GatedExecutor()
-    dispatcher = Dispatcher(db=db, executor=executor,  # type: ignore[arg-type]
-                            capacity=4, visibility_seconds=30, worker_id="chain", max_reads=5)
+    dispatcher = _dispatcher(db, executor)
     async with trio.open_nursery() as nursery:
         await nursery.start(dispatcher.run)
         dispatcher.scheduler.want(WORKER_QUEUE)

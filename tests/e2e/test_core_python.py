@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -25,7 +24,7 @@ from tests.e2e.test_core_rest import (
     POLL_SECONDS,
     TERMINAL_TASK_STATES,
     CoreClient,
-    check_health,
+    core_client,
     create_task_request,
 )
 
@@ -49,13 +48,8 @@ def cluster(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def client(cluster: Cluster) -> Iterator[CoreClient]:
-    """The harness's health checks (gateway and worker), then a client of the gateway."""
-    gateway = f"http://127.0.0.1:{cluster.get('gateway').health_port}"
-    check_health(gateway, core.HealthResponse)
-    check_health(f"http://127.0.0.1:{cluster.get('worker').health_port}",
-                 core.BasicHealthResponse)
-    with httpx.Client(base_url=gateway, timeout=30) as http:
-        yield CoreClient(http)
+    with core_client(cluster) as c:
+        yield c
 
 
 def completed(client: CoreClient, namespace: str, name: str, context: dict[str, Any],

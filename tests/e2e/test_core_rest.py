@@ -13,6 +13,7 @@ import csv
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,14 +100,23 @@ def check_health(url: str, model: type[core.HealthResponse] | type[core.BasicHea
     assert model.model_validate_json(response.content).status == "healthy"
 
 
-@pytest.fixture(scope="module")
-def client(cluster: Cluster) -> Iterator[CoreClient]:
+@contextmanager
+def core_client(cluster: Cluster, *, check_worker: bool = True) -> Iterator[CoreClient]:
+    """The harness's health checks (gateway, and worker unless told not to), then a client
+    of the gateway; every module driving the API as tasker-core's harness does uses it."""
     gateway = f"http://127.0.0.1:{cluster.get('gateway').health_port}"
     check_health(gateway, core.HealthResponse)
-    check_health(f"http://127.0.0.1:{cluster.get('worker').health_port}",
-                 core.BasicHealthResponse)
+    if check_worker:
+        check_health(f"http://127.0.0.1:{cluster.get('worker').health_port}",
+                     core.BasicHealthResponse)
     with httpx.Client(base_url=gateway, timeout=30) as http:
         yield CoreClient(http)
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Cluster) -> Iterator[CoreClient]:
+    with core_client(cluster) as c:
+        yield c
 
 
 def naive_now() -> str:

@@ -19,7 +19,7 @@ from pydantic import AwareDatetime
 from tasker_cli.cluster import Cluster
 from tests.e2e import core_api_types as core
 from tests.e2e.cluster_support import TEMPLATES, cluster_env, make_cluster
-from tests.e2e.test_core_rest import CoreClient, check_health, create_task_request
+from tests.e2e.test_core_rest import CoreClient, check_health, core_client, create_task_request
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +68,8 @@ def cluster(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def client(cluster: Cluster) -> Iterator[CoreClient]:
-    gateway = f"http://127.0.0.1:{cluster.get('gateway').health_port}"
-    check_health(gateway, core.HealthResponse)
-    with httpx.Client(base_url=gateway, timeout=30) as http:
-        yield CoreClient(http)
+    with core_client(cluster, check_worker=False) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

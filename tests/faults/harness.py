@@ -175,14 +175,18 @@ def _value(results: Any) -> Any:
     return inner.get("value") if isinstance(inner, dict) else None
 
 
-def overlapping_runs(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Pairs of runs of one step whose time intervals overlap (a step run twice at once)."""
+def _runs_by_step(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The runs of each step, in the order they started."""
     by_step: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
         by_step[run["step"]].append(run)
+    return [sorted(items, key=lambda r: r["start"]) for items in by_step.values()]
+
+
+def overlapping_runs(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Pairs of runs of one step whose time intervals overlap (a step run twice at once)."""
     pairs = []
-    for items in by_step.values():
-        items.sort(key=lambda r: r["start"])
+    for items in _runs_by_step(runs):
         for earlier, later in itertools.pairwise(items):
             if later["start"] < earlier["end"]:
                 pairs.append((earlier, later))
@@ -194,12 +198,8 @@ def reruns_after_finish(
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(finished run, later run) for each run of a step that started after an earlier run of
     it had finished successfully: the finished result was lost and the step ran again."""
-    by_step: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for run in runs:
-        by_step[run["step"]].append(run)
     lost = []
-    for items in by_step.values():
-        items.sort(key=lambda r: r["start"])
+    for items in _runs_by_step(runs):
         finished: dict[str, Any] | None = None
         for run in items:
             if finished is not None and run["start"] >= finished["end"]:

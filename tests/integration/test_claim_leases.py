@@ -230,3 +230,27 @@ def test_the_heartbeat_ignores_ids_that_are_not_step_messages(conn: Conn) -> Non
                        (QUEUE, Jsonb({"step_uuid": "not-a-uuid"}))).fetchone()
     assert row is not None
     assert extend_visibility(conn, {QUEUE: [int(row["id"]), 10**12]}, VT) == 1
+
+
+def test_a_claim_never_waits_on_a_step_being_recorded(conn: Conn, db_url: str) -> None:
+    """The deadlock the fault suite found: a step's lease ran out during a database outage
+    while its finished result was being recorded. The record holds the step row and then
+    deletes the message; a claim that locked the (visible) message and then waited for the
+    step row closed the circle, and when the record was the victim the claim re-ran the
+    step and the finished result became stale. A claim now leaves a step whose row is
+    locked alone, and the result is recorded."""
+    step_uuid = _enqueued_step(conn)
+    [claimed] = _claim(conn)
+    _worker_dies(conn, step_uuid)  # the lease has lapsed: the message is visible again
+    with psycopg.connect(db_url, row_factory=dict_row) as recorder:
+        recorder.execute("SELECT 1 FROM tasker.workflow_steps WHERE workflow_step_uuid = %s"
+                         " FOR NO KEY UPDATE", (step_uuid,))  # the record's first lock
+        conn.execute("SET lock_timeout = '3s'")
+        assert _claim(conn) == []  # at once: neither a wait nor a second run
+        assert _messages(conn)[claimed.msg_id]["read_ct"] == 1  # left as it was
+        assert _record(recorder, claimed) == "recorded"
+        recorder.commit()
+    state = _step(conn, step_uuid)
+    assert (state["state"], state["attempts"], state["runs"]) == (
+        "enqueued_for_orchestration", 1, 1)
+    assert _messages(conn) == {}

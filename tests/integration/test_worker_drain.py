@@ -17,10 +17,12 @@ from psycopg.rows import dict_row
 from tasker_ingestion.service import serve as serve_ingestion
 from tasker_shared.db.database import Database
 from tasker_shared.domain.template.text import parse_template_text
+from tasker_shared.runtime.circuit import CircuitBreaker
 from tasker_shared.store.templates import register_template
 from tasker_worker.runtime.claims import ClaimedStep, StepOutcome
 from tasker_worker.runtime.dispatcher import Dispatcher
 from tasker_worker.sdk.results import success
+from tests.integration.tcp_proxy import TcpProxy
 from tests.support import outcome, service_settings, submit
 
 NS = "drain"
@@ -104,6 +106,16 @@ async def _until(check: Callable[[], bool]) -> None:
             await trio.sleep(0.005)
 
 
+async def _all_running(nursery: trio.Nursery, db: Database,
+                       executor: HeldExecutor) -> Dispatcher:
+    """A dispatcher started in `nursery`, once every enqueued step runs in `executor`."""
+    dispatcher = _dispatcher(db, executor)
+    await nursery.start(dispatcher.run)
+    dispatcher.scheduler.want(QUEUE)
+    await _wait(executor.all_started)
+    return dispatcher
+
+
 def _dispatcher(db: Database, executor: HeldExecutor) -> Dispatcher:
     return Dispatcher(db=db, executor=executor, capacity=STEPS + 2,  # type: ignore[arg-type]
                       visibility_seconds=30, worker_id="drain-test", max_reads=5)
@@ -125,12 +137,9 @@ async def test_results_finished_after_stop_are_all_recorded(
     channel and records all of it (before, `EndOfChannel` while collecting dropped that
     batch and the worker exited 1)."""
     executor = HeldExecutor()
-    dispatcher = _dispatcher(db, executor)
-    outcomes = dispatcher._done_send  # the channel the executors hand results to
     async with trio.open_nursery() as nursery:
-        await nursery.start(dispatcher.run)
-        dispatcher.scheduler.want(QUEUE)
-        await _wait(executor.all_started)
+        dispatcher = await _all_running(nursery, db, executor)
+        outcomes = dispatcher._done_send  # the channel the executors hand results to
         dispatcher.stop()
         held = executor.steps[:2]
         with psycopg.connect(db_url) as blocker:
@@ -152,13 +161,40 @@ async def test_results_finished_before_the_deadline_survive_it(
     """The shutdown deadline cancels the drain right after the handlers finished: their
     results are still recorded (a cancelled record would only be re-run later)."""
     executor = HeldExecutor()
-    dispatcher = _dispatcher(db, executor)
     async with trio.open_nursery() as nursery:
-        await nursery.start(dispatcher.run)
-        dispatcher.scheduler.want(QUEUE)
-        await _wait(executor.all_started)
+        dispatcher = await _all_running(nursery, db, executor)
         dispatcher.stop()
         executor.let_finish()
         await _wait(executor.all_finished)
         nursery.cancel_scope.cancel()  # what the runtime's shutdown deadline does
+    _assert_recorded_once(db_url, enqueued, executor)
+
+
+async def test_results_finished_while_the_database_is_away_are_recorded_when_it_is_back(
+        db_url: str, enqueued: list[Any]) -> None:
+    """Handlers finish while the server is unreachable for 4 s (the recorder gave up after
+    about 1.5 s before, and the steps ran again): the results wait, and are recorded once
+    the server answers again."""
+    proxy = TcpProxy(db_url)
+    breaker = CircuitBreaker("database", failure_threshold=2, timeout_seconds=60,
+                             probe_interval_seconds=0.2)
+    executor = HeldExecutor()
+    async with trio.open_nursery() as nursery:
+        await proxy.up(nursery)
+        db = Database(proxy.proxied_url, min_size=2, max_size=4, application_name="drain",
+                      acquire_timeout_seconds=1, connect_timeout_seconds=2, breaker=breaker)
+        await db.open()
+        try:
+            dispatcher = await _all_running(nursery, db, executor)
+            proxy.down()
+            executor.let_finish()
+            await _wait(executor.all_finished)
+            await trio.sleep(4)
+            assert executor.counted == []  # nothing given up while the server is away
+            await proxy.up(nursery)
+            await _until(lambda: len(executor.counted) == STEPS)
+            dispatcher.stop()
+        finally:
+            await db.close()
+            nursery.cancel_scope.cancel()
     _assert_recorded_once(db_url, enqueued, executor)

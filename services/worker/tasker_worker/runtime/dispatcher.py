@@ -31,7 +31,11 @@ log = structlog.get_logger("tasker.worker")
 
 RECORDERS = 2
 RECORD_BATCH = 64
-RECORD_ATTEMPTS = 5
+# A finished result is never given up while the database is unreachable (giving up runs the
+# step again): the recorder retries outages for as long as the process lives. Other errors
+# (a deadlock victim, a serialization failure) are retried this many times.
+RECORD_ATTEMPTS = 10
+RECORD_BACKOFF_MAX_SECONDS = 1.0
 # After the executors are done (or cut off by the shutdown deadline), finished results still
 # being recorded get this long; it only matters while the database does not answer.
 RECORD_GRACE_SECONDS = 10.0
@@ -220,7 +224,8 @@ class Dispatcher:
         queue = batch[0].step.queue
         chain = all(o.step.queue == queue for o in batch) and self.scheduler.begin_chain(queue)
         try:
-            for attempt in range(RECORD_ATTEMPTS):
+            attempt = failures = 0
+            while failures < RECORD_ATTEMPTS:
                 try:
                     if chain and attempt == 0:  # the next steps are claimed by the
                         # record's transaction (a failed attempt retries the record alone)
@@ -233,8 +238,12 @@ class Dispatcher:
                                                                 worker_id=self.worker_id)
                     break
                 except Exception as exc:
-                    log.warning("record_results_failed", attempt=attempt, error=str(exc))
-                    await trio.sleep(0.1 * 2**attempt)
+                    if not is_outage(exc):
+                        failures += 1
+                    log.warning("record_results_failed", attempt=attempt, error=str(exc),
+                                outage=is_outage(exc))
+                    await trio.sleep(min(0.05 * 2**attempt, RECORD_BACKOFF_MAX_SECONDS))
+                    attempt += 1
         finally:
             if recorded is None:  # the step's message reappears; it runs again
                 log.error("results_not_recorded", steps=[str(o.step.step_uuid) for o in batch])
@@ -258,9 +267,14 @@ class Dispatcher:
         self.scheduler.release(len(steps) - reused)
 
     async def _extend_loop(self) -> None:
+        """Extend the leases of every step held (running, or finished and being recorded)
+        every third of the visibility timeout; after a failed extension, again within a
+        quarter second, so a short database outage does not let leases lapse."""
         period = max(self.visibility_seconds / 3.0, 0.2)
+        pause = period
         while True:
-            await trio.sleep(period)
+            await trio.sleep(pause)
+            pause = period
             if not self._in_flight:
                 continue
             by_queue: dict[str, list[int]] = {}
@@ -270,6 +284,7 @@ class Dispatcher:
                 await self.db.run_autocommit(extend_visibility, by_queue, self.visibility_seconds)
             except Exception as exc:
                 log.warning("visibility_extension_failed", error=str(exc))
+                pause = min(period, 0.25)
 
 
 class ClaimFn:

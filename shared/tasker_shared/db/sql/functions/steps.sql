@@ -40,7 +40,8 @@ $function$;
 -- or re-claim an in_progress step whose lease expired), hide the messages and lease the
 -- steps for p_vt_seconds and return everything the handler needs. Stale messages (step no
 -- longer runnable) and duplicates (step leased by a live claim) are deleted; undecodable or
--- over-read messages are set aside. One call, one commit.
+-- over-read messages are set aside. One call, one commit. It never waits on a
+-- lock (messages and step rows are taken with SKIP LOCKED).
 CREATE OR REPLACE FUNCTION tasker.claim_steps_v1(
     p_queue text, p_ids bigint[], p_limit integer, p_vt_seconds numeric, p_worker text,
     p_max_reads integer DEFAULT 5
@@ -83,9 +84,17 @@ BEGIN
             CONTINUE;
         END IF;
         v_step := (m.message ->> 'step_uuid')::uuid;
+        -- The message is locked first, so the step row is taken without waiting: a record
+        -- holds the step row and then deletes this message (the reverse order), and a claim
+        -- that waited here would deadlock with it. A step row locked by someone else leaves
+        -- its message as it is (still visible; the next claim looks again).
         SELECT ws.*, t.correlation_id AS corr INTO v_ws
           FROM tasker.workflow_steps ws JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
-         WHERE ws.workflow_step_uuid = v_step FOR NO KEY UPDATE OF ws;
+         WHERE ws.workflow_step_uuid = v_step FOR NO KEY UPDATE OF ws SKIP LOCKED;
+        IF NOT FOUND AND EXISTS (SELECT 1 FROM tasker.workflow_steps
+                                  WHERE workflow_step_uuid = v_step) THEN
+            CONTINUE;
+        END IF;
         IF NOT FOUND THEN
             PERFORM tasker.set_aside_message_v1(p_queue, m.msg_id,
                 format('unknown step %s', v_step));

@@ -67,7 +67,7 @@ _CHUNK = [
          FROM h ORDER BY n""",
     """INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid,
            retryable, max_attempts, in_process, processed, processed_at, attempts,
-           last_attempted_at, inputs, results, priority, created_at, updated_at)
+           last_attempted_at, inputs, results, priority, created_at, updated_at, current_state)
        SELECT step, task, named_step_uuid, true, 3, false, true, at + interval '5 ms', 1, at,
               CASE WHEN k = 1 THEN '{}'::jsonb
                    ELSE jsonb_build_object('parent', 'linear_step_' || (k - 1)) END,
@@ -78,7 +78,7 @@ _CHUNK = [
                       'custom', '{}'::jsonb, 'context', '{}'::jsonb, 'retryable', false,
                       'worker_id', 'bench-history', 'started_at', at,
                       'completed_at', at + interval '1 ms', 'execution_time_ms', 0)),
-              0, at - k * interval '35 ms', at + interval '5 ms'
+              0, at - k * interval '35 ms', at + interval '5 ms', 'complete'
          FROM hs ORDER BY n, k""",
     """INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid, name, created_at)
        SELECT p.step, c.step, 'provides', p.at
@@ -102,7 +102,7 @@ _CHUNK = [
         ORDER BY h.n, tr.sort_key""",
     # The audit trigger writes one audit row per enqueued_for_orchestration transition.
     """INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
-           metadata, sort_key, most_recent, created_at, updated_at)
+           metadata, sort_key, created_at, updated_at)
        SELECT hs.step, tr.from_state, tr.to_state,
               jsonb_build_object('event', tr.event, 'timestamp', hs.at + tr.after) || CASE
                   WHEN tr.sort_key = 3 THEN jsonb_build_object('msg_id', hs.n * 4 + hs.k,
@@ -111,7 +111,7 @@ _CHUNK = [
                       'attempt', 1, 'worker_id', 'bench-history', 'correlation_id', hs.corr)
                   WHEN tr.sort_key = 5 THEN '{"reason": null, "backoff_kind": null}'::jsonb
                   ELSE '{}'::jsonb END,
-              tr.sort_key, tr.sort_key = 5, hs.at + tr.after, hs.at + tr.after
+              tr.sort_key, hs.at + tr.after, hs.at + tr.after
          FROM hs CROSS JOIN (VALUES
              (1, NULL, 'pending', 'create', interval '-30 ms'),
              (2, 'pending', 'enqueued', 'enqueue', interval '-10 ms'),

@@ -179,7 +179,7 @@ LOAD_SQL = [
     INSERT INTO tasker.workflow_steps (
         workflow_step_uuid, task_uuid, named_step_uuid, retryable, max_attempts, in_process,
         processed, processed_at, attempts, last_attempted_at, backoff_request_seconds, inputs,
-        results, created_at, updated_at)
+        results, created_at, updated_at, current_state)
     SELECT step_uuid, task_uuid, named_step, true, 3, state = 'in_progress',
            state = 'complete', CASE WHEN state = 'complete' THEN created + interval '30 s' END,
            CASE state WHEN 'pending' THEN NULL WHEN 'enqueued' THEN NULL
@@ -199,7 +199,7 @@ LOAD_SQL = [
                     'error', jsonb_build_object('message', 'boom'),
                     'metadata', jsonb_build_object('retryable', state <> 'error'))
            END,
-           created, created
+           created, created, state
       FROM bs
     """,
     """
@@ -212,10 +212,9 @@ LOAD_SQL = [
     """,
     """
     INSERT INTO tasker.workflow_step_transitions (
-        workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent, created_at,
-        updated_at)
+        workflow_step_uuid, from_state, to_state, metadata, sort_key, created_at, updated_at)
     SELECT bs.step_uuid, sp.path[o - 1], sp.path[o],
-           jsonb_build_object('event', sp.path[o]), o, o = cardinality(sp.path),
+           jsonb_build_object('event', sp.path[o]), o,
            bs.created + o * interval '2 s', bs.created + o * interval '2 s'
       FROM bs JOIN step_paths sp ON sp.state = bs.state,
            generate_subscripts(sp.path, 1) o

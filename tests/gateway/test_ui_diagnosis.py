@@ -31,7 +31,9 @@ async def test_fresh_task_without_a_worker(gw: Gateway) -> None:
     steps = step_uuids(gw, task)
     # the first step has waited in its queue for 30 s; nothing ever claimed it
     gw.sql("UPDATE tasker.workflow_step_transitions SET created_at = now() - interval '30 s'"
-           " WHERE workflow_step_uuid = %s AND most_recent", (steps["linear_step_1"],))
+           " WHERE workflow_step_uuid = %s AND sort_key = (SELECT max(sort_key) FROM"
+           " tasker.workflow_step_transitions WHERE workflow_step_uuid = %s)",
+           (steps["linear_step_1"], steps["linear_step_1"]))
     g = await graph(gw, task)
     found = kinds(g)
     assert "'linear_step_1' wait(s) in queue worker_examples_queue" in found["unclaimed"]

@@ -62,14 +62,14 @@ def make_task(
 
 def force_step_state(conn: DictConn, step: UUID, state: str, *,
                      at: datetime | None = None) -> None:
-    """Append a transition row putting `step` into `state` (bypassing the state machine)."""
-    conn.execute(
-        "UPDATE tasker.workflow_step_transitions SET most_recent = false"
-        " WHERE workflow_step_uuid = %s AND most_recent", (step,))
+    """Put `step` into `state` (its row's current state, and a transition row appended),
+    bypassing the state machine."""
+    conn.execute("UPDATE tasker.workflow_steps SET current_state = %s"
+                 " WHERE workflow_step_uuid = %s", (state, step))
     conn.execute(
         "INSERT INTO tasker.workflow_step_transitions"
-        " (workflow_step_uuid, from_state, to_state, sort_key, most_recent, created_at)"
-        " SELECT %s, NULL, %s, COALESCE(max(sort_key), 0) + 1, true, COALESCE(%s, now())"
+        " (workflow_step_uuid, from_state, to_state, sort_key, created_at)"
+        " SELECT %s, NULL, %s, COALESCE(max(sort_key), 0) + 1, COALESCE(%s, now())"
         " FROM tasker.workflow_step_transitions WHERE workflow_step_uuid = %s",
         (step, state, at, step))
 

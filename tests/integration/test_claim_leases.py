@@ -128,7 +128,7 @@ def test_a_step_whose_worker_died_after_a_duplicate_is_reclaimed(conn: Conn) -> 
     assert (state["state"], state["attempts"], state["runs"]) == ("in_progress", 2, 2)
     reclaim = conn.execute(
         "SELECT metadata ->> 'event' AS event FROM tasker.workflow_step_transitions"
-        " WHERE workflow_step_uuid = %s AND most_recent", (step_uuid,)).fetchone()
+        " WHERE workflow_step_uuid = %s ORDER BY sort_key DESC LIMIT 1", (step_uuid,)).fetchone()
     assert reclaim is not None and reclaim["event"] == "reclaim"
     assert _record(conn, claimed) == "stale"
     assert _record(conn, again) == "recorded"

@@ -77,9 +77,14 @@ def task_rows(conn: DictConn, task: UUID) -> list[dict[str, Any]]:
 
 
 def step_rows(conn: DictConn, step: UUID) -> list[dict[str, Any]]:
+    """A step's transitions; `most_recent`: the last one, and the state its row holds."""
     return conn.execute(
-        "SELECT from_state, to_state, sort_key, most_recent, metadata"
-        " FROM tasker.workflow_step_transitions WHERE workflow_step_uuid = %s ORDER BY sort_key",
+        "SELECT st.from_state, st.to_state, st.sort_key, st.metadata,"
+        "       st.sort_key = max(st.sort_key) OVER () AND st.to_state = ws.current_state"
+        "           AS most_recent"
+        " FROM tasker.workflow_step_transitions st"
+        " JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = st.workflow_step_uuid"
+        " WHERE st.workflow_step_uuid = %s ORDER BY st.sort_key",
         (step,)).fetchall()
 
 
@@ -145,8 +150,9 @@ def test_transition_rows_with_unknown_states_are_refused(conn: DictConn) -> None
             ("INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, sort_key,"
              " most_recent) VALUES (%s, 'nowhere', 'complete', 99, false)", (task,)),
             ("INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state,"
-             " to_state, sort_key, most_recent) VALUES (%s, 'pending', 'done', 99, false)",
-             (steps["a"],))):
+             " to_state, sort_key) VALUES (%s, 'pending', 'done', 99)", (steps["a"],)),
+            ("UPDATE tasker.workflow_steps SET current_state = 'done'"
+             " WHERE workflow_step_uuid = %s", (steps["a"],))):
         with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
             conn.execute(sql, params)
 

@@ -56,10 +56,11 @@ def task_graph(conn: DictConn,
                task: UUID) -> tuple[dict[str, dict[str, Any]], set[tuple[str, str]]]:
     steps = conn.execute(
         "SELECT ns.name, ws.retryable, ws.max_attempts, ws.inputs, ws.attempts, ws.in_process,"
-        "       ws.processed, st.to_state, st.sort_key"
+        "       ws.processed, ws.current_state AS to_state, st.sort_key"
         "  FROM tasker.workflow_steps ws JOIN tasker.named_steps ns USING (named_step_uuid)"
-        "  JOIN tasker.workflow_step_transitions st"
-        "    ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent"
+        "  JOIN LATERAL (SELECT x.sort_key FROM tasker.workflow_step_transitions x"
+        "                 WHERE x.workflow_step_uuid = ws.workflow_step_uuid"
+        "                 ORDER BY x.sort_key DESC LIMIT 1) st ON true"
         " WHERE ws.task_uuid = %s", (task,)).fetchall()
     edges = conn.execute(
         "SELECT fn.name AS f, tn.name AS t, e.name AS kind FROM tasker.workflow_step_edges e"

@@ -53,12 +53,10 @@ def lost_steps(conn: Conn, runs: list[tuple[UUID, int]]) -> list[tuple[UUID, int
     """Of the (step, attempt) runs given, those whose step is no longer `in_progress` under
     that attempt, with the step's state (`missing` for a deleted step)."""
     rows = conn.execute(
-        "SELECT r.step_uuid, r.attempt, COALESCE(t.to_state, 'missing') AS state"
+        "SELECT r.step_uuid, r.attempt, COALESCE(ws.current_state, 'missing') AS state"
         " FROM unnest(%s::uuid[], %s::int[]) AS r(step_uuid, attempt)"
         " LEFT JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.step_uuid"
-        " LEFT JOIN tasker.workflow_step_transitions t"
-        "   ON t.workflow_step_uuid = r.step_uuid AND t.most_recent"
-        " WHERE ws.workflow_step_uuid IS NULL OR t.to_state IS DISTINCT FROM 'in_progress'"
+        " WHERE ws.workflow_step_uuid IS NULL OR ws.current_state <> 'in_progress'"
         "    OR ws.attempts IS DISTINCT FROM r.attempt",
         ([step for step, _ in runs], [attempt for _, attempt in runs]),
     ).fetchall()

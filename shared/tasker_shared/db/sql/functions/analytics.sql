@@ -28,10 +28,7 @@ AS $function$
           FROM tasker.tasks t
           LEFT JOIN tasker.task_transitions tt ON tt.task_uuid = t.task_uuid AND tt.most_recent
     ), ss AS (
-        SELECT COALESCE(st.to_state, 'pending') AS s
-          FROM tasker.workflow_steps ws
-          LEFT JOIN tasker.workflow_step_transitions st
-                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+        SELECT ws.current_state AS s FROM tasker.workflow_steps ws
     ), tc AS (
         SELECT count(*) FILTER (WHERE s = 'pending') AS pending,
                count(*) FILTER (WHERE s = 'initializing') AS initializing,

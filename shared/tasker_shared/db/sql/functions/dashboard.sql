@@ -105,8 +105,9 @@ AS $function$
            CASE WHEN jsonb_typeof(ws.results -> 'error') = 'object'
                 THEN (ws.results -> 'error' ->> 'retryable')::boolean END
       FROM tasker.workflow_steps ws
-      LEFT JOIN tasker.workflow_step_transitions st
-             ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
+      LEFT JOIN LATERAL (SELECT x.created_at FROM tasker.workflow_step_transitions x
+                          WHERE x.workflow_step_uuid = ws.workflow_step_uuid
+                          ORDER BY x.sort_key DESC LIMIT 1) st ON true
      WHERE ws.task_uuid = p_task
 $function$;
 

@@ -277,10 +277,8 @@ AS $function$
                GREATEST(ws.last_attempted_at,
                         (ws.checkpoint ->> 'timestamp')::timestamptz) AS progress_at
           FROM tasker.workflow_steps ws
-          JOIN tasker.workflow_step_transitions st
-            ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
          WHERE ws.in_process AND ws.inputs ? 'batch_metadata'
-           AND st.to_state = 'in_progress'
+           AND ws.current_state = 'in_progress'
     )
     SELECT r.workflow_step_uuid, r.task_uuid, ns.name::text, COALESCE(r.attempts, 0),
            r.checkpoint -> 'cursor', (r.checkpoint ->> 'items_processed')::bigint,

@@ -86,7 +86,7 @@ BEGIN
            c.last_attempted_at
       FROM (
         SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
-               COALESCE(st.to_state, 'pending')::text AS current_state,
+               ws.current_state::text AS current_state,
                ws.processed, ws.in_process, ws.attempts, ws.max_attempts,
                ws.backoff_request_seconds, ws.last_attempted_at,
                par.total AS total_parents, par.done AS completed_parents,
@@ -105,15 +105,12 @@ BEGIN
                WHERE w.task_uuid = q.task_uuid
                  AND (p_steps IS NULL OR w.workflow_step_uuid = ANY (p_steps)) OFFSET 0) ws
           JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
-          LEFT JOIN tasker.workflow_step_transitions st
-                 ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
           CROSS JOIN LATERAL (
               SELECT count(*)::integer AS total,
-                     (count(*) FILTER (WHERE pst.to_state IN ('complete', 'resolved_manually')))
+                     (count(*) FILTER (WHERE p.current_state IN ('complete', 'resolved_manually')))
                          ::integer AS done
                 FROM tasker.workflow_step_edges e
-                LEFT JOIN tasker.workflow_step_transitions pst
-                       ON pst.workflow_step_uuid = e.from_step_uuid AND pst.most_recent
+                JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
                WHERE e.to_step_uuid = ws.workflow_step_uuid) par
           CROSS JOIN LATERAL (
               SELECT max(ft.created_at) AS last_failure_at

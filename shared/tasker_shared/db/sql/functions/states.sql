@@ -34,8 +34,8 @@ CREATE OR REPLACE FUNCTION tasker.get_current_step_state_v1(p_step uuid)
  SET enable_material TO 'off'
 AS $function$
 BEGIN
-    RETURN (SELECT COALESCE((SELECT to_state FROM tasker.workflow_step_transitions
-                     WHERE workflow_step_uuid = p_step AND most_recent), 'pending'));
+    RETURN COALESCE((SELECT current_state FROM tasker.workflow_steps
+                      WHERE workflow_step_uuid = p_step), 'pending');
 END
 $function$;
 
@@ -128,36 +128,37 @@ CREATE OR REPLACE FUNCTION tasker._append_step_transition_v1(
 AS $function$
 DECLARE
     v_sort integer;
+    v_task uuid;
 BEGIN
-    UPDATE tasker.workflow_step_transitions SET most_recent = false, updated_at = now()
-     WHERE workflow_step_uuid = p_step AND most_recent
-    RETURNING sort_key INTO v_sort;
+    -- The transition log is only appended to; the step's state lives on its row, updated
+    -- in place after it (a HOT update: no index covers the columns it changes; migration
+    -- 0025). Appended first, so the foreign key's share lock finds the row the caller has
+    -- usually locked already (no lock of its own to log); a concurrent append to the same
+    -- step's log would collide on (step, sort_key) and fail instead of forking the log.
+    SELECT st.sort_key INTO v_sort FROM tasker.workflow_step_transitions st
+     WHERE st.workflow_step_uuid = p_step ORDER BY st.sort_key DESC LIMIT 1;
     INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
-                                                  metadata, sort_key, most_recent)
+                                                  metadata, sort_key)
     VALUES (p_step, p_from, p_to,
             COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
                                                              'timestamp', clock_timestamp()),
-            COALESCE(v_sort, 0) + 1, true);
-    IF p_to IN ('complete', 'cancelled', 'resolved_manually') THEN
-        UPDATE tasker.workflow_steps SET processed = true, processed_at = now(),
-               in_process = false, updated_at = now()
-         WHERE workflow_step_uuid = p_step;
-    ELSIF p_to IN ('error', 'waiting_for_retry', 'pending', 'enqueued_for_orchestration',
-                   'enqueued_as_error_for_orchestration') THEN
-        UPDATE tasker.workflow_steps SET in_process = false, updated_at = now()
-         WHERE workflow_step_uuid = p_step AND in_process;
-    ELSIF p_to = 'in_progress' THEN  -- Start / reclaim: the step is being executed
-        UPDATE tasker.workflow_steps SET in_process = true, updated_at = now()
-         WHERE workflow_step_uuid = p_step AND NOT in_process;
-    END IF;
-    IF p_event = 'reset_for_retry' THEN  -- ResetAttemptsAction (SPEC §2.2)
-        UPDATE tasker.workflow_steps SET attempts = 0, updated_at = now()
-         WHERE workflow_step_uuid = p_step;
-    END IF;
+            COALESCE(v_sort, 0) + 1);
+    UPDATE tasker.workflow_steps
+       SET current_state = p_to,
+           processed = processed OR p_to IN ('complete', 'cancelled', 'resolved_manually'),
+           processed_at = CASE WHEN p_to IN ('complete', 'cancelled', 'resolved_manually')
+                               THEN now() ELSE processed_at END,
+           in_process = CASE WHEN p_to = 'in_progress' THEN true  -- start / reclaim
+                             WHEN p_to = 'enqueued' THEN in_process
+                             ELSE false END,
+           attempts = CASE WHEN p_event = 'reset_for_retry' THEN 0  -- ResetAttemptsAction
+                           ELSE attempts END,                       -- (SPEC section 2.2)
+           updated_at = now()
+     WHERE workflow_step_uuid = p_step
+    RETURNING task_uuid INTO v_task;
     PERFORM pg_notify('tasker_step_events', json_build_object(
-        'task_uuid', (SELECT task_uuid FROM tasker.workflow_steps
-                      WHERE workflow_step_uuid = p_step),
-        'step_uuid', p_step, 'from_state', p_from, 'to_state', p_to, 'event', p_event)::text);
+        'task_uuid', v_task, 'step_uuid', p_step, 'from_state', p_from, 'to_state', p_to,
+        'event', p_event)::text);
 END
 $function$;
 

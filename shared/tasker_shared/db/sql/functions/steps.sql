@@ -286,9 +286,7 @@ BEGIN
        SET progress = p_report || jsonb_build_object('reported_at', v_now),
            claimed_until = v_until, claim_msg_id = p_msg_id
      WHERE ws.workflow_step_uuid = p_step AND ws.attempts = p_attempt
-       AND EXISTS (SELECT 1 FROM tasker.workflow_step_transitions t
-                    WHERE t.workflow_step_uuid = p_step AND t.most_recent
-                      AND t.to_state = 'in_progress')
+       AND ws.current_state = 'in_progress'
     RETURNING true INTO v_done;
     IF v_done THEN
         EXECUTE format(
@@ -301,11 +299,9 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY
-        SELECT false, COALESCE(t.to_state::text, 'missing'), ws.attempts
+        SELECT false, COALESCE(ws.current_state::text, 'missing'), ws.attempts
           FROM (SELECT p_step AS step) s
-          LEFT JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = s.step
-          LEFT JOIN tasker.workflow_step_transitions t
-                 ON t.workflow_step_uuid = s.step AND t.most_recent;
+          LEFT JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = s.step;
 END
 $function$;
 
@@ -500,15 +496,13 @@ AS $function$
 BEGIN
     RETURN QUERY
     SELECT ws.workflow_step_uuid, ws.task_uuid,
-           COALESCE(st.to_state, 'pending')::text, ns.name::text,
+           ws.current_state::text, ns.name::text,
            COALESCE(ws.attempts, 0), ws.max_attempts, ws.retryable, ws.inputs, ws.results,
            nt.named_task_uuid, nt.updated_at
       FROM tasker.workflow_steps ws
       JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
       JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
       JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-      LEFT JOIN tasker.workflow_step_transitions st
-             ON st.workflow_step_uuid = ws.workflow_step_uuid AND st.most_recent
      WHERE ws.workflow_step_uuid = ANY (p_steps);
 END
 $function$;

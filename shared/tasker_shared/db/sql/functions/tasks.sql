@@ -73,9 +73,9 @@ BEGIN
         RETURNING workflow_step_uuid
     ), tr AS (
         INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
-                                                      metadata, sort_key, most_recent)
+                                                      metadata, sort_key)
         SELECT workflow_step_uuid, NULL, 'pending',
-               jsonb_build_object('event', 'create', 'timestamp', clock_timestamp()), 1, true
+               jsonb_build_object('event', 'create', 'timestamp', clock_timestamp()), 1
           FROM ins
         RETURNING 1
     )

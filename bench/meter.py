@@ -45,6 +45,21 @@ SELECT COALESCE(sum(r.bytes), 0)::bigint,
   FROM r WHERE r.ours OR r.xid IN (SELECT xid FROM x)"""
 
 
+# The same window's WAL by the relation (table or index) whose blocks each record touched:
+# where the bytes of a step go (the biggest first; records without blocks, commits among
+# them, are left out).
+_WAL_BY_RELATION = """
+WITH r AS (
+    SELECT (end_lsn - start_lsn)::bigint AS bytes,
+           substring(block_ref FROM 'rel [0-9]+/([0-9]+)/')::oid AS db,
+           substring(block_ref FROM 'rel [0-9]+/[0-9]+/([0-9]+)')::oid AS node
+      FROM pg_get_wal_records_info(%(start)s::pg_lsn, %(end)s::pg_lsn))
+SELECT COALESCE(c.relname::text, 'relfilenode ' || r.node), sum(r.bytes)::bigint
+  FROM r LEFT JOIN pg_class c ON c.relfilenode = r.node
+ WHERE r.db = (SELECT oid FROM pg_database WHERE datname = current_database())
+ GROUP BY 1 ORDER BY 2 DESC LIMIT %(limit)s"""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Cost:
     """A window's totals (CPU in seconds)."""
@@ -56,6 +71,7 @@ class Cost:
     wal_server: int
     wal_database: int | None  # None without pg_walinspect
     write_transactions: int | None
+    wal_relations: tuple[tuple[str, int], ...] = ()  # (relation, bytes), the biggest first
 
     def per_step(self, steps: int) -> dict[str, float | None]:
         def each(value: float | None) -> float | None:
@@ -172,6 +188,7 @@ class Meter:
         time.sleep(self.settle)  # the window's commits are published
         _, end_commits = self._counters()
         wal_db = writes = None
+        relations: tuple[tuple[str, int], ...] = ()
         if self._walinspect and self._flushed(end_lsn):
             try:
                 row = self._conn.execute(_OUR_WAL, {
@@ -180,6 +197,9 @@ class Meter:
                 ).fetchone()
                 assert row is not None
                 wal_db, writes = int(row[0]), int(row[1])
+                relations = tuple((str(name), int(size)) for name, size in self._conn.execute(
+                    _WAL_BY_RELATION, {"start": self._start_lsn, "end": end_lsn,
+                                       "limit": 12}).fetchall())
             except psycopg.Error as exc:  # WAL already recycled, or no permission
                 print(f"pg_walinspect: {exc}", file=sys.stderr)
         row = self._conn.execute("SELECT (%s::pg_lsn - %s::pg_lsn)::bigint",
@@ -191,7 +211,8 @@ class Meter:
         self.cost = Cost(seconds=self._stopped - self._started, cpu_tasker=cpu["tasker"],
                          cpu_postgres=cpu["postgres"], backends=len(self._backends),
                          commits=int(end_commits) - int(self._start_commits),
-                         wal_server=int(row[0]), wal_database=wal_db, write_transactions=writes)
+                         wal_server=int(row[0]), wal_database=wal_db, write_transactions=writes,
+                         wal_relations=relations)
         if self._sampler_conn is not None:
             self._sampler_conn.close()
         self._conn.close()

@@ -82,6 +82,19 @@ def workload_table(outcomes: list[Outcome]) -> None:
                  "WAL KB/step (this db)", "WAL KB/step (server)"), rows)
 
 
+def wal_relations_table(outcomes: list[Outcome]) -> None:
+    """Where each workload's WAL went (its first run per way of submitting): bytes per step
+    by table and index, the biggest first."""
+    seen: set[tuple[str, str]] = set()
+    for o in outcomes:
+        if (o.title, o.mode) in seen or not o.cost.wal_relations:
+            continue
+        seen.add((o.title, o.mode))
+        print(f"\nWAL per step by relation, {o.title} via {o.mode}:")
+        print_table(("relation", "bytes/step"),
+                    [(name, f"{size / o.steps:.0f}") for name, size in o.cost.wal_relations])
+
+
 def peers_table(outcomes: list[Outcome], modes: list[str], label: str) -> None:
     """shared/PEERS.md's same-run figures with this run's rows under them."""
     rows = list(PEERS_SAME_RUN)

@@ -34,7 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import anatomy
 from bench.common import Completions, cluster, fresh_database, server_version
 from bench.meter import STATS_SETTLE_SECONDS, Meter, has_walinspect
-from bench.report import Anatomy, Outcome, anatomy_table, peers_table, workload_table
+from bench.report import (
+    Anatomy,
+    Outcome,
+    anatomy_table,
+    peers_table,
+    wal_relations_table,
+    workload_table,
+)
 from bench.workloads import (
     ClientSubmitter,
     QueueSubmitter,
@@ -193,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
              "n/a (pg_walinspect unavailable)")
           + "; 'WAL (server)': pg_current_wal_lsn() delta, every database on the server.\n")
     workload_table(outcomes)
+    wal_relations_table(outcomes)
     print()
     peers_table(outcomes, [s for s in dict.fromkeys(o.mode for o in outcomes)],
                 f"concurrency {args.concurrency}")

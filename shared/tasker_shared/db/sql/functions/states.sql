@@ -178,11 +178,11 @@ DECLARE
     v_current text;
     v_to text;
 BEGIN
-    PERFORM 1 FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step FOR NO KEY UPDATE;
+    SELECT current_state INTO v_current FROM tasker.workflow_steps
+     WHERE workflow_step_uuid = p_step FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'step % not found', p_step USING ERRCODE = 'TK404';
     END IF;
-    v_current := tasker.get_current_step_state_v1(p_step);
     IF (v_current = ANY (p_from)) IS NOT TRUE THEN  -- also for a NULL or empty p_from
         RETURN NULL;
     END IF;

@@ -100,7 +100,7 @@ BEGIN
                 format('unknown step %s', v_step));
             CONTINUE;
         END IF;
-        v_state := tasker.get_current_step_state_v1(v_step);
+        v_state := v_ws.current_state;
         IF v_state NOT IN ('enqueued', 'in_progress') THEN
             PERFORM tasker.delete_messages_v1(p_queue, ARRAY[m.msg_id]);
             CONTINUE;
@@ -412,14 +412,14 @@ BEGIN
                (x ->> 'attempt')::integer AS attempt, (x ->> 'success')::boolean AS success,
                x -> 'results' AS results, NULLIF(x -> 'headers', 'null'::jsonb) AS headers,
                NULLIF(x -> 'events', 'null'::jsonb) AS events, x ->> 'events_queue' AS events_queue,
-               ws.task_uuid, ws.attempts, t.correlation_id
+               ws.task_uuid, ws.attempts, ws.current_state, t.correlation_id
           FROM jsonb_array_elements(p_results) AS x
           JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = (x ->> 'step_uuid')::uuid
           JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
          ORDER BY ws.workflow_step_uuid  -- one lock order: concurrent recorders cannot deadlock
            FOR NO KEY UPDATE OF ws
     LOOP
-        v_state := tasker.get_current_step_state_v1(r.step);
+        v_state := r.current_state;  -- the locked row's latest version
         IF v_state <> 'in_progress' OR COALESCE(r.attempts, 0) <> r.attempt THEN
             IF v_state IN ('complete', 'cancelled', 'resolved_manually', 'error') THEN
                 v_delete := v_delete || r.msg_id;

@@ -27,6 +27,9 @@ from tasker_client.proto.tasker.v1 import (
     TemplateServiceStub,
 )
 from tasker_client.retry import Attempts
+from tasker_client.typehints import cache_type_hints
+
+cache_type_hints()  # replies are parsed without resolving annotations again
 
 R = TypeVar("R")
 T = TypeVar("T")

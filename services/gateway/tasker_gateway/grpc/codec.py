@@ -21,6 +21,7 @@ from grpclib.const import Status
 from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
 
+from tasker_client.typehints import cache_type_hints
 from tasker_gateway.grpc.reflection import descriptor_pool
 
 # Well-known types whose fields hold no enums a client chooses (NullValue has one value).
@@ -31,6 +32,9 @@ _REASONS = {"MaxDepth": "it nests deeper than protobuf allows (100 messages; a S
                         " about 32 levels of JSON objects)",
             "UTF-8": "a string field is not valid UTF-8",
             "corrupt": "its bytes are not valid protobuf"}
+
+
+cache_type_hints()  # every to_dict / from_dict below resolves annotations once per class
 
 
 def invalid(message: str) -> GRPCError:

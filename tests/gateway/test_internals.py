@@ -68,6 +68,8 @@ async def test_hub_fan_out() -> None:
     hub.unsubscribe(sub)
     hub.unsubscribe(sub)
     assert hub.active == 0
+    hub.on_step_event(note("tasker_step_events", {"task_uuid": str(task)}))
+    assert hub.malformed == 1  # with nobody watching, announcements are not even read
     assert parse_event("[]", step=False) is None
 
 

@@ -85,10 +85,12 @@ class StatusHub:
         sub.send.close()
 
     def on_task_event(self, note: Notification) -> None:
-        self._route(parse_event(note.payload, step=False), note)
+        if self._subs:  # every transition is announced: read only while someone watches
+            self._route(parse_event(note.payload, step=False), note)
 
     def on_step_event(self, note: Notification) -> None:
-        self._route(parse_event(note.payload, step=True), note)
+        if self._subs:
+            self._route(parse_event(note.payload, step=True), note)
 
     def _route(self, event: StateEvent | None, note: Notification) -> None:
         if event is None:

@@ -24,7 +24,6 @@ from tests.operations.ops_support import (
     make_task,
     make_template,
     put_in_state,
-    until,
 )
 from tests.support import service_settings
 
@@ -92,6 +91,16 @@ async def test_stuck_active_tasks_are_reported(db: Database, conn: Conn, templat
     assert detector.statistics()["stuck_reported"] == 2
 
 
+async def _passes(detector: StalenessDetector, at_least: int, *, seconds: float = 30.0) -> None:
+    """Wait for `at_least` passes, bounded in real time: under the autojump clock, virtual time
+    races ahead while a pass waits for the database in a thread, so a bound in virtual time
+    (even 10,000 s) could end before a slow query did."""
+    deadline = time.monotonic() + seconds
+    while detector.stats.passes < at_least:
+        assert time.monotonic() < deadline, f"{detector.stats.passes} passes, not {at_least}"
+        await trio.sleep(1)
+
+
 async def test_loop_runs_every_interval(db: Database, conn: Conn, template: Any,
                                         autojump_clock: trio.testing.MockClock) -> None:
     settings = StalenessSettings(detection_interval_seconds=300)
@@ -101,7 +110,7 @@ async def test_loop_runs_every_interval(db: Database, conn: Conn, template: Any,
         nursery.start_soon(detector.run)
         await trio.sleep(299)
         assert detector.stats.passes == 0
-        await until(lambda: detector.stats.passes >= 2, period=1, limit=10_000)
+        await _passes(detector, 2)
         assert trio.current_time() - start >= 600
         # A failing pass (database breaker open) is logged; the loop keeps going.
         db.breaker = CircuitBreaker("database", failure_threshold=1, timeout_seconds=10_000,
@@ -111,7 +120,7 @@ async def test_loop_runs_every_interval(db: Database, conn: Conn, template: Any,
         await trio.sleep(900)
         assert detector.stats.passes == passes
         db.breaker.reset()
-        await until(lambda: detector.stats.passes > passes, period=1, limit=10_000)
+        await _passes(detector, passes + 1)
         nursery.cancel_scope.cancel()
     db.breaker = None
     disabled = StalenessDetector(db=db, settings=StalenessSettings(enabled=False),

@@ -155,7 +155,18 @@ BEGIN
                            ELSE attempts END,                       -- (SPEC section 2.2)
            updated_at = now()
      WHERE workflow_step_uuid = p_step
+       -- A caller that already wrote the row in this transaction (a claim, a record) sets
+       -- the state with it: no second row version when nothing would change.
+       AND (current_state IS DISTINCT FROM p_to
+            OR p_to IN ('complete', 'cancelled', 'resolved_manually')
+            OR p_event = 'reset_for_retry'
+            OR in_process IS DISTINCT FROM (CASE WHEN p_to = 'in_progress' THEN true
+                                                 WHEN p_to = 'enqueued' THEN in_process
+                                                 ELSE false END))
     RETURNING task_uuid INTO v_task;
+    IF v_task IS NULL THEN
+        SELECT task_uuid INTO v_task FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
+    END IF;
     PERFORM pg_notify('tasker_step_events', json_build_object(
         'task_uuid', v_task, 'step_uuid', p_step, 'from_state', p_from, 'to_state', p_to,
         'event', p_event)::text);

@@ -143,11 +143,11 @@ BEGIN
                        v_ws.max_attempts));
             CONTINUE;
         END IF;
-        -- Marked in process first: the transition's own in_process update then finds
-        -- nothing to change (one row version per claim instead of two).
+        -- Marked in process and in_progress first: the transition's own update of the row
+        -- then finds nothing to change (one row version per claim instead of two).
         UPDATE tasker.workflow_steps
            SET attempts = COALESCE(attempts, 0) + 1, last_attempted_at = now(),
-               in_process = true, updated_at = now(),
+               in_process = true, current_state = 'in_progress', updated_at = now(),
                claimed_until = v_until, claim_msg_id = m.msg_id
          WHERE workflow_step_uuid = v_step;
         PERFORM tasker._append_step_transition_v1(
@@ -428,6 +428,8 @@ BEGIN
             CONTINUE;
         END IF;
         UPDATE tasker.workflow_steps SET results = r.results, in_process = false,
+               current_state = CASE WHEN r.success THEN 'enqueued_for_orchestration'
+                                    ELSE 'enqueued_as_error_for_orchestration' END,
                updated_at = now()
          WHERE workflow_step_uuid = r.step;
         PERFORM tasker._append_step_transition_v1(

@@ -5,7 +5,6 @@ Pure logic: the consumer and the scheduler with in-memory stand-ins for the clai
 from __future__ import annotations
 
 import json
-import uuid
 
 import trio
 import trio.testing
@@ -15,15 +14,7 @@ from tasker_shared.runtime.settings import DeploymentMode, QueueSettings
 from tasker_worker.runtime.claiming import ClaimScheduler
 from tasker_worker.runtime.claims import ClaimedStep
 from tasker_worker.runtime.dispatcher import ClaimFn
-
-
-def _step(queue: str, msg_id: int) -> ClaimedStep:
-    ids = uuid.uuid4()
-    return ClaimedStep(queue=queue, msg_id=msg_id, task_uuid=ids, step_uuid=uuid.uuid4(),
-                       correlation_id=ids, step_name="s", attempt=1, max_attempts=1, inputs={},
-                       checkpoint=None, task_context={}, namespace=queue, task_name="t",
-                       task_version="1", named_task_uuid=ids, dependency_results={},
-                       headers=None)
+from tests.unit.worker_support import claimed_step
 
 
 async def _nothing(queue: str, limit: int) -> list[ClaimedStep]:
@@ -35,7 +26,7 @@ def _scheduler() -> ClaimScheduler:
 
 
 async def test_a_notification_of_held_messages_claims_nothing() -> None:
-    held = {7: _step("q", 7), 8: _step("other", 8)}
+    held = {7: claimed_step("q", 7), 8: claimed_step("other", 8)}
     for ids, wanted in (([7], False), ([7, 9], True), ([8], True), (None, True)):
         scheduler = _scheduler()
         await ClaimFn(scheduler, "q", held)(ids, 50)

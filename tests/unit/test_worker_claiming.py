@@ -3,7 +3,6 @@ free capacity is always offered to the queues in line, fairly."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,15 +12,7 @@ import trio.testing
 
 from tasker_worker.runtime.claiming import CLAIMERS, ClaimScheduler
 from tasker_worker.runtime.claims import ClaimedStep
-
-
-def _step(queue: str, msg_id: int) -> ClaimedStep:
-    ids = uuid.uuid4()
-    return ClaimedStep(queue=queue, msg_id=msg_id, task_uuid=ids, step_uuid=uuid.uuid4(),
-                       correlation_id=ids, step_name="s", attempt=1, max_attempts=1, inputs={},
-                       checkpoint=None, task_context={}, namespace=queue, task_name="t",
-                       task_version="1", named_task_uuid=ids, dependency_results={},
-                       headers=None)
+from tests.unit.worker_support import claimed_step
 
 
 class Queues:
@@ -48,7 +39,7 @@ class Queues:
             raise ConnectionError("database went away")
         ids = self.visible.get(queue, [])
         taken, self.visible[queue] = ids[:limit], ids[limit:]
-        return [_step(queue, i) for i in taken]
+        return [claimed_step(queue, i) for i in taken]
 
     def on_claimed(self, steps: list[ClaimedStep]) -> None:
         self.claimed.extend(steps)

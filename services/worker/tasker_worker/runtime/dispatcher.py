@@ -119,8 +119,8 @@ class Dispatcher:
             worker_id=self.worker_id, max_reads=self.max_reads)
 
     def _hand_over(self, steps: list[ClaimedStep]) -> int:
-        """Give claimed steps to the executors; how many were given. None once claiming has
-        ended (the executors finish what they have and stop): a record's claim returning
+        """Give claimed steps to the executors; how many were given. None (0) once claiming
+        has ended (the executors finish what they have and stop): a record's claim returning
         after that (a shutdown that cut claiming off) leaves its steps claimed, and they run
         again when their lease expires."""
         if self._intake_closed:
@@ -238,10 +238,10 @@ class Dispatcher:
                                                                 worker_id=self.worker_id)
                     break
                 except Exception as exc:
-                    if not is_outage(exc):
-                        failures += 1
+                    outage = is_outage(exc)
+                    failures += not outage
                     log.warning("record_results_failed", attempt=attempt, error=str(exc),
-                                outage=is_outage(exc))
+                                outage=outage)
                     await trio.sleep(min(0.05 * 2**attempt, RECORD_BACKOFF_MAX_SECONDS))
                     attempt += 1
         finally:

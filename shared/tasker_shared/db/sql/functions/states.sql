@@ -129,6 +129,7 @@ AS $function$
 DECLARE
     v_sort integer;
     v_task uuid;
+    v_finished boolean := p_to IN ('complete', 'cancelled', 'resolved_manually');
 BEGIN
     -- The transition log is only appended to; the step's state lives on its row, updated
     -- in place after it (a HOT update: no index covers the columns it changes; migration
@@ -145,24 +146,19 @@ BEGIN
             COALESCE(v_sort, 0) + 1);
     UPDATE tasker.workflow_steps
        SET current_state = p_to,
-           processed = processed OR p_to IN ('complete', 'cancelled', 'resolved_manually'),
-           processed_at = CASE WHEN p_to IN ('complete', 'cancelled', 'resolved_manually')
-                               THEN now() ELSE processed_at END,
-           in_process = CASE WHEN p_to = 'in_progress' THEN true  -- start / reclaim
-                             WHEN p_to = 'enqueued' THEN in_process
-                             ELSE false END,
+           processed = processed OR v_finished,
+           processed_at = CASE WHEN v_finished THEN now() ELSE processed_at END,
+           -- in_progress (start / reclaim) runs the step; enqueued leaves the flag as it is
+           in_process = CASE WHEN p_to = 'enqueued' THEN in_process
+                             ELSE p_to = 'in_progress' END,
            attempts = CASE WHEN p_event = 'reset_for_retry' THEN 0  -- ResetAttemptsAction
                            ELSE attempts END,                       -- (SPEC section 2.2)
            updated_at = now()
      WHERE workflow_step_uuid = p_step
        -- A caller that already wrote the row in this transaction (a claim, a record) sets
        -- the state with it: no second row version when nothing would change.
-       AND (current_state IS DISTINCT FROM p_to
-            OR p_to IN ('complete', 'cancelled', 'resolved_manually')
-            OR p_event = 'reset_for_retry'
-            OR in_process IS DISTINCT FROM (CASE WHEN p_to = 'in_progress' THEN true
-                                                 WHEN p_to = 'enqueued' THEN in_process
-                                                 ELSE false END))
+       AND (current_state IS DISTINCT FROM p_to OR v_finished OR p_event = 'reset_for_retry'
+            OR (p_to <> 'enqueued' AND in_process IS DISTINCT FROM (p_to = 'in_progress')))
     RETURNING task_uuid INTO v_task;
     IF v_task IS NULL THEN
         SELECT task_uuid INTO v_task FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;

@@ -91,13 +91,12 @@ BEGIN
         SELECT ws.*, t.correlation_id AS corr INTO v_ws
           FROM tasker.workflow_steps ws JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
          WHERE ws.workflow_step_uuid = v_step FOR NO KEY UPDATE OF ws SKIP LOCKED;
-        IF NOT FOUND AND EXISTS (SELECT 1 FROM tasker.workflow_steps
-                                  WHERE workflow_step_uuid = v_step) THEN
-            CONTINUE;
-        END IF;
         IF NOT FOUND THEN
-            PERFORM tasker.set_aside_message_v1(p_queue, m.msg_id,
-                format('unknown step %s', v_step));
+            IF NOT EXISTS (SELECT 1 FROM tasker.workflow_steps
+                            WHERE workflow_step_uuid = v_step) THEN
+                PERFORM tasker.set_aside_message_v1(p_queue, m.msg_id,
+                    format('unknown step %s', v_step));
+            END IF;
             CONTINUE;
         END IF;
         v_state := v_ws.current_state;

@@ -124,16 +124,27 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
     with results in flight). A flushed record also makes the earlier claim durable (WAL is
     flushed in order), and several results recorded together share one flush. (A worker
     run with `database.synchronous_commit` off gives this up, as every service does.)"""
+    return _read_records(_send_records(conn, outcomes, worker_id), outcomes)
+
+
+Sent = list[Any]  # cursors of record statements whose results are not read yet
+
+
+def _send_records(conn: Conn, outcomes: list[StepOutcome], worker_id: str) -> Sent:
+    """One record statement per queue; in pipeline mode nothing is awaited yet."""
     by_queue: dict[str, list[StepOutcome]] = {}
     for o in outcomes:
         by_queue.setdefault(o.step.queue, []).append(o)
+    return [conn.execute(
+        "SELECT tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
+        (queue, Jsonb([_record_item(o) for o in group]), worker_id),
+    ) for queue, group in by_queue.items()]
+
+
+def _read_records(sent: Sent, outcomes: list[StepOutcome]) -> list[str]:
     recorded: dict[str, str] = {}
-    for queue, group in by_queue.items():
-        payload = [_record_item(o) for o in group]
-        row = conn.execute(
-            "SELECT tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
-            (queue, Jsonb(payload), worker_id),
-        ).fetchone()
+    for cursor in sent:
+        row = cursor.fetchone()
         recorded.update(count_record(row["outcomes"]) if row else {})
     return [recorded.get(str(o.step.step_uuid), "stale") for o in outcomes]
 
@@ -145,11 +156,15 @@ def record_and_claim(
     """`record_results`, then claim up to `limit` steps from `queue` in the same transaction
     (run it with `Database.run`): what the record just enqueued is claimed at once, without
     waiting for its notification and a claim transaction of its own. The claim commits with
-    the record, in its flush."""
-    recorded = record_results(conn, outcomes, worker_id=worker_id)
-    rows = conn.execute("SELECT c.* FROM " + _CLAIM, (
-        queue, None, limit, visibility_seconds, worker_id, max_reads)).fetchall()
-    return recorded, _claimed(conn, queue, rows, visibility_seconds=visibility_seconds)
+    the record, in its flush. BEGIN, the record and the claim travel in one round trip
+    (pipeline mode), the COMMIT in a second."""
+    with conn.pipeline():
+        sent = _send_records(conn, outcomes, worker_id)
+        claim = conn.execute("SELECT c.* FROM " + _CLAIM, (
+            queue, None, limit, visibility_seconds, worker_id, max_reads))
+        recorded = _read_records(sent, outcomes)
+        rows = claim.fetchall()
+        return recorded, _claimed(conn, queue, rows, visibility_seconds=visibility_seconds)
 
 
 def save_checkpoint(

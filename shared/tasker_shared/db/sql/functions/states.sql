@@ -115,6 +115,43 @@ BEGIN
 END
 $function$;
 
+-- Append a row to a step's transition log and announce it, nothing more: for callers that
+-- set the step row (current_state and the rest) in an update of their own (a claim, a
+-- record), so the row gets one new version per call instead of one per transition.
+CREATE OR REPLACE FUNCTION tasker._log_step_transition_v1(
+    p_step uuid, p_task uuid, p_from text, p_to text, p_event text, p_metadata jsonb
+)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_material TO 'off'
+AS $function$
+DECLARE
+    v_sort integer;
+BEGIN
+    -- A concurrent append to the same step's log would collide on (step, sort_key) and
+    -- fail instead of forking the log.
+    SELECT st.sort_key INTO v_sort FROM tasker.workflow_step_transitions st
+     WHERE st.workflow_step_uuid = p_step ORDER BY st.sort_key DESC LIMIT 1;
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
+                                                  metadata, sort_key)
+    VALUES (p_step, p_from, p_to,
+            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
+                                                             'timestamp', clock_timestamp()),
+            COALESCE(v_sort, 0) + 1);
+    PERFORM pg_notify('tasker_step_events', json_build_object(
+        'task_uuid', p_task, 'step_uuid', p_step, 'from_state', p_from, 'to_state', p_to,
+        'event', p_event)::text);
+END
+$function$;
+
+-- A step transition: the log row, then the state on the step row, updated in place (a HOT
+-- update: no index covers the columns it changes; migration 0025). Logged first, so the
+-- foreign key's share lock finds the row the caller has usually locked already (no lock of
+-- its own to log).
 CREATE OR REPLACE FUNCTION tasker._append_step_transition_v1(
     p_step uuid, p_from text, p_to text, p_event text, p_metadata jsonb
 )
@@ -127,23 +164,11 @@ CREATE OR REPLACE FUNCTION tasker._append_step_transition_v1(
  SET enable_material TO 'off'
 AS $function$
 DECLARE
-    v_sort integer;
     v_task uuid;
     v_finished boolean := p_to IN ('complete', 'cancelled', 'resolved_manually');
 BEGIN
-    -- The transition log is only appended to; the step's state lives on its row, updated
-    -- in place after it (a HOT update: no index covers the columns it changes; migration
-    -- 0025). Appended first, so the foreign key's share lock finds the row the caller has
-    -- usually locked already (no lock of its own to log); a concurrent append to the same
-    -- step's log would collide on (step, sort_key) and fail instead of forking the log.
-    SELECT st.sort_key INTO v_sort FROM tasker.workflow_step_transitions st
-     WHERE st.workflow_step_uuid = p_step ORDER BY st.sort_key DESC LIMIT 1;
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
-                                                  metadata, sort_key)
-    VALUES (p_step, p_from, p_to,
-            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
-                                                             'timestamp', clock_timestamp()),
-            COALESCE(v_sort, 0) + 1);
+    SELECT task_uuid INTO v_task FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
+    PERFORM tasker._log_step_transition_v1(p_step, v_task, p_from, p_to, p_event, p_metadata);
     UPDATE tasker.workflow_steps
        SET current_state = p_to,
            processed = processed OR v_finished,
@@ -154,18 +179,7 @@ BEGIN
            attempts = CASE WHEN p_event = 'reset_for_retry' THEN 0  -- ResetAttemptsAction
                            ELSE attempts END,                       -- (SPEC section 2.2)
            updated_at = now()
-     WHERE workflow_step_uuid = p_step
-       -- A caller that already wrote the row in this transaction (a claim, a record) sets
-       -- the state with it: no second row version when nothing would change.
-       AND (current_state IS DISTINCT FROM p_to OR v_finished OR p_event = 'reset_for_retry'
-            OR (p_to <> 'enqueued' AND in_process IS DISTINCT FROM (p_to = 'in_progress')))
-    RETURNING task_uuid INTO v_task;
-    IF v_task IS NULL THEN
-        SELECT task_uuid INTO v_task FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
-    END IF;
-    PERFORM pg_notify('tasker_step_events', json_build_object(
-        'task_uuid', v_task, 'step_uuid', p_step, 'from_state', p_from, 'to_state', p_to,
-        'event', p_event)::text);
+     WHERE workflow_step_uuid = p_step;
 END
 $function$;
 

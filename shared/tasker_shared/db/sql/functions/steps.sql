@@ -142,17 +142,16 @@ BEGIN
                        v_ws.max_attempts));
             CONTINUE;
         END IF;
-        -- Marked in process and in_progress first: the transition's own update of the row
-        -- then finds nothing to change (one row version per claim instead of two).
+        -- The transition logged, then the row in one update (one row version per claim).
+        PERFORM tasker._log_step_transition_v1(
+            v_step, v_ws.task_uuid, v_state, 'in_progress',
+            CASE WHEN v_state = 'enqueued' THEN 'start' ELSE 'reclaim' END,
+            jsonb_build_object('worker_id', p_worker, 'msg_id', m.msg_id));
         UPDATE tasker.workflow_steps
            SET attempts = COALESCE(attempts, 0) + 1, last_attempted_at = now(),
                in_process = true, current_state = 'in_progress', updated_at = now(),
                claimed_until = v_until, claim_msg_id = m.msg_id
          WHERE workflow_step_uuid = v_step;
-        PERFORM tasker._append_step_transition_v1(
-            v_step, v_state, 'in_progress',
-            CASE WHEN v_state = 'enqueued' THEN 'start' ELSE 'reclaim' END,
-            jsonb_build_object('worker_id', p_worker, 'msg_id', m.msg_id));
         v_claimed := v_claimed || m.msg_id;
         v_steps := v_steps || v_step;
         v_reads := v_reads || m.read_ct;
@@ -405,6 +404,7 @@ DECLARE
     v_headers jsonb := '{}';
     v_touched uuid[] := '{}';
     v_task uuid;
+    v_plain boolean;  -- a plain success, completed here
 BEGIN
     FOR r IN
         SELECT (x ->> 'msg_id')::bigint AS msg_id, ws.workflow_step_uuid AS step,
@@ -426,13 +426,25 @@ BEGIN
             v_out := v_out || jsonb_build_object(r.step::text, 'stale');
             CONTINUE;
         END IF;
+        v_plain := COALESCE(r.success AND jsonb_typeof(r.results) = 'object'
+                   AND r.results -> 'success' = 'true'::jsonb
+                   AND NOT (jsonb_typeof(r.results -> 'result') = 'object'
+                            AND r.results -> 'result' ?| ARRAY['decision_point_outcome',
+                                                               'batch_processing_outcome']),
+                   false);
+        -- The row takes its result (the audit row of the transition below reads it) and, for
+        -- a plain success applied here (migration 0024), its final state: one new version
+        -- for the record and the completion, with both transitions logged.
         UPDATE tasker.workflow_steps SET results = r.results, in_process = false,
-               current_state = CASE WHEN r.success THEN 'enqueued_for_orchestration'
+               current_state = CASE WHEN v_plain THEN 'complete'
+                                    WHEN r.success THEN 'enqueued_for_orchestration'
                                     ELSE 'enqueued_as_error_for_orchestration' END,
+               processed = processed OR v_plain,
+               processed_at = CASE WHEN v_plain THEN now() ELSE processed_at END,
                updated_at = now()
          WHERE workflow_step_uuid = r.step;
-        PERFORM tasker._append_step_transition_v1(
-            r.step, 'in_progress',
+        PERFORM tasker._log_step_transition_v1(
+            r.step, r.task_uuid, 'in_progress',
             CASE WHEN r.success THEN 'enqueued_for_orchestration'
                  ELSE 'enqueued_as_error_for_orchestration' END,
             CASE WHEN r.success THEN 'enqueue_for_orchestration'
@@ -440,13 +452,12 @@ BEGIN
             jsonb_build_object('worker_id', p_worker, 'correlation_id', r.correlation_id,
                                'attempt', r.attempt));
         v_delete := v_delete || r.msg_id;
-        IF r.success AND jsonb_typeof(r.results) = 'object'
-           AND r.results -> 'success' = 'true'::jsonb
-           AND NOT (jsonb_typeof(r.results -> 'result') = 'object'
-                    AND r.results -> 'result' ?| ARRAY['decision_point_outcome',
-                                                       'batch_processing_outcome']) THEN
-            PERFORM tasker.apply_step_result_v1(
-                r.step, 'complete', NULL, '{"reason": null, "backoff_kind": null}');
+        IF v_plain THEN
+            -- What apply_step_result_v1(step, 'complete') logs for result processing's
+            -- decision (the reason and backoff kind of a success: none).
+            PERFORM tasker._log_step_transition_v1(
+                r.step, r.task_uuid, 'enqueued_for_orchestration', 'complete', 'complete',
+                '{"reason": null, "backoff_kind": null}');
             v_applied := v_applied || to_jsonb(r.step::text);
             IF NOT r.task_uuid = ANY (v_touched) THEN
                 v_touched := v_touched || r.task_uuid;

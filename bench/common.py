@@ -22,13 +22,16 @@ from tasker_shared.db.migrate import migrate
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
+def fresh_database(*, tasker_schema: bool = True, prefix: str = "tasker_bench") -> Iterator[str]:
+    """A new database on TASKER_DATABASE_URL's server (else the embedded one), with Tasker's
+    schema unless `tasker_schema` is False (a peer system's own database); dropped at the end."""
     server = resolve_database_url(None)
-    name = f"tasker_bench_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(with_database(server, "postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = with_database(server, name)
-    migrate(url)
+    if tasker_schema:
+        migrate(url)
     try:
         yield url
     finally:

@@ -67,8 +67,8 @@ class Cost:
     cpu_tasker: float
     cpu_postgres: float
     backends: int
-    commits: int
-    wal_server: int
+    commits: int | None  # None where no PostgreSQL database was measured
+    wal_server: int | None
     wal_database: int | None  # None without pg_walinspect
     write_transactions: int | None
     wal_relations: tuple[tuple[str, int], ...] = ()  # (relation, bytes), the biggest first
@@ -79,9 +79,9 @@ class Cost:
         return {"cpu_ms": 1000 * (self.cpu_tasker + self.cpu_postgres) / steps,
                 "cpu_tasker_ms": 1000 * self.cpu_tasker / steps,
                 "cpu_postgres_ms": 1000 * self.cpu_postgres / steps,
-                "commits": self.commits / steps,
+                "commits": each(self.commits),
                 "write_xacts": each(self.write_transactions),
-                "wal_server": self.wal_server / steps,
+                "wal_server": each(self.wal_server),
                 "wal_database": each(self.wal_database)}
 
 
@@ -93,18 +93,20 @@ def _cpu(proc: psutil.Process) -> float:
 class Meter:
     """`with Meter(url, pids) as meter: ...; cost = meter.cost` measures the with-block.
 
-    `pids` are the Tasker service processes (their children are included). Call `stop()`
+    `pids` are the Tasker service processes (their children are included), or a peer
+    system's processes. `url` None: a system without PostgreSQL, CPU of `pids` only (commits
+    and WAL None). Call `stop()`
     the moment the workload is done, so the settle wait adds no idle CPU. `settle`: how long
     to wait at both ends for backends to publish their commit counters."""
 
-    def __init__(self, url: str, pids: list[int], *, settle: float = STATS_SETTLE_SECONDS
-                 ) -> None:
+    def __init__(self, url: str | None, pids: list[int], *,
+                 settle: float = STATS_SETTLE_SECONDS) -> None:
         self.url = url
-        self.settle = settle
+        self.settle = settle if url else 0.0
         self.roots = [psutil.Process(pid) for pid in pids]
         self.cost: Cost | None = None
-        self._conn = psycopg.connect(url, autocommit=True)
-        self._walinspect = self._has_walinspect()
+        self._conn = psycopg.connect(url, autocommit=True) if url else None
+        self._walinspect = self._conn is not None and has_walinspect(self._conn)
         self._first: dict[tuple[str, int], float] = {}
         self._last: dict[tuple[str, int], float] = {}
         self._backends: set[int] = set()
@@ -115,10 +117,9 @@ class Meter:
         self._stopped = 0.0
         self._start_lsn = self._start_commits = ""
 
-    def _has_walinspect(self) -> bool:
-        return has_walinspect(self._conn)
-
     def _counters(self) -> tuple[str, str]:
+        if self._conn is None:
+            return "", ""
         row = self._conn.execute(
             "SELECT pg_current_wal_lsn()::text, xact_commit::text FROM pg_stat_database"
             " WHERE datname = current_database()").fetchone()
@@ -133,7 +134,8 @@ class Meter:
                 procs.extend(("tasker", child) for child in root.children(recursive=True))
             except psutil.Error:
                 continue
-        assert self._sampler_conn is not None
+        if self._sampler_conn is None or self._conn is None:
+            return procs
         rows = self._sampler_conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             " AND backend_type = 'client backend' AND pid <> ALL (%s)",
@@ -164,7 +166,8 @@ class Meter:
 
     def __enter__(self) -> Meter:
         time.sleep(self.settle)  # what came before is published
-        self._sampler_conn = psycopg.connect(self.url, autocommit=True)
+        if self.url:
+            self._sampler_conn = psycopg.connect(self.url, autocommit=True)
         if self._walinspect:
             self._keep_wal()
         self._start_lsn, self._start_commits = self._counters()
@@ -184,6 +187,26 @@ class Meter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        cpu = {"tasker": 0.0, "postgres": 0.0}
+        for key, last in self._last.items():
+            cpu[key[0]] += max(0.0, last - self._first.get(key, last))
+        commits = wal_server = wal_db = writes = None
+        relations: tuple[tuple[str, int], ...] = ()
+        if self._conn is not None:
+            commits, wal_server, wal_db, writes, relations = self._database_totals(self._conn)
+        self.cost = Cost(seconds=self._stopped - self._started, cpu_tasker=cpu["tasker"],
+                         cpu_postgres=cpu["postgres"], backends=len(self._backends),
+                         commits=commits, wal_server=wal_server, wal_database=wal_db,
+                         write_transactions=writes, wal_relations=relations)
+        if self._sampler_conn is not None:
+            self._sampler_conn.close()
+        if self._conn is not None:
+            self._conn.close()
+
+    def _database_totals(self, conn: psycopg.Connection[Any]) -> tuple[
+            int, int, int | None, int | None, tuple[tuple[str, int], ...]]:
+        """The window's commits, server WAL bytes, this database's WAL bytes and write
+        transactions (None without pg_walinspect) and its WAL by relation."""
         end_lsn, _ = self._counters()
         time.sleep(self.settle)  # the window's commits are published
         _, end_commits = self._counters()
@@ -191,31 +214,22 @@ class Meter:
         relations: tuple[tuple[str, int], ...] = ()
         if self._walinspect and self._flushed(end_lsn):
             try:
-                row = self._conn.execute(_OUR_WAL, {
+                row = conn.execute(_OUR_WAL, {
                     "start": self._start_lsn, "end": end_lsn,
                     "needle": f"%/{self._dboid()}/%"},
                 ).fetchone()
                 assert row is not None
                 wal_db, writes = int(row[0]), int(row[1])
-                relations = tuple((str(name), int(size)) for name, size in self._conn.execute(
+                relations = tuple((str(name), int(size)) for name, size in conn.execute(
                     _WAL_BY_RELATION, {"start": self._start_lsn, "end": end_lsn,
                                        "limit": 12}).fetchall())
             except psycopg.Error as exc:  # WAL already recycled, or no permission
                 print(f"pg_walinspect: {exc}", file=sys.stderr)
-        row = self._conn.execute("SELECT (%s::pg_lsn - %s::pg_lsn)::bigint",
-                                 (end_lsn, self._start_lsn)).fetchone()
+        row = conn.execute("SELECT (%s::pg_lsn - %s::pg_lsn)::bigint",
+                           (end_lsn, self._start_lsn)).fetchone()
         assert row is not None
-        cpu = {"tasker": 0.0, "postgres": 0.0}
-        for key, last in self._last.items():
-            cpu[key[0]] += max(0.0, last - self._first.get(key, last))
-        self.cost = Cost(seconds=self._stopped - self._started, cpu_tasker=cpu["tasker"],
-                         cpu_postgres=cpu["postgres"], backends=len(self._backends),
-                         commits=int(end_commits) - int(self._start_commits),
-                         wal_server=int(row[0]), wal_database=wal_db, write_transactions=writes,
-                         wal_relations=relations)
-        if self._sampler_conn is not None:
-            self._sampler_conn.close()
-        self._conn.close()
+        return (int(end_commits) - int(self._start_commits), int(row[0]), wal_db, writes,
+                relations)
 
     def _keep_wal(self) -> None:
         """Keep the window's WAL until it is read: checkpoints (every DROP DATABASE of other

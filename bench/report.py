@@ -1,5 +1,6 @@
 """Printing the workload benchmark's figures: per-workload costs, the peers table of
-shared/PEERS.md next to ours, and the latency anatomy."""
+shared/PEERS.md next to this run's (Tasker's and, with --peers, the peers'), and the latency
+anatomy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from bench.common import percentile, print_table
 from bench.meter import Cost
 
 # shared/PEERS.md, "Same-run figures with Tasker (2026-12-07, round-robin, ranges over
-# rounds)": W1 steps/s, W2 steps/s, W3 p50 ms, W4 steps/s.
+# rounds)": W1 steps/s, W2 steps/s, W3 p50 ms, W4 steps/s. Printed labelled as quoted.
 PEERS_SAME_RUN: list[tuple[str, ...]] = [
     ("Procrastinate 3.10 (1 worker x 16 / 2 workers)", "69-338 / 347-362", "74-345 / 100-303",
      "19-76 / 22-85", "62-386 / 225-398"),
@@ -78,7 +79,7 @@ def workload_table(outcomes: list[Outcome]) -> None:
             col("wal_database", ".1f", 1024), col("wal_server", ".1f", 1024),
         ))
     print_table(("workload", "submit", "steps/s", "p50 ms", "p95 ms", "p99 ms",
-                 "CPU ms/step (Tasker + PG backends)", "commits/step", "write xacts/step",
+                 "CPU ms/step (system + PG backends)", "commits/step", "write xacts/step",
                  "WAL KB/step (this db)", "WAL KB/step (server)"), rows)
 
 
@@ -95,20 +96,28 @@ def wal_relations_table(outcomes: list[Outcome]) -> None:
                     [(name, f"{size / o.steps:.0f}") for name, size in o.cost.wal_relations])
 
 
-def peers_table(outcomes: list[Outcome], modes: list[str], label: str) -> None:
-    """shared/PEERS.md's same-run figures with this run's rows under them."""
-    rows = list(PEERS_SAME_RUN)
+def _row_cells(outcomes: list[Outcome], mode: str) -> list[str]:
+    cells = []
+    for key, fmt in (("W1", "rate"), ("W2", "rate"), ("W3", "p50"), ("W4", "rate")):
+        runs = [o for o in outcomes if o.workload == key and o.mode == mode]
+        if not runs:
+            cells.append("—")
+        elif fmt == "rate":
+            cells.append(_span([o.rate for o in runs], ".0f"))
+        else:
+            cells.append(_span([o.p(50) for o in runs], ".1f"))
+    return cells
+
+
+def peers_table(outcomes: list[Outcome], modes: list[str], label: str,
+                peers: dict[str, str] | None = None) -> None:
+    """shared/PEERS.md's same-run figures (quoted) with this run's rows under them: Tasker's
+    ways of submitting, then the peers measured in this run (`peers`: label -> description)."""
+    rows = [(f"{name} [PEERS.md, 2026-12-07]", *cells) for name, *cells in PEERS_SAME_RUN]
     for mode in modes:
-        cells = []
-        for key, fmt in (("W1", "rate"), ("W2", "rate"), ("W3", "p50"), ("W4", "rate")):
-            runs = [o for o in outcomes if o.workload == key and o.mode == mode]
-            if not runs:
-                cells.append("—")
-            elif fmt == "rate":
-                cells.append(_span([o.rate for o in runs], ".0f"))
-            else:
-                cells.append(_span([o.p(50) for o in runs], ".1f"))
-        rows.append((f"**Tasker {mode}, this run** ({label})", *cells))
+        rows.append((f"**Tasker {mode}, this run** ({label})", *_row_cells(outcomes, mode)))
+    for mode, description in (peers or {}).items():
+        rows.append((f"**{description}, this run**", *_row_cells(outcomes, mode)))
     print_table(("system", "W1 steps/s", "W2 steps/s", "W3 p50 ms", "W4 steps/s"), rows)
     print("\n" + PEERS_COST)
 

@@ -5,6 +5,7 @@ queue; every service a separate process.
 
     python bench/workload_bench.py [--tasks 200] [--sequential 30] [--fanouts 5] [--width 100]
                                    [--modes client,queue] [--rounds 1] [--anatomy 20]
+                                   [--peers procrastinate,celery]
 
 W1: `--tasks` linear-4 submitted at once; W2: as many diamonds at once; W3: `--sequential`
 linear-4 one after another (after `--warmup` runs); W4: `--fanouts` tasks of one step ->
@@ -13,6 +14,10 @@ as the database recorded it (created_at of its transition to `complete`); steps/
 over the time from the first submit to the last completion. Costs per step are measured over
 each workload (bench/meter.py says how). Then a latency anatomy of an idle linear-4 task per
 way of submitting (bench/anatomy.py). Workloads run round-robin across the ways of submitting.
+
+--peers runs the same workloads on peer systems (bench/peers/: Procrastinate, Celery + Redis),
+each with its own worker process, in the same round-robin (after the Tasker modes of each
+workload); their packages (the `peers` extra) are pip-installed when missing.
 
 Database: TASKER_DATABASE_URL's server, else the embedded one; a database of its own is created
 and dropped afterwards.
@@ -31,7 +36,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import anatomy
+from bench import anatomy, peers
 from bench.common import Completions, cluster, fresh_database, server_version
 from bench.meter import STATS_SETTLE_SECONDS, Meter, has_walinspect
 from bench.report import (
@@ -146,7 +151,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds waited around each workload for PostgreSQL to publish "
                              "commit counters (less: faster, commits/step less exact)")
     parser.add_argument("--log-dir", type=Path, help="keep the services' logs here")
+    parser.add_argument("--peers", default="",
+                        help="peer systems run alongside, comma-separated, of "
+                             f"{', '.join(peers.PACKAGES)} (default: none)")
     args = parser.parse_args(argv)
+    peer_names = [p.strip() for p in args.peers.split(",") if p.strip()]
+    if unknown := sorted(set(peer_names) - set(peers.PACKAGES)):
+        parser.error(f"unknown peer(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(peers.PACKAGES)}")
+    peers.ensure_installed(peer_names)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if unknown := sorted(set(modes) - set(MODES)):
         parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
@@ -167,9 +180,15 @@ def main(argv: list[str] | None = None) -> int:
                     extra_env={"TASKER_WORKER__MAX_CONCURRENT_HANDLERS": str(args.concurrency)})
         with c, Completions(url) as done:
             subs = {mode: submitter(mode, c, url) for mode in modes}
+            running: list[peers.Peer] = []
             try:
                 for sub in subs.values():
                     warm_up(sub, done, args.warmup)
+                for name in peer_names:
+                    print(f"starting peer {name}", flush=True)
+                    running.append(peers.start(name, warmup=args.warmup, timeout=args.timeout,
+                                               settle=args.settle,
+                                               log_dir=args.log_dir or Path(tmp)))
                 for _ in range(args.rounds):
                     for wl in plan:
                         for sub in subs.values():
@@ -177,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
                                                    timeout=args.timeout, settle=args.settle)
                             outcomes.append(outcome)
                             print(f"  {wl.title} via {sub.label}: {outcome.rate:.0f} steps/s, "
+                                  f"p50 {outcome.p(50):.1f} ms", flush=True)
+                        for peer in running:
+                            outcome = peer.run(wl)
+                            outcomes.append(outcome)
+                            print(f"  {wl.title} on {peer.label}: {outcome.rate:.0f} steps/s, "
                                   f"p50 {outcome.p(50):.1f} ms", flush=True)
                 if args.anatomy:
                     with psycopg.connect(url, autocommit=True) as conn:
@@ -186,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 for sub in subs.values():
                     sub.close()
+                for peer in running:
+                    peer.close()
     load_after = os.getloadavg()
     print(f"\nTasker workload benchmark on PostgreSQL {server}; every service a separate "
           f"process (1 each), worker concurrency {args.concurrency}; {args.rounds} round(s), "
@@ -193,17 +219,20 @@ def main(argv: list[str] | None = None) -> int:
           f"{'/'.join(f'{x:.1f}' for x in load_before)} before, "
           f"{'/'.join(f'{x:.1f}' for x in load_after)} after, on {os.cpu_count()} CPUs "
           "(other work on the machine counts in every figure).")
-    print("CPU: psutil user+system of the Tasker processes and of this database's PostgreSQL "
+    print("CPU: psutil user+system of the Tasker processes (a peer's: its worker process with "
+          "its children, and Celery's redis-server) and of this database's PostgreSQL "
           "backends (PostgreSQL's background processes left out); commits: pg_stat_database "
           "xact_commit (read-only ones included); write xacts and 'WAL (this db)': "
           + ("pg_walinspect records of this database" if walinspect else
              "n/a (pg_walinspect unavailable)")
-          + "; 'WAL (server)': pg_current_wal_lsn() delta, every database on the server.\n")
+          + "; 'WAL (server)': pg_current_wal_lsn() delta, every database on the server. "
+          "Peers (bench/peers/): " + ("; ".join(p.description for p in running) or "none")
+          + ".\n")
     workload_table(outcomes)
     wal_relations_table(outcomes)
     print()
-    peers_table(outcomes, [s for s in dict.fromkeys(o.mode for o in outcomes)],
-                f"concurrency {args.concurrency}")
+    peers_table(outcomes, [s.label for s in subs.values()], f"concurrency {args.concurrency}",
+                {p.label: p.description for p in running})
     for found in anatomies:
         anatomy_table(found)
     return 0

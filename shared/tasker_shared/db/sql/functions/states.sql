@@ -39,9 +39,14 @@ BEGIN
 END
 $function$;
 
--- Append a transition row; the caller has checked the transition and holds the task lock.
-CREATE OR REPLACE FUNCTION tasker._append_task_transition_v1(
-    p_task uuid, p_from text, p_to text, p_event text, p_processor uuid, p_metadata jsonb
+-- Append a walk of transitions (p_from -> p_to[1] -> p_to[2] ...; p_events[i] leads to
+-- p_to[i]); the caller has checked them and holds the task lock. The previous latest row
+-- loses `most_recent` once for the whole walk and only the walk's last row gets it, so the
+-- states a task passes within one transaction (pending -> initializing -> enqueuing_steps
+-- -> steps_in_process when it is created) cost one flag flip, not one each, and no entries
+-- in the partial indexes on the latest transition. Each transition is announced.
+CREATE OR REPLACE FUNCTION tasker._append_task_transitions_v1(
+    p_task uuid, p_from text, p_to text[], p_events text[], p_processor uuid, p_metadata jsonb
 )
  RETURNS void
  LANGUAGE plpgsql
@@ -53,26 +58,46 @@ CREATE OR REPLACE FUNCTION tasker._append_task_transition_v1(
 AS $function$
 DECLARE
     v_sort integer;
+    v_n integer := cardinality(p_to);
+    v_last text := p_to[cardinality(p_to)];
 BEGIN
     UPDATE tasker.task_transitions SET most_recent = false, updated_at = now()
      WHERE task_uuid = p_task AND most_recent
     RETURNING sort_key INTO v_sort;
     INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, sort_key,
                                          most_recent, processor_uuid)
-    VALUES (p_task, p_from, p_to,
-            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
-                                                             'timestamp', clock_timestamp()),
-            COALESCE(v_sort, 0) + 1, true, p_processor);
-    IF p_to IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
-        UPDATE tasker.tasks SET complete = (p_to IN ('complete', 'resolved_manually')),
+    SELECT p_task, CASE WHEN i = 1 THEN p_from ELSE p_to[i - 1] END, p_to[i],
+           COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_events[i],
+                                                            'timestamp', clock_timestamp()),
+           COALESCE(v_sort, 0) + i, i = v_n, p_processor
+      FROM generate_series(1, v_n) AS i
+     ORDER BY i;
+    IF v_last IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+        UPDATE tasker.tasks SET complete = (v_last IN ('complete', 'resolved_manually')),
                completed_at = now(), updated_at = now()
          WHERE task_uuid = p_task;
     ELSIF p_from IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
         UPDATE tasker.tasks SET complete = false, completed_at = NULL, updated_at = now()
          WHERE task_uuid = p_task;
     END IF;
-    PERFORM pg_notify('tasker_task_events', json_build_object(
-        'task_uuid', p_task, 'from_state', p_from, 'to_state', p_to, 'event', p_event)::text);
+    FOR i IN 1 .. v_n LOOP
+        PERFORM pg_notify('tasker_task_events', json_build_object(
+            'task_uuid', p_task, 'from_state', CASE WHEN i = 1 THEN p_from ELSE p_to[i - 1] END,
+            'to_state', p_to[i], 'event', p_events[i])::text);
+    END LOOP;
+END
+$function$;
+
+-- One transition (see _append_task_transitions_v1).
+CREATE OR REPLACE FUNCTION tasker._append_task_transition_v1(
+    p_task uuid, p_from text, p_to text, p_event text, p_processor uuid, p_metadata jsonb
+)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM tasker._append_task_transitions_v1(p_task, p_from, ARRAY[p_to], ARRAY[p_event],
+                                               p_processor, p_metadata);
 END
 $function$;
 

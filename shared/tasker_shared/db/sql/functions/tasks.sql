@@ -195,6 +195,7 @@ DECLARE
     v_event text;
     v_state text := p_from;
     v_next text;
+    v_states text[] := '{}';
 BEGIN
     SELECT events INTO v_events FROM tasker.task_state_paths
      WHERE from_state = p_from AND target = p_target;
@@ -209,10 +210,13 @@ BEGIN
             RAISE EXCEPTION 'task transition % --%--> ? is not allowed', v_state, v_event
                 USING ERRCODE = 'TK001';
         END IF;
-        PERFORM tasker._append_task_transition_v1(p_task, v_state, v_next, v_event, p_processor,
-                                                  p_metadata);
+        v_states := v_states || v_next;
         v_state := v_next;
     END LOOP;
+    IF cardinality(v_states) > 0 THEN  -- the whole walk appended at once
+        PERFORM tasker._append_task_transitions_v1(p_task, p_from, v_states, v_events,
+                                                   p_processor, p_metadata);
+    END IF;
     RETURN v_state;
 END
 $function$;

@@ -173,21 +173,32 @@ async def test_a_record_chains_a_claim_only_when_no_queue_waits(
     """A record may claim in its own transaction only while no queue waits in line (those
     are served first, fairly); a claim running for its queue does not stop it."""
     scheduler, queues = running
-    assert scheduler.begin_chain("q")
-    scheduler.end_chain()
+    free = scheduler.free
+    assert scheduler.begin_chain("q", 3) == 3  # reserves three slots
+    assert scheduler.free == free - 3
+    scheduler.end_chain(unused=1)  # two steps claimed: they keep their slots
+    assert scheduler.free == free - 2
+    scheduler.release(2)  # their handlers returned
+    assert scheduler.free == free
+    assert scheduler.begin_chain("q", free + 5) == free  # no more than the free slots
+    assert scheduler.free == 0
+    assert scheduler.begin_chain("q", 1) == 0  # none left to reserve
+    scheduler.end_chain(unused=free)
+    assert scheduler.free == free
     queues.latency = 1.0
     for queue in ("a", "b", "c"):
         queues.send(queue)
         scheduler.want(queue)
     await trio.sleep(0.1)  # CLAIMERS claims run (a, b); c waits in line
     assert CLAIMERS == 2 and scheduler.waiting == 1
-    assert not scheduler.begin_chain("q")  # a queue waits: it goes first
+    assert not scheduler.begin_chain("q", 1)  # a queue waits: it goes first
     await trio.sleep(1.0)  # a and b returned; c's claim runs, nothing waits
     assert scheduler.waiting == 0
-    assert scheduler.begin_chain("c")  # beside c's claim: SKIP LOCKED splits the messages
-    scheduler.end_chain()
+    scheduler.release(len(queues.claimed))  # the claimed steps' handlers returned
+    assert scheduler.begin_chain("c", 1)  # beside c's claim: SKIP LOCKED splits the messages
+    scheduler.end_chain(unused=1)
     scheduler.stop()
-    assert not scheduler.begin_chain("a")  # stopping: no new claims of any kind
+    assert not scheduler.begin_chain("a", 1)  # stopping: no new claims of any kind
 
 
 async def test_stop_waits_for_chained_claims(autojump_clock: trio.testing.MockClock) -> None:
@@ -205,9 +216,9 @@ async def test_stop_waits_for_chained_claims(autojump_clock: trio.testing.MockCl
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run)
         await trio.sleep(0.1)
-        assert scheduler.begin_chain("q")
+        assert scheduler.begin_chain("q", 1)
         scheduler.stop()
         await trio.sleep(1.0)
         assert returned_at == []
-        scheduler.end_chain()
+        scheduler.end_chain(unused=1)
     assert returned_at and returned_at[0] >= 1.1

@@ -75,19 +75,25 @@ class ClaimScheduler:
         self.free += count
         self._changed.set()
 
-    def begin_chain(self, queue: str) -> bool:
-        """May a record claim from `queue` in its own transaction, the slots of the steps it
-        records passing to the steps it claims? Only while no queue waits in line (those are
-        served first, fairly); a claim from `queue` in flight takes other messages (SKIP
-        LOCKED). `end_chain` when it returns (until then `run` does not return, so the steps
-        it claims still reach executors)."""
+    def begin_chain(self, queue: str, want: int) -> int:
+        """How many steps may a record claim from `queue` in its own transaction (0: none)?
+        Only while no queue waits in line (those are served first, fairly), at most `want`
+        and the free slots, which it reserves; a claim from `queue` in flight takes other
+        messages (SKIP LOCKED). `end_chain` when it returns, with the reserved slots its claim
+        did not use (until then `run` does not return, so the steps it claims still reach
+        executors)."""
         if self._stopping or self._line or trio.current_time() < self._paused_until:
-            return False
+            return 0
+        share = min(want, self.free, self.batch_size)
+        if share <= 0:
+            return 0
+        self.free -= share
         self._chains += 1
-        return True
+        return share
 
-    def end_chain(self) -> None:
+    def end_chain(self, unused: int) -> None:
         self._chains -= 1
+        self.free += unused
         self._changed.set()
 
     def stop(self) -> None:

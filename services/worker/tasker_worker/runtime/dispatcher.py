@@ -53,10 +53,14 @@ class DispatcherStatistics:
 
 
 class Dispatcher:
-    """Bounded concurrency: at most `capacity` steps claimed and running at once.
+    """Bounded concurrency: at most `capacity` handlers running at once.
 
-    A step holds its slot from its claim until its result is recorded, so the channels
-    between claims, executors and recorders never hold more than `capacity` items."""
+    A step holds a slot from its claim until its handler returns; its result is then
+    recorded while the slot serves the next step (recording is the worker's own work, in
+    batches: a handler slot does not sit idle waiting for a batch's commit). The channel of
+    claimed steps holds at most `capacity` items (one per slot taken); the channel of
+    finished results holds at most `capacity` and an executor waits when it is full, so at
+    most about twice `capacity` steps are claimed and not yet recorded."""
 
     def __init__(
         self,
@@ -132,7 +136,7 @@ class Dispatcher:
             consumer.counters.received += len(steps)
         for step in steps:
             self._in_flight[step.msg_id] = step
-            self._send.send_nowait(step)  # never full: a step holds its slot until recorded
+            self._send.send_nowait(step)  # never full: one item per slot taken
         return len(steps)
 
     def _claim_outcome(self, queue: str, error: Exception | None) -> None:
@@ -191,8 +195,10 @@ class Dispatcher:
                 except Exception as exc:
                     log.exception("step_execution_crashed", step_uuid=str(step.step_uuid),
                                   error=str(exc))
-                    self._release([step])
+                    self._in_flight.pop(step.msg_id, None)
                     continue
+                finally:
+                    self.scheduler.release(1)  # the handler is done: its slot is free
                 outcome = self.events.plan(bounded(outcome, max_bytes=self.max_result_bytes))
                 with trio.CancelScope(shield=True):  # finished: never dropped on the way
                     await done.send(outcome)
@@ -222,16 +228,17 @@ class Dispatcher:
         recorded: list[str] | None = None
         claimed: list[ClaimedStep] = []
         queue = batch[0].step.queue
-        chain = all(o.step.queue == queue for o in batch) and self.scheduler.begin_chain(queue)
+        reserved = (self.scheduler.begin_chain(queue, len(batch))
+                    if all(o.step.queue == queue for o in batch) else 0)
         try:
             attempt = failures = 0
             while failures < RECORD_ATTEMPTS:
                 try:
-                    if chain and attempt == 0:  # the next steps are claimed by the
+                    if reserved and attempt == 0:  # the next steps are claimed by the
                         # record's transaction (a failed attempt retries the record alone)
                         recorded, claimed = await self.db.run(
                             record_and_claim, batch, worker_id=self.worker_id, queue=queue,
-                            limit=len(batch), visibility_seconds=self.visibility_seconds,
+                            limit=reserved, visibility_seconds=self.visibility_seconds,
                             max_reads=self.max_reads)
                     else:
                         recorded = await self.db.run_autocommit(record_results, batch,
@@ -256,15 +263,11 @@ class Dispatcher:
                     MESSAGES_CONSUMED.labels(outcome.step.queue).inc()
                 if consumer is not None and recorded is not None:
                     consumer.counters.processed += 1
-            reused = self._hand_over(claimed) if claimed else 0  # they take over the
-            self._release([o.step for o in batch], reused=reused)  # recorded steps' slots
-            if chain:
-                self.scheduler.end_chain()
-
-    def _release(self, steps: list[ClaimedStep], *, reused: int = 0) -> None:
-        for step in steps:
-            self._in_flight.pop(step.msg_id, None)
-        self.scheduler.release(len(steps) - reused)
+            for outcome in batch:  # recorded (or given up): no lease to extend
+                self._in_flight.pop(outcome.step.msg_id, None)
+            started = self._hand_over(claimed) if claimed else 0
+            if reserved:
+                self.scheduler.end_chain(unused=reserved - started)
 
     async def _extend_loop(self) -> None:
         """Extend the leases of every step held (running, or finished and being recorded)

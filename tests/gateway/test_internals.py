@@ -11,6 +11,7 @@ from uuid import UUID
 import pydantic
 import pytest
 import trio
+import trio.testing
 
 from tasker_gateway.grpc import inputs as grpc_inputs
 from tasker_gateway.grpc import reflection
@@ -18,7 +19,7 @@ from tasker_gateway.grpc.bridge import _Headers
 from tasker_gateway.grpc.convert import enum_member, from_struct, to_pb
 from tasker_gateway.models.tasks import TaskRequestBody
 from tasker_gateway.openapi import _strip_null
-from tasker_gateway.outcomes import OutcomeWaiter, parse_outcome
+from tasker_gateway.outcomes import IngestionOutcome, OutcomeWaiter, parse_outcome
 from tasker_gateway.streams import StatusHub, parse_event
 from tasker_gateway.usecases.inputs import describe, parse_uuid, reject_nul
 from tasker_gateway.usecases.steps import StepAction
@@ -52,6 +53,89 @@ async def test_outcome_waiter_routes_and_ignores() -> None:
     assert waiter.statistics() == {"waiting": 0, "received": 3, "matched": 1, "malformed": 1}
     assert parse_outcome(json.dumps({"request_id": 1, "outcome": "created",
                                      "task_uuid": "bad"})) is None
+
+
+class _Table:
+    """The task_request_outcomes table as `gather` reads it, with the reads it was asked."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, IngestionOutcome] = {}
+        self.reads: list[list[str]] = []
+
+    async def read(self, rids: list[str]) -> dict[str, IngestionOutcome]:
+        self.reads.append(rids)
+        await trio.sleep(0.001)  # a round trip: notifications may arrive meanwhile
+        return {rid: self.rows[rid] for rid in rids if rid in self.rows}
+
+
+def _created(rid: str) -> IngestionOutcome:
+    return IngestionOutcome(request_id=rid, outcome="created", task_uuid=UUID(int=7),
+                            reason=None)
+
+
+async def test_gather_hears_outcomes_without_reading_the_table(
+        autojump_clock: trio.testing.MockClock) -> None:
+    waiter, table = OutcomeWaiter(), _Table()
+    with waiter.expect("a") as a, waiter.expect("b") as b:
+        async with trio.open_nursery() as nursery:
+            async def notify() -> None:
+                await trio.sleep(0.2)
+                for rid in ("b", "a"):
+                    waiter.on_notification(note("c", {"request_id": rid, "outcome": "created"}))
+            nursery.start_soon(notify)
+            found = await waiter.gather({"a": a, "b": b}, trio.current_time() + 5,
+                                        listening=lambda: True, read=table.read)
+    assert set(found) == {"a", "b"} and table.reads == []
+    assert trio.current_time() == pytest.approx(0.2)
+
+
+async def test_gather_reads_the_table_when_the_listener_reconnects(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """An outcome sent while the listener was away is never heard: the reconnect makes the
+    waiting request read the table at once, not at its deadline (issue 12: a create waited
+    its whole 5 s after a database blip)."""
+    waiter, table = OutcomeWaiter(), _Table()
+    with waiter.expect("a") as a:
+        async with trio.open_nursery() as nursery:
+            async def blip() -> None:
+                await trio.sleep(1.0)
+                table.rows["a"] = _created("a")  # committed, its NOTIFY lost
+                await trio.sleep(1.0)
+                waiter.resync()  # the listener is back
+            nursery.start_soon(blip)
+            found = await waiter.gather({"a": a}, trio.current_time() + 5,
+                                        listening=lambda: True, read=table.read)
+    assert found == {"a": _created("a")} and table.reads == [["a"]]
+    assert trio.current_time() < 2.1
+
+
+async def test_gather_waits_again_after_a_reconnect_that_found_nothing(
+        autojump_clock: trio.testing.MockClock) -> None:
+    waiter, table = OutcomeWaiter(), _Table()
+    with waiter.expect("a") as a:
+        async with trio.open_nursery() as nursery:
+            async def later() -> None:
+                await trio.sleep(0.5)
+                waiter.resync()  # nothing recorded yet: the table has no row
+                await trio.sleep(0.5)
+                waiter.on_notification(note("c", {"request_id": "a", "outcome": "created"}))
+            nursery.start_soon(later)
+            found = await waiter.gather({"a": a}, trio.current_time() + 5,
+                                        listening=lambda: True, read=table.read)
+    assert set(found) == {"a"} and table.reads == [["a"]]
+    assert trio.current_time() == pytest.approx(1.0, abs=0.01)
+
+
+async def test_gather_polls_the_table_without_a_listener_and_stops_at_the_deadline(
+        autojump_clock: trio.testing.MockClock) -> None:
+    waiter, table = OutcomeWaiter(), _Table()
+    with waiter.expect("a") as a, waiter.expect("b") as b:
+        table.rows["a"] = _created("a")
+        found = await waiter.gather({"a": a, "b": b}, trio.current_time() + 2,
+                                    listening=lambda: False, read=table.read)
+    assert set(found) == {"a"}  # b never recorded: left out at the deadline
+    assert 2.0 <= trio.current_time() < 2.3
+    assert 3 < len(table.reads) < 20 and table.reads[-1] == ["b"]
 
 
 async def test_hub_fan_out() -> None:

@@ -1,9 +1,11 @@
 """Task request outcomes: ingestion's NOTIFY (`tasker_task_request_outcomes`) routed to the
-request waiting for it, with the `task_request_outcomes` table as the fallback."""
+request waiting for it, with the `task_request_outcomes` table as the fallback: read when no
+listener is connected (polling), when the listener reconnected (an outcome sent while it was
+away was never heard), and at the deadline."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ from tasker_shared.errors import ConflictError, ValidationError
 log = structlog.get_logger("tasker.gateway.outcomes")
 
 OUTCOME_CHANNEL = "tasker_task_request_outcomes"
+_POLL_FIRST, _POLL_MAX = 0.01, 0.25  # seconds between table reads while not listening
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,13 +37,22 @@ class IngestionOutcome:
 
 
 class Waiter:
-    """One request's slot: set once by the notification that names it."""
+    """One request's slot: its event is set by the notification that names it, or by a
+    reconnected listener (`recheck`: read the table)."""
 
-    __slots__ = ("event", "outcome")
+    __slots__ = ("event", "outcome", "recheck")
 
     def __init__(self) -> None:
         self.event = trio.Event()
         self.outcome: IngestionOutcome | None = None
+        self.recheck = False
+
+    def rearm(self) -> None:
+        self.event = trio.Event()
+        self.recheck = False
+
+
+ReadOutcomes = Callable[[list[str]], Awaitable[dict[str, "IngestionOutcome"]]]
 
 
 def parse_outcome(payload: str) -> IngestionOutcome | None:
@@ -92,17 +104,64 @@ class OutcomeWaiter:
             waiter.outcome = outcome
             waiter.event.set()
 
+    def resync(self) -> None:
+        """The listener reconnected: outcomes sent while it was away were not heard, so every
+        request still waiting reads the table once."""
+        for waiter in self._waiting.values():
+            if waiter.outcome is None:
+                waiter.recheck = True
+                waiter.event.set()
+
+    async def gather(self, waiters: dict[str, Waiter], deadline: float, *,
+                     listening: Callable[[], bool], read: ReadOutcomes,
+                     ) -> dict[str, IngestionOutcome]:
+        """The outcomes of `waiters` known by `deadline` (trio time): heard while the
+        listener is connected, read with `read` (the table) when it is not, after it
+        reconnected, and at the deadline. Requests without an outcome are left out."""
+        found: dict[str, IngestionOutcome] = {}
+        pause = _POLL_FIRST
+        while True:
+            found.update(_heard(waiters))
+            missing = [rid for rid in waiters if rid not in found]
+            if not missing:
+                return found
+            if listening() and trio.current_time() < deadline:
+                with trio.move_on_at(deadline):
+                    for rid in missing:  # each set by its outcome or by a resync
+                        await waiters[rid].event.wait()
+                found.update(_heard(waiters))
+                missing = [rid for rid in waiters if rid not in found]
+                if not missing:
+                    return found
+            for rid in missing:  # an outcome heard from here on sets the new event
+                waiters[rid].rearm()
+            found.update(await read(missing))
+            remaining = deadline - trio.current_time()
+            if len(found) == len(waiters) or remaining <= 0:
+                return found
+            if not listening():
+                await trio.sleep(min(pause, remaining))
+                pause = min(pause * 2, _POLL_MAX)
+
     def statistics(self) -> dict[str, int]:
         return {"waiting": len(self._waiting), "received": self.received,
                 "matched": self.matched, "malformed": self.malformed}
 
 
+def _heard(waiters: dict[str, Waiter]) -> dict[str, IngestionOutcome]:
+    return {rid: w.outcome for rid, w in waiters.items() if w.outcome is not None}
+
+
+def read_outcomes(conn: Conn, request_ids: list[str]) -> dict[str, IngestionOutcome]:
+    """The recorded outcomes of the requests ingestion has processed."""
+    rows = conn.execute(
+        "SELECT request_id, outcome, task_uuid, reason FROM tasker.task_request_outcomes"
+        " WHERE request_id = ANY(%s::text[])", (request_ids,)).fetchall()
+    return {r["request_id"]: IngestionOutcome(request_id=r["request_id"], outcome=r["outcome"],
+                                              task_uuid=r["task_uuid"], reason=r["reason"])
+            for r in rows}
+
+
 def read_outcome(conn: Conn, request_id: str) -> IngestionOutcome | None:
     """The recorded outcome of a request, if ingestion has processed it."""
-    row = conn.execute(
-        "SELECT request_id, outcome, task_uuid, reason FROM tasker.task_request_outcomes"
-        " WHERE request_id = %s", (request_id,)).fetchone()
-    if row is None:
-        return None
-    return IngestionOutcome(request_id=row["request_id"], outcome=row["outcome"],
-                            task_uuid=row["task_uuid"], reason=row["reason"])
+    return read_outcomes(conn, [request_id]).get(request_id)

@@ -34,6 +34,7 @@ async def serve(
         if on_context is not None:
             on_context(ctx)
         rt.on_notification(OUTCOME_CHANNEL, ctx.outcomes.on_notification)
+        rt.on_reconnect(ctx.outcomes.resync)
         rt.on_notification(TASK_EVENTS_CHANNEL, ctx.hub.on_task_event)
         rt.on_notification(STEP_EVENTS_CHANNEL, ctx.hub.on_step_event)
         rt.add_background("backpressure", ctx.backpressure.run)

@@ -59,6 +59,7 @@ class NotificationListener:
                 await trio.sleep(self.reconnect_delay_seconds)
                 continue
             self.connected = True
+            connected_at = trio.current_time()
             try:
                 if not started:
                     started = True
@@ -73,7 +74,11 @@ class NotificationListener:
                 self.connected = False
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(conn.close)
-            await trio.sleep(self.reconnect_delay_seconds)
+            # A connection that served a while was lost (a killed backend, a restart): try
+            # again at once, since every notification until then is missed. One lost soon
+            # after it was made waits the delay: no reconnect loop against a failing server.
+            if trio.current_time() - connected_at < self.reconnect_delay_seconds:
+                await trio.sleep(self.reconnect_delay_seconds)
 
     async def _pump(
         self, conn: psycopg.Connection[tuple[object, ...]], send: trio.MemorySendChannel[Notification]

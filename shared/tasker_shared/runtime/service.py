@@ -81,6 +81,8 @@ class Runtime:
         self.background: list[tuple[str, Background]] = []
         self.drainables: list[Drainable] = []
         self.channel_handlers: dict[str, list[NotificationHandler]] = {}
+        # Told when the listener has reconnected: what was sent while it was away is lost.
+        self.reconnect_handlers: list[Callable[[], None]] = []
         self.extra_details: list[Callable[[], dict[str, Any]]] = []
         self.routes: Routes = {}  # extra JSON routes of the health server
         self.started_at = time.time()
@@ -135,6 +137,11 @@ class Runtime:
 
     def on_notification(self, channel: str, handler: NotificationHandler) -> None:
         self.channel_handlers.setdefault(channel, []).append(handler)
+
+    def on_reconnect(self, handler: Callable[[], None]) -> None:
+        """`handler()` after the NOTIFY listener reconnected (notifications sent while it
+        was away were not heard; the queue consumers poll on their own)."""
+        self.reconnect_handlers.append(handler)
 
     def add_drainable(self, component: Drainable) -> None:
         """A component holding in-flight work: stopped with the consumers, given the deadline."""
@@ -244,6 +251,8 @@ class Runtime:
             if note.channel == RECONNECTED:
                 for consumer in self.consumers:
                     consumer.waker.request_poll()
+                for resync in self.reconnect_handlers:
+                    resync()
                 continue
             for handler in self.channel_handlers.get(note.channel, ()):
                 handler(note)

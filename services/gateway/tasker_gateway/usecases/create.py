@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import UnprocessableRequest
 from tasker_gateway.models.tasks import TaskRequestBody, TaskView
-from tasker_gateway.outcomes import IngestionOutcome, Waiter, read_outcome
+from tasker_gateway.outcomes import IngestionOutcome, read_outcomes
 from tasker_gateway.usecases.inputs import check_json_input, parse_request_id
 from tasker_gateway.usecases.views import task_view
 from tasker_shared.contracts.messages import encode_task_request_message
@@ -36,7 +36,6 @@ from tasker_shared.store.tasks import task_identity
 from tasker_shared.store.templates import TemplateCache
 
 MAX_WAIT_SECONDS = 60.0
-_POLL_FIRST, _POLL_MAX = 0.01, 0.25
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -128,31 +127,16 @@ async def create_task(
                   MAX_WAIT_SECONDS)
     with ctx.outcomes.expect(rid) as waiter:
         await ctx.db.run_autocommit(_send, payload, trace_headers(), durable=False)
-        outcome = await _await_outcome(ctx, waiter, rid, trio.current_time() + timeout)
+        outcome = (await ctx.outcomes.gather(
+            {rid: waiter}, trio.current_time() + timeout,
+            listening=lambda: ctx.runtime.listening,
+            read=lambda rids: ctx.db.run(read_outcomes, rids))).get(rid)
     # Ingestion's commit is durable only when the services commit synchronously.
     if outcome is None or not ctx.settings.database.synchronous_commit:
         await ctx.db.run_autocommit(flush_wal)  # "accepted" must survive a database crash
     if outcome is None:
         return CreateOutcome(request_id=rid, task=None)
     return CreateOutcome(request_id=rid, task=await _resolve(ctx, outcome, request))
-
-
-async def _await_outcome(ctx: GatewayContext, waiter: Waiter, rid: str, deadline: float
-                         ) -> IngestionOutcome | None:
-    if ctx.runtime.listening:
-        with trio.move_on_at(deadline):
-            await waiter.event.wait()
-        if waiter.outcome is not None:
-            return waiter.outcome
-        return await ctx.db.run(read_outcome, rid)
-    pause = _POLL_FIRST
-    while True:
-        found = waiter.outcome or await ctx.db.run(read_outcome, rid)
-        remaining = deadline - trio.current_time()
-        if found is not None or remaining <= 0:
-            return found
-        await trio.sleep(min(pause, remaining))
-        pause = min(pause * 2, _POLL_MAX)
 
 
 def existing_task(conn: Conn, cache: TemplateCache, request: TaskRequest, environment: str

@@ -23,7 +23,7 @@ from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import classify
 from tasker_gateway.models.batch import BatchOutcome
 from tasker_gateway.models.tasks import TaskRequestBody, TaskView
-from tasker_gateway.outcomes import IngestionOutcome, Waiter
+from tasker_gateway.outcomes import IngestionOutcome, Waiter, read_outcomes
 from tasker_gateway.usecases.create import (
     MAX_WAIT_SECONDS,
     existing_task,
@@ -42,8 +42,6 @@ from tasker_shared.domain.limits import JsonLimitError
 from tasker_shared.errors import TaskerError, ValidationError
 from tasker_shared.runtime.settings import GatewaySettings
 from tasker_shared.store.templates import TemplateCache
-
-_POLL_FIRST, _POLL_MAX = 0.01, 0.25
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -131,16 +129,6 @@ def _send_many(conn: Conn, payloads: list[dict[str, object]], headers: Jsonb | N
                               headers, [Jsonb(p) for p in payloads]))
 
 
-def read_outcomes(conn: Conn, request_ids: list[str]) -> dict[str, IngestionOutcome]:
-    """The recorded outcomes of the requests ingestion has processed."""
-    rows = conn.execute(
-        "SELECT request_id, outcome, task_uuid, reason FROM tasker.task_request_outcomes"
-        " WHERE request_id = ANY(%s::text[])", (request_ids,)).fetchall()
-    return {r["request_id"]: IngestionOutcome(request_id=r["request_id"], outcome=r["outcome"],
-                                              task_uuid=r["task_uuid"], reason=r["reason"])
-            for r in rows}
-
-
 async def create_tasks(
     ctx: GatewayContext,
     items: Sequence[BatchItem],
@@ -194,39 +182,13 @@ async def _send_and_wait(ctx: GatewayContext, queued: list[_Queued],
         await ctx.db.run_autocommit(
             _send_many, [q.payload for q in queued if q.request_id in waiters],
             trace_headers(), durable=False)
-        outcomes = await _await_outcomes(ctx, waiters, deadline)
+        outcomes = await ctx.outcomes.gather(waiters, deadline,
+                                             listening=lambda: ctx.runtime.listening,
+                                             read=lambda rids: ctx.db.run(read_outcomes, rids))
     # Ingestion's commit is durable only when the services commit synchronously.
     if len(outcomes) < len(waiters) or not ctx.settings.database.synchronous_commit:
         await ctx.db.run_autocommit(flush_wal)  # "accepted" must survive a database crash
     return outcomes
-
-
-def _heard(waiters: dict[str, Waiter]) -> dict[str, IngestionOutcome]:
-    return {rid: w.outcome for rid, w in waiters.items() if w.outcome is not None}
-
-
-async def _await_outcomes(ctx: GatewayContext, waiters: dict[str, Waiter], deadline: float
-                          ) -> dict[str, IngestionOutcome]:
-    if ctx.runtime.listening:
-        with trio.move_on_at(deadline):
-            for waiter in waiters.values():
-                await waiter.event.wait()
-        found = _heard(waiters)
-        missing = [rid for rid in waiters if rid not in found]
-        if missing:
-            found.update(await ctx.db.run(read_outcomes, missing))
-        return found
-    pause, found = _POLL_FIRST, {}
-    while True:
-        found.update(_heard(waiters))
-        missing = [rid for rid in waiters if rid not in found]
-        if missing:
-            found.update(await ctx.db.run(read_outcomes, missing))
-        remaining = deadline - trio.current_time()
-        if len(found) == len(waiters) or remaining <= 0:
-            return found
-        await trio.sleep(min(pause, remaining))
-        pause = min(pause * 2, _POLL_MAX)
 
 
 def _lookups(conn: Conn, cache: TemplateCache, environment: str,

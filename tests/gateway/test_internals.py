@@ -138,6 +138,22 @@ async def test_gather_polls_the_table_without_a_listener_and_stops_at_the_deadli
     assert 3 < len(table.reads) < 20 and table.reads[-1] == ["b"]
 
 
+async def test_hub_resync_tells_every_watcher_to_read_its_task_again() -> None:
+    """After the listener reconnected, a watcher may have missed its task's last event (the
+    completion): it gets a None at once and reads the task again, instead of waiting for its
+    quiet-period resync."""
+    hub = StatusHub(capacity=1)
+    first, second = hub.subscribe(UUID(int=1)), hub.subscribe(UUID(int=2))
+    hub.on_task_event(note("tasker_task_events", {
+        "task_uuid": str(UUID(int=2)), "from_state": "pending", "to_state": "initializing",
+        "event": "start"}))
+    hub.resync()
+    assert first.receive.receive_nowait() is None and not first.overflowed
+    assert second.overflowed  # its channel was full: the watcher resyncs on the next read
+    hub.unsubscribe(first)
+    hub.unsubscribe(second)
+
+
 async def test_hub_fan_out() -> None:
     hub = StatusHub(capacity=1)
     task = UUID(int=1)

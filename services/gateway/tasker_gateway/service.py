@@ -35,6 +35,7 @@ async def serve(
             on_context(ctx)
         rt.on_notification(OUTCOME_CHANNEL, ctx.outcomes.on_notification)
         rt.on_reconnect(ctx.outcomes.resync)
+        rt.on_reconnect(ctx.hub.resync)
         rt.on_notification(TASK_EVENTS_CHANNEL, ctx.hub.on_task_event)
         rt.on_notification(STEP_EVENTS_CHANNEL, ctx.hub.on_step_event)
         rt.add_background("backpressure", ctx.backpressure.run)

@@ -44,14 +44,15 @@ def parse_event(payload: str, *, step: bool) -> StateEvent | None:
 
 
 class Subscription:
-    """Events of one task for one watcher; `overflowed` means some were dropped."""
+    """Events of one task for one watcher; `overflowed` means some were dropped, and None
+    in the channel that some may have been missed (the watcher reads the task again)."""
 
     def __init__(self, task_uuid: UUID, capacity: int) -> None:
         self.task_uuid = task_uuid
-        self.send, self.receive = trio.open_memory_channel[StateEvent](capacity)
+        self.send, self.receive = trio.open_memory_channel[StateEvent | None](capacity)
         self.overflowed = False
 
-    def offer(self, event: StateEvent) -> None:
+    def offer(self, event: StateEvent | None) -> None:
         try:
             self.send.send_nowait(event)
         except trio.WouldBlock:
@@ -101,6 +102,13 @@ class StatusHub:
         for sub in self._subs.get(event.task_uuid, ()):
             self.delivered += 1
             sub.offer(event)
+
+    def resync(self) -> None:
+        """The listener reconnected: what was announced while it was away was not heard, so
+        every watcher reads its task again now (not at its next quiet-period resync)."""
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.offer(None)
 
     def statistics(self) -> dict[str, int]:
         return {"subscriptions": self.active, "delivered": self.delivered,

@@ -116,7 +116,9 @@ class WorkerSettings(_Section):
     template_paths: list[str] = Field(default_factory=list)
     """Template files, directories or globs registered at start."""
     max_concurrent_handlers: int = Field(10, ge=1, le=10_000)
-    """Steps a worker runs at once (claims stop at this many)."""
+    """Handlers a worker runs at once (claims stop at this many). A step's slot is free again
+    when its handler returns; its result is recorded meanwhile (in batches), so up to about
+    twice this many steps may be claimed and not yet recorded."""
     handler_timeout_seconds: float = Field(30.0, gt=0)
     """Default handler timeout (a step's timeout_seconds overrides it)."""
     worker_id: str | None = None

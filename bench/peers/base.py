@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from importlib.metadata import version
 from pathlib import Path
 from typing import IO
 
@@ -120,16 +118,6 @@ class PeerBase:
                        wall=max(done.values()) - min(submitted.values()),
                        latencies=[done[wf] - t0 for wf, t0 in submitted.items()],
                        cost=meter.cost)
-
-
-def package_version(name: str) -> str:
-    return version(name)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def spawn(args: list[str], *, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:

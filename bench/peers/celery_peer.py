@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import time
 from contextlib import ExitStack
+from importlib.metadata import version
 from pathlib import Path
 
 import redis
@@ -28,13 +29,12 @@ from celery.result import AsyncResult
 from bench.peers.base import (
     PeerBase,
     check_alive,
-    free_port,
-    package_version,
     spawn,
     stop,
     worker_command,
 )
 from bench.peers.celery_tasks import CONCURRENCY, REDIS_ENV, make_app
+from tasker_cli.cluster import free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -44,7 +44,7 @@ class CeleryPeer(PeerBase):
 
     def __init__(self, *, warmup: int, timeout: float, log_dir: Path) -> None:
         super().__init__(timeout=timeout, settle=0.0)
-        self.description = (f"Celery {package_version('celery')} + Redis, prefork "
+        self.description = (f"Celery {version('celery')} + Redis, prefork "
                             f"{CONCURRENCY} (chain / chord)")
         self._stack = ExitStack()
         self._results: dict[str, AsyncResult] = {}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import procrastinate
 import psycopg
 
 from bench.common import fresh_database
-from bench.peers.base import PeerBase, check_alive, package_version, spawn, worker_command
+from bench.peers.base import PeerBase, check_alive, spawn, worker_command
 from bench.peers.procrastinate_tasks import CONCURRENCY, JOINS_DDL, POLL_SECONDS, URL_ENV
 
 _FINISHED = """
@@ -49,7 +50,7 @@ class ProcrastinatePeer(PeerBase):
 
     def __init__(self, *, warmup: int, timeout: float, settle: float, log_dir: Path) -> None:
         super().__init__(timeout=timeout, settle=settle)
-        self.description = (f"Procrastinate {package_version('procrastinate')} (1 worker, "
+        self.description = (f"Procrastinate {version('procrastinate')} (1 worker, "
                             f"concurrency {CONCURRENCY}, LISTEN/NOTIFY, "
                             f"{POLL_SECONDS * 1000:.0f} ms poll)")
         self._stack = ExitStack()

@@ -113,6 +113,7 @@ class Runtime:
             consumer.breaker = self.queue_breaker
         self.consumers.append(consumer)
         self.on_notification(queue_channel(consumer.queue), lambda n: consumer.waker.on_notification(n.payload))
+        self.on_reconnect(consumer.waker.request_poll)  # what was sent meanwhile: polled
 
     def consume(
         self,
@@ -140,7 +141,7 @@ class Runtime:
 
     def on_reconnect(self, handler: Callable[[], None]) -> None:
         """`handler()` after the NOTIFY listener reconnected (notifications sent while it
-        was away were not heard; the queue consumers poll on their own)."""
+        was away were not heard; every queue consumer polls, see `add_consumer`)."""
         self.reconnect_handlers.append(handler)
 
     def add_drainable(self, component: Drainable) -> None:
@@ -249,8 +250,6 @@ class Runtime:
     async def _route(self, recv: trio.MemoryReceiveChannel[Notification]) -> None:
         async for note in recv:
             if note.channel == RECONNECTED:
-                for consumer in self.consumers:
-                    consumer.waker.request_poll()
                 for resync in self.reconnect_handlers:
                     resync()
                 continue

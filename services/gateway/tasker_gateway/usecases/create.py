@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import UnprocessableRequest
 from tasker_gateway.models.tasks import TaskRequestBody, TaskView
-from tasker_gateway.outcomes import IngestionOutcome, read_outcomes
+from tasker_gateway.outcomes import IngestionOutcome, Waiter, read_outcomes
 from tasker_gateway.usecases.inputs import check_json_input, parse_request_id
 from tasker_gateway.usecases.views import task_view
 from tasker_shared.contracts.messages import encode_task_request_message
@@ -127,16 +127,23 @@ async def create_task(
                   MAX_WAIT_SECONDS)
     with ctx.outcomes.expect(rid) as waiter:
         await ctx.db.run_autocommit(_send, payload, trace_headers(), durable=False)
-        outcome = (await ctx.outcomes.gather(
-            {rid: waiter}, trio.current_time() + timeout,
-            listening=lambda: ctx.runtime.listening,
-            read=lambda rids: ctx.db.run(read_outcomes, rids))).get(rid)
+        outcome = (await gather_outcomes(ctx, {rid: waiter},
+                                         trio.current_time() + timeout)).get(rid)
     # Ingestion's commit is durable only when the services commit synchronously.
     if outcome is None or not ctx.settings.database.synchronous_commit:
         await ctx.db.run_autocommit(flush_wal)  # "accepted" must survive a database crash
     if outcome is None:
         return CreateOutcome(request_id=rid, task=None)
     return CreateOutcome(request_id=rid, task=await _resolve(ctx, outcome, request))
+
+
+async def gather_outcomes(ctx: GatewayContext, waiters: dict[str, Waiter], deadline: float
+                          ) -> dict[str, IngestionOutcome]:
+    """The outcomes of `waiters` known by `deadline`: heard through this gateway's listener
+    or read from `task_request_outcomes` (see OutcomeWaiter.gather)."""
+    return await ctx.outcomes.gather(waiters, deadline,
+                                      listening=lambda: ctx.runtime.listening,
+                                      read=lambda rids: ctx.db.run(read_outcomes, rids))
 
 
 def existing_task(conn: Conn, cache: TemplateCache, request: TaskRequest, environment: str

@@ -23,11 +23,12 @@ from tasker_gateway.context import GatewayContext
 from tasker_gateway.errors import classify
 from tasker_gateway.models.batch import BatchOutcome
 from tasker_gateway.models.tasks import TaskRequestBody, TaskView
-from tasker_gateway.outcomes import IngestionOutcome, Waiter, read_outcomes
+from tasker_gateway.outcomes import IngestionOutcome, Waiter
 from tasker_gateway.usecases.create import (
     MAX_WAIT_SECONDS,
     existing_task,
     flush_wal,
+    gather_outcomes,
     template_exists,
     to_task_request,
     trace_headers,
@@ -182,9 +183,7 @@ async def _send_and_wait(ctx: GatewayContext, queued: list[_Queued],
         await ctx.db.run_autocommit(
             _send_many, [q.payload for q in queued if q.request_id in waiters],
             trace_headers(), durable=False)
-        outcomes = await ctx.outcomes.gather(waiters, deadline,
-                                             listening=lambda: ctx.runtime.listening,
-                                             read=lambda rids: ctx.db.run(read_outcomes, rids))
+        outcomes = await gather_outcomes(ctx, waiters, deadline)
     # Ingestion's commit is durable only when the services commit synchronously.
     if len(outcomes) < len(waiters) or not ctx.settings.database.synchronous_commit:
         await ctx.db.run_autocommit(flush_wal)  # "accepted" must survive a database crash

@@ -105,26 +105,37 @@ def finished_task(conn: DictConn, nt: UUID, state: str = "complete", *,
     return task
 
 
-def footprint(conn: DictConn, task: UUID) -> dict[str, int]:
-    """Rows of every table that belong to `task`."""
+def footprint(conn: DictConn, task: UUID, steps: list[UUID] | None = None) -> dict[str, int]:
+    """Rows of every table that belong to `task`: rows keyed by a step are counted by the
+    task's step uuids (`steps`, read now unless given), so a row left behind by a deleted
+    step still counts (the logs, audit rows and edges have no foreign keys to their step:
+    migration 0026)."""
+    if steps is None:
+        steps = step_uuids(conn, task)
     queries = {
         "tasks": "SELECT count(*) FROM tasker.tasks WHERE task_uuid = %(t)s",
         "steps": "SELECT count(*) FROM tasker.workflow_steps WHERE task_uuid = %(t)s",
-        "edges": "SELECT count(*) FROM tasker.workflow_step_edges e JOIN tasker.workflow_steps"
-                 " s ON s.workflow_step_uuid = e.to_step_uuid WHERE s.task_uuid = %(t)s",
-        "step_transitions": "SELECT count(*) FROM tasker.workflow_step_transitions x JOIN"
-                            " tasker.workflow_steps s USING (workflow_step_uuid)"
-                            " WHERE s.task_uuid = %(t)s",
-        "audit": "SELECT count(*) FROM tasker.workflow_step_result_audit WHERE task_uuid = %(t)s",
+        "edges": "SELECT count(*) FROM tasker.workflow_step_edges"
+                 " WHERE to_step_uuid = ANY (%(s)s) OR from_step_uuid = ANY (%(s)s)",
+        "step_transitions": "SELECT count(*) FROM tasker.workflow_step_transitions"
+                            " WHERE workflow_step_uuid = ANY (%(s)s)",
+        "audit": "SELECT count(*) FROM tasker.workflow_step_result_audit"
+                 " WHERE task_uuid = %(t)s OR workflow_step_uuid = ANY (%(s)s)",
         "task_transitions": "SELECT count(*) FROM tasker.task_transitions WHERE task_uuid = %(t)s",
         "dlq": "SELECT count(*) FROM tasker.tasks_dlq WHERE task_uuid = %(t)s",
     }
     out = {}
     for name, query in queries.items():
-        row = conn.execute(query.replace("count(*)", "count(*) AS n"), {"t": task}).fetchone()
+        row = conn.execute(query.replace("count(*)", "count(*) AS n"),
+                           {"t": task, "s": steps}).fetchone()
         assert row is not None
         out[name] = int(row["n"])
     return out
+
+
+def step_uuids(conn: DictConn, task: UUID) -> list[UUID]:
+    return [r["workflow_step_uuid"] for r in conn.execute(
+        "SELECT workflow_step_uuid FROM tasker.workflow_steps WHERE task_uuid = %s", (task,))]
 
 
 def dlq_entry(conn: DictConn, task: UUID, status: str, at: str) -> None:
@@ -173,7 +184,8 @@ def remaining(conn: DictConn, query: str) -> list[Any]:
 def test_prune_deletes_old_finished_tasks_with_all_their_rows(db_url: str) -> None:
     with connect(db_url) as conn:
         tasks = build_history(conn)
-        before = {name: footprint(conn, t) for name, t in tasks.items()}
+        steps = {name: step_uuids(conn, t) for name, t in tasks.items()}
+        before = {name: footprint(conn, t, steps[name]) for name, t in tasks.items()}
     assert before["old_complete"] == {"tasks": 1, "steps": 4, "edges": 3,
                                       "step_transitions": 20, "audit": 4,
                                       "task_transitions": 2, "dlq": 0}
@@ -187,7 +199,7 @@ def test_prune_deletes_old_finished_tasks_with_all_their_rows(db_url: str) -> No
     pruned = {"old_complete", "old_cancelled", "old_error_resolved_dlq"}
     with connect(db_url) as conn:
         for name, task in tasks.items():
-            after = footprint(conn, task)
+            after = footprint(conn, task, steps[name])
             if name in pruned:
                 assert after == dict.fromkeys(after, 0), name
             else:
@@ -223,22 +235,28 @@ def test_cli_prune(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid age '7 days'" in capsys.readouterr().err
 
 
+def explained(conn: DictConn) -> list[str]:
+    """From now on, the plan of every statement `conn` runs, nested ones included, is
+    appended to the returned list (auto_explain; skips the test without a superuser)."""
+    if not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                        ).fetchone()["rolsuper"]:  # type: ignore[index]
+        pytest.skip("auto_explain needs a superuser")
+    plans: list[str] = []
+    conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    conn.execute("SET auto_explain.log_min_duration = 0;"
+                 " SET auto_explain.log_nested_statements = on; SET client_min_messages = log")
+    return plans
+
+
 def test_readiness_plan_probes_indexes_after_analyze_of_small_tables(db_url: str) -> None:
     """ANALYZEd while tiny, the tables made the cached readiness plan hash every step's
     current state (a scan that grows with history); it must stay index probes."""
     with connect(db_url) as conn:
-        if not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-                            ).fetchone()["rolsuper"]:  # type: ignore[index]
-            pytest.skip("auto_explain needs a superuser")
         nt = named_task(conn)
         task, *_ = [finished_task(conn, nt, at="now()") for _ in range(10)]
         conn.execute("ANALYZE")
-        plans: list[str] = []
-        conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
-        conn.execute("LOAD 'auto_explain'")
-        conn.execute("SET auto_explain.log_min_duration = 0;"
-                     " SET auto_explain.log_nested_statements = on;"
-                     " SET client_min_messages = log")
+        plans = explained(conn)
         conn.execute("SELECT * FROM tasker.get_step_readiness_status_v1(%s)", (task,))
     plan = next(p for p in plans if "workflow_step_transitions" in p)
     lines = plan.splitlines()
@@ -249,3 +267,29 @@ def test_readiness_plan_probes_indexes_after_analyze_of_small_tables(db_url: str
     assert len(scans) >= 4, plan
     for i in scans:  # every index scan is a probe, none reads a whole index
         assert "Index Cond" in lines[i + 1], plan
+
+
+def test_dashboard_windows_and_audit_read_indexes_not_the_logs(db_url: str) -> None:
+    """The dashboard's recent-claims and throughput windows and a step's result audit read
+    the transition logs through an index (the logs are keyed by (step or task, sort_key);
+    migration 0026 gave the time windows partial indexes): none of them can read the whole
+    log, whose size is the engine's history. Seq scans are disabled so that a plan without a
+    usable index shows as one."""
+    with connect(db_url) as conn:
+        nt = named_task(conn)
+        task, *_ = [finished_task(conn, nt, at="now()") for _ in range(5)]
+        step = step_uuids(conn, task)[0]
+        conn.execute("ANALYZE")
+        plans = explained(conn)
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SELECT * FROM tasker.ui_queue_activity_v1(NULL, 600)").fetchall()
+        conn.execute("SELECT * FROM tasker.ui_throughput_v1(5)").fetchall()
+        audit = conn.execute("SELECT * FROM tasker.get_step_audit_v1(%s, %s)",
+                             (task, step)).fetchall()
+    assert len(audit) == 1  # the step's one recorded result, with its transition
+    logs = [p for p in plans if "_transitions" in p]
+    assert len(logs) >= 3, plans
+    for plan in logs:
+        assert not re.search(r"Seq Scan on (workflow_step|task)_transitions", plan), plan
+    reads = "\n".join(logs)
+    assert "idx_step_transitions_claims" in reads and "idx_task_transitions_finished" in reads

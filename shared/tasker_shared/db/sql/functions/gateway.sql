@@ -169,7 +169,8 @@ BEGIN
            tr.from_state::text, tr.to_state::text, tr.metadata
       FROM tasker.workflow_step_result_audit a
       JOIN tasker.workflow_step_transitions tr
-        ON tr.workflow_step_transition_uuid = a.workflow_step_transition_uuid
+        ON tr.workflow_step_uuid = a.workflow_step_uuid  -- the log's key: (step, sort_key)
+       AND tr.workflow_step_transition_uuid = a.workflow_step_transition_uuid
       JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = a.workflow_step_uuid
       JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
      WHERE a.workflow_step_uuid = p_step

@@ -140,43 +140,46 @@ BEGIN
 END
 $function$;
 
--- Append a row to a step's transition log and announce it, nothing more: for callers that
+-- Append rows to a step's transition log and announce each, nothing more: for callers that
 -- set the step row (current_state and the rest) in an update of their own (a claim, a
 -- record), so the row gets one new version per call instead of one per transition.
-CREATE OR REPLACE FUNCTION tasker._log_step_transition_v1(
-    p_step uuid, p_task uuid, p_from text, p_to text, p_event text, p_metadata jsonb
+-- p_states[1] is the state the step leaves, p_states[i + 1] the state the i-th transition
+-- enters, with p_events[i] and p_metadata[i]: a plain success logs in_progress ->
+-- enqueued_for_orchestration -> complete with one lookup and one insert.
+-- Its plans are an index probe and an insert whatever the statistics say: no SET options
+-- (each call of a function with SET options saves and restores them).
+CREATE OR REPLACE FUNCTION tasker._log_step_transitions_v1(
+    p_step uuid, p_task uuid, p_states text[], p_events text[], p_metadata jsonb[]
 )
  RETURNS void
  LANGUAGE plpgsql
- SET enable_seqscan TO 'off'
- SET plan_cache_mode TO 'force_generic_plan'
- SET enable_hashjoin TO 'off'
- SET enable_mergejoin TO 'off'
- SET enable_material TO 'off'
 AS $function$
 DECLARE
     v_sort integer;
+    v_at timestamptz := clock_timestamp();
 BEGIN
-    -- A concurrent append to the same step's log would collide on (step, sort_key) and
-    -- fail instead of forking the log.
+    -- A concurrent append to the same step's log would collide on its key (step, sort_key)
+    -- and fail instead of forking the log.
     SELECT st.sort_key INTO v_sort FROM tasker.workflow_step_transitions st
      WHERE st.workflow_step_uuid = p_step ORDER BY st.sort_key DESC LIMIT 1;
     INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
                                                   metadata, sort_key)
-    VALUES (p_step, p_from, p_to,
-            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_event,
-                                                             'timestamp', clock_timestamp()),
-            COALESCE(v_sort, 0) + 1);
-    PERFORM pg_notify('tasker_step_events', json_build_object(
-        'task_uuid', p_task, 'step_uuid', p_step, 'from_state', p_from, 'to_state', p_to,
-        'event', p_event)::text);
+    SELECT p_step, p_states[i], p_states[i + 1],
+           COALESCE(p_metadata[i], '{}') || jsonb_build_object('event', p_events[i],
+                                                               'timestamp', v_at),
+           COALESCE(v_sort, 0) + i
+      FROM generate_subscripts(p_events, 1) AS i
+     ORDER BY i;
+    FOR i IN 1 .. cardinality(p_events) LOOP
+        PERFORM pg_notify('tasker_step_events', json_build_object(
+            'task_uuid', p_task, 'step_uuid', p_step, 'from_state', p_states[i],
+            'to_state', p_states[i + 1], 'event', p_events[i])::text);
+    END LOOP;
 END
 $function$;
 
--- A step transition: the log row, then the state on the step row, updated in place (a HOT
--- update: no index covers the columns it changes; migration 0025). Logged first, so the
--- foreign key's share lock finds the row the caller has usually locked already (no lock of
--- its own to log).
+-- A step transition: the state on the step row, updated in place (a HOT update: no index
+-- covers the columns it changes; migration 0025), and its log row.
 CREATE OR REPLACE FUNCTION tasker._append_step_transition_v1(
     p_step uuid, p_from text, p_to text, p_event text, p_metadata jsonb
 )
@@ -192,8 +195,6 @@ DECLARE
     v_task uuid;
     v_finished boolean := p_to IN ('complete', 'cancelled', 'resolved_manually');
 BEGIN
-    SELECT task_uuid INTO v_task FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
-    PERFORM tasker._log_step_transition_v1(p_step, v_task, p_from, p_to, p_event, p_metadata);
     UPDATE tasker.workflow_steps
        SET current_state = p_to,
            processed = processed OR v_finished,
@@ -204,7 +205,10 @@ BEGIN
            attempts = CASE WHEN p_event = 'reset_for_retry' THEN 0  -- ResetAttemptsAction
                            ELSE attempts END,                       -- (SPEC section 2.2)
            updated_at = now()
-     WHERE workflow_step_uuid = p_step;
+     WHERE workflow_step_uuid = p_step
+    RETURNING task_uuid INTO v_task;
+    PERFORM tasker._log_step_transitions_v1(p_step, v_task, ARRAY[p_from, p_to],
+                                            ARRAY[p_event], ARRAY[p_metadata]);
 END
 $function$;
 

@@ -142,16 +142,16 @@ BEGIN
                        v_ws.max_attempts));
             CONTINUE;
         END IF;
-        -- The transition logged, then the row in one update (one row version per claim).
-        PERFORM tasker._log_step_transition_v1(
-            v_step, v_ws.task_uuid, v_state, 'in_progress',
-            CASE WHEN v_state = 'enqueued' THEN 'start' ELSE 'reclaim' END,
-            jsonb_build_object('worker_id', p_worker, 'msg_id', m.msg_id));
+        -- The row in one update (one row version per claim), and the transition logged.
         UPDATE tasker.workflow_steps
            SET attempts = COALESCE(attempts, 0) + 1, last_attempted_at = now(),
                in_process = true, current_state = 'in_progress', updated_at = now(),
                claimed_until = v_until, claim_msg_id = m.msg_id
          WHERE workflow_step_uuid = v_step;
+        PERFORM tasker._log_step_transitions_v1(
+            v_step, v_ws.task_uuid, ARRAY[v_state, 'in_progress'],
+            ARRAY[CASE WHEN v_state = 'enqueued' THEN 'start' ELSE 'reclaim' END],
+            ARRAY[jsonb_build_object('worker_id', p_worker, 'msg_id', m.msg_id)]);
         v_claimed := v_claimed || m.msg_id;
         v_steps := v_steps || v_step;
         v_reads := v_reads || m.read_ct;
@@ -443,21 +443,22 @@ BEGIN
                processed_at = CASE WHEN v_plain THEN now() ELSE processed_at END,
                updated_at = now()
          WHERE workflow_step_uuid = r.step;
-        PERFORM tasker._log_step_transition_v1(
-            r.step, r.task_uuid, 'in_progress',
-            CASE WHEN r.success THEN 'enqueued_for_orchestration'
-                 ELSE 'enqueued_as_error_for_orchestration' END,
-            CASE WHEN r.success THEN 'enqueue_for_orchestration'
-                 ELSE 'enqueue_as_error_for_orchestration' END,
-            jsonb_build_object('worker_id', p_worker, 'correlation_id', r.correlation_id,
-                               'attempt', r.attempt));
+        -- The record's transition and, for a plain success, what apply_step_result_v1(step,
+        -- 'complete') logs for result processing's decision (the reason and backoff kind of
+        -- a success: none).
+        PERFORM tasker._log_step_transitions_v1(
+            r.step, r.task_uuid,
+            CASE WHEN v_plain THEN ARRAY['in_progress', 'enqueued_for_orchestration', 'complete']
+                 WHEN r.success THEN ARRAY['in_progress', 'enqueued_for_orchestration']
+                 ELSE ARRAY['in_progress', 'enqueued_as_error_for_orchestration'] END,
+            CASE WHEN v_plain THEN ARRAY['enqueue_for_orchestration', 'complete']
+                 WHEN r.success THEN ARRAY['enqueue_for_orchestration']
+                 ELSE ARRAY['enqueue_as_error_for_orchestration'] END,
+            ARRAY[jsonb_build_object('worker_id', p_worker, 'correlation_id', r.correlation_id,
+                                     'attempt', r.attempt),
+                  '{"reason": null, "backoff_kind": null}'::jsonb]);
         v_delete := v_delete || r.msg_id;
         IF v_plain THEN
-            -- What apply_step_result_v1(step, 'complete') logs for result processing's
-            -- decision (the reason and backoff kind of a success: none).
-            PERFORM tasker._log_step_transition_v1(
-                r.step, r.task_uuid, 'enqueued_for_orchestration', 'complete', 'complete',
-                '{"reason": null, "backoff_kind": null}');
             v_applied := v_applied || to_jsonb(r.step::text);
             IF NOT r.task_uuid = ANY (v_touched) THEN
                 v_touched := v_touched || r.task_uuid;

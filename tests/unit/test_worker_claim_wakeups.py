@@ -53,3 +53,37 @@ async def test_the_worker_consumer_passes_notified_ids(
             await trio.sleep(0.1)
             consumer.stop()
     assert seen == [None, None, None, [5]]
+
+
+async def test_a_notification_during_a_chained_claim_waits_for_it() -> None:
+    """Notified while a record claims from the queue in its own transaction: decided when
+    that claim returns, against what the worker then holds (the record usually claimed the
+    very messages it enqueued and announced); other queues are not held back."""
+    for claimed, wanted in (({7: claimed_step("q", 7)}, False), ({}, True)):
+        held: dict[int, ClaimedStep] = {}
+        scheduler = _scheduler()
+        claim = ClaimFn(scheduler, "q", held)
+        assert scheduler.begin_chain("q", 1) == 1
+        assert scheduler.chaining("q") and not scheduler.chaining("other")
+        await claim([7], 50)
+        await claim([7], 50)  # parked once
+        await ClaimFn(scheduler, "other", held)([3], 50)
+        assert list(scheduler._line) == ["other"]  # only the queue without a chain waits
+        held.update(claimed)  # the record's claim returned: its steps are handed over
+        scheduler.end_chain("q", unused=1 - len(claimed))
+        assert ("q" in scheduler._line) is wanted, claimed
+        assert not scheduler.chaining("q")
+
+
+async def test_parked_notifications_wait_for_every_chain_of_the_queue() -> None:
+    scheduler = _scheduler()
+    claim = ClaimFn(scheduler, "q", {})
+    assert scheduler.begin_chain("q", 1) and scheduler.begin_chain("q", 1)
+    await claim([9], 50)
+    scheduler.end_chain("q", unused=1)
+    assert scheduler.waiting == 0 and scheduler.chaining("q")  # one record still claims
+    scheduler.end_chain("q", unused=1)
+    assert scheduler.waiting == 1  # message 9 is not held: the queue is claimed from
+    fired: list[bool] = []
+    scheduler.after_chains("q", lambda: fired.append(True))  # no chain: at once
+    assert fired == [True]

@@ -176,14 +176,14 @@ async def test_a_record_chains_a_claim_only_when_no_queue_waits(
     free = scheduler.free
     assert scheduler.begin_chain("q", 3) == 3  # reserves three slots
     assert scheduler.free == free - 3
-    scheduler.end_chain(unused=1)  # two steps claimed: they keep their slots
+    scheduler.end_chain("q", unused=1)  # two steps claimed: they keep their slots
     assert scheduler.free == free - 2
     scheduler.release(2)  # their handlers returned
     assert scheduler.free == free
     assert scheduler.begin_chain("q", free + 5) == free  # no more than the free slots
     assert scheduler.free == 0
     assert scheduler.begin_chain("q", 1) == 0  # none left to reserve
-    scheduler.end_chain(unused=free)
+    scheduler.end_chain("q", unused=free)
     assert scheduler.free == free
     queues.latency = 1.0
     for queue in ("a", "b", "c"):
@@ -196,7 +196,7 @@ async def test_a_record_chains_a_claim_only_when_no_queue_waits(
     assert scheduler.waiting == 0
     scheduler.release(len(queues.claimed))  # the claimed steps' handlers returned
     assert scheduler.begin_chain("c", 1)  # beside c's claim: SKIP LOCKED splits the messages
-    scheduler.end_chain(unused=1)
+    scheduler.end_chain("c", unused=1)
     scheduler.stop()
     assert not scheduler.begin_chain("a", 1)  # stopping: no new claims of any kind
 
@@ -220,5 +220,5 @@ async def test_stop_waits_for_chained_claims(autojump_clock: trio.testing.MockCl
         scheduler.stop()
         await trio.sleep(1.0)
         assert returned_at == []
-        scheduler.end_chain(unused=1)
+        scheduler.end_chain("q", unused=1)
     assert returned_at and returned_at[0] >= 1.1

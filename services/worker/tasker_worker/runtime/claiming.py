@@ -56,7 +56,8 @@ class ClaimScheduler:
         self._changed = trio.Event()
         self._stopping = False
         self._paused_until = 0.0  # after a failed claim, every queue waits until then
-        self._chains = 0  # records claiming in their own transaction (`begin_chain`)
+        self._chains: dict[str, int] = {}  # queue -> records claiming in their own transaction
+        self._after_chains: dict[str, list[Callable[[], None]]] = {}
 
     @property
     def waiting(self) -> int:
@@ -88,13 +89,34 @@ class ClaimScheduler:
         if share <= 0:
             return 0
         self.free -= share
-        self._chains += 1
+        self._chains[queue] = self._chains.get(queue, 0) + 1
         return share
 
-    def end_chain(self, unused: int) -> None:
-        self._chains -= 1
+    def end_chain(self, queue: str, unused: int) -> None:
+        """A record's claim from `queue` returned (its steps handed over) with `unused` of
+        the slots it reserved; once no record claims from `queue`, what waited for that
+        (`after_chains`) runs."""
+        left = self._chains[queue] - 1
+        if left:
+            self._chains[queue] = left
+        else:
+            del self._chains[queue]
         self.free += unused
         self._changed.set()
+        if not left:
+            for callback in self._after_chains.pop(queue, []):
+                callback()
+
+    def chaining(self, queue: str) -> bool:
+        """Is a record claiming from `queue` in its own transaction right now?"""
+        return queue in self._chains
+
+    def after_chains(self, queue: str, callback: Callable[[], None]) -> None:
+        """Call `callback` once no record claims from `queue` any more (now if none does)."""
+        if queue in self._chains:
+            self._after_chains.setdefault(queue, []).append(callback)
+        else:
+            callback()
 
     def stop(self) -> None:
         """Start no more claims; `run` returns once the claims in flight have returned."""

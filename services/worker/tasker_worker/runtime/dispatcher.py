@@ -267,7 +267,7 @@ class Dispatcher:
                 self._in_flight.pop(outcome.step.msg_id, None)
             started = self._hand_over(claimed) if claimed else 0
             if reserved:
-                self.scheduler.end_chain(unused=reserved - started)
+                self.scheduler.end_chain(queue, unused=reserved - started)
 
     async def _extend_loop(self) -> None:
         """Extend the leases of every step held (running, or finished and being recorded)
@@ -293,19 +293,36 @@ class Dispatcher:
 class ClaimFn:
     """The `process` coroutine of one namespace queue's consumer: puts the queue in line for
     the claim scheduler and returns at once (the scheduler claims; nothing is taken here).
+
     A notification only of messages this worker already holds (a record claimed them in
-    its own transaction) puts nothing in line."""
+    its own transaction) puts nothing in line. One that arrives while a record is claiming
+    from the queue in its own transaction is decided when that claim has returned: the
+    messages the record enqueued are usually the ones it claimed, and their notifications
+    (sent at its commit) reach the worker before its claimed steps are held, so each would
+    otherwise cost a claim that finds nothing."""
 
     def __init__(self, scheduler: ClaimScheduler, queue: str,
                  held: dict[int, ClaimedStep] | None = None) -> None:
         self.scheduler = scheduler
         self.queue = queue
         self.held = held if held is not None else {}
+        self._parked: set[int] = set()  # notified while a record claimed from the queue
 
     async def __call__(self, ids: list[int] | None, limit: int) -> int:
-        if ids is None or not all(self._held(i) for i in ids):
+        if ids is None:
+            self.scheduler.want(self.queue)
+        elif self.scheduler.chaining(self.queue):
+            if not self._parked:
+                self.scheduler.after_chains(self.queue, self._decide_parked)
+            self._parked.update(ids)
+        elif not all(self._held(i) for i in ids):
             self.scheduler.want(self.queue)
         return 0
+
+    def _decide_parked(self) -> None:
+        parked, self._parked = self._parked, set()
+        if not all(self._held(i) for i in parked):
+            self.scheduler.want(self.queue)
 
     def _held(self, msg_id: int) -> bool:
         step = self.held.get(msg_id)

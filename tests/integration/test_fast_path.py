@@ -201,7 +201,7 @@ async def test_a_chained_claim_returning_after_claiming_was_cut_off_is_left_to_i
                             " FOR UPDATE", (first.step_uuid,))
             executor.go.set()
             with trio.fail_after(15):  # the recorder took the result and chains a claim
-                for _ in iter(lambda: dispatcher.scheduler._chains == 1, True):
+                for _ in iter(lambda: dispatcher.scheduler.chaining(WORKER_QUEUE), True):
                     await trio.sleep(0.005)
             nursery.cancel_scope.cancel()  # what the runtime's shutdown deadline does
             blocker.commit()  # the record goes on (shielded), after claiming was cut off

@@ -244,10 +244,22 @@ def _audit(h: Harness, outcomes: list[Outcome], states: dict[str, str | None],
         out = _window(outcomes, float(run["start"]))  # type: ignore[arg-type]
         if out is None or faults[out.fault].may_rerun:
             continue
-        if faults[out.fault].may_rerun_inflight and float(finished["start"]) < out.injected:
-            continue  # it was running while the server crashed: its claim may be lost
+        if _in_flight_during_crash(finished, outcomes, faults):
+            # It was running while the server crashed: its claim may be lost (committed
+            # without waiting for its flush), its result then refused as stale. The step
+            # runs again once its message is visible, which can be during a later fault.
+            continue
         out.lost += 1
         out.note += f" [step {run['step']}: finished result lost, ran again]"
+
+
+def _in_flight_during_crash(finished: dict[str, object], outcomes: list[Outcome],
+                            faults: dict[str, Fault]) -> bool:
+    """Did `finished` (a run) start before a fault whose in-flight runs may run again was
+    over, and end after it began?"""
+    start, end = float(finished["start"]), float(finished["end"])  # type: ignore[arg-type]
+    return any(faults[o.fault].may_rerun_inflight and start < o.injected and end > o.start
+               for o in outcomes)
 
 
 def _print_table(request: pytest.FixtureRequest, outcomes: list[Outcome], twice: list[str],

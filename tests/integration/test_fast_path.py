@@ -20,7 +20,12 @@ from tasker_shared.db.database import Database
 from tasker_shared.domain.template.text import parse_template_text
 from tasker_shared.store.templates import register_template
 from tasker_worker.examples import templates_dir
-from tasker_worker.runtime.claims import ClaimedStep, StepOutcome, record_results
+from tasker_worker.runtime.claims import (
+    ClaimedStep,
+    StepOutcome,
+    record_and_claim,
+    record_results,
+)
 from tasker_worker.runtime.dispatcher import Dispatcher
 from tests.integration.test_poison_messages import (
     FINALIZATIONS,
@@ -162,6 +167,85 @@ async def test_the_worker_claims_the_next_step_in_the_record(
     assert dispatcher.scheduler.claims == 1 and dispatcher.claimed == 4
     assert dispatcher.free == 4  # every slot back
     assert _task(conn, task)["state"] == "complete"
+
+
+def _outcome(step: ClaimedStep) -> StepOutcome:
+    return StepOutcome(step=step, success=True, payload={
+        "step_uuid": str(step.step_uuid), "success": True, "result": {"value": 4},
+        "error": None}, handler="examples.square", error=None)
+
+
+async def test_a_record_hands_the_step_it_enqueues_to_its_own_claim(
+        db: Database, conn: DictConn, db_url: str) -> None:
+    """The step a plain success makes ready is claimed as it is enqueued (the hand-off):
+    its message is sent hidden for the lease and read once, announced to no one; its row
+    is in progress under the claim in one version, both transitions logged; the claim
+    statement returns it with its parent's result."""
+    task = await create_task(db, conn)
+    [first] = await claim(db)
+    with psycopg.connect(db_url, autocommit=True) as listener:
+        channel = listener.execute("SELECT tasker.queue_channel_v1(%s) AS c",
+                                   (WORKER_QUEUE,)).fetchone()
+        assert channel is not None
+        listener.execute(f'LISTEN "{channel[0]}"')
+        recorded, claimed = await db.run(
+            record_and_claim, [_outcome(first)], worker_id="w-1", queue=WORKER_QUEUE,
+            limit=1, visibility_seconds=30, max_reads=5)
+        heard = list(listener.notifies(timeout=0.3, stop_after=1))
+    assert recorded == ["recorded"] and len(claimed) == 1 and heard == []
+    [second] = claimed
+    assert second.step_name == "linear_step_2" and second.attempt == 1
+    assert second.dependency_results["linear_step_1"]["result"] == {"value": 4}
+    row = conn.execute(
+        "SELECT ws.current_state, ws.attempts, ws.claim_msg_id, ws.in_process,"
+        " ws.claimed_until = q.vt AS lease_is_vt, q.vt > now() + interval '20 s' AS hidden,"
+        " q.read_ct FROM tasker.workflow_steps ws"
+        f" JOIN pgmq.q_{WORKER_QUEUE} q ON q.msg_id = ws.claim_msg_id"
+        " WHERE ws.workflow_step_uuid = %s", (second.step_uuid,)).fetchone()
+    assert row == {"current_state": "in_progress", "attempts": 1, "claim_msg_id": second.msg_id,
+                   "in_process": True, "lease_is_vt": True, "hidden": True, "read_ct": 1}
+    log = conn.execute(
+        "SELECT from_state, to_state, metadata ->> 'event' AS event, metadata ->> 'worker_id'"
+        " AS worker, (metadata ->> 'msg_id')::bigint AS msg FROM tasker.workflow_step_transitions"
+        " WHERE workflow_step_uuid = %s ORDER BY sort_key", (second.step_uuid,)).fetchall()
+    assert [(r["from_state"], r["to_state"], r["event"]) for r in log] == [
+        (None, "pending", "create"), ("pending", "enqueued", "enqueue"),
+        ("enqueued", "in_progress", "start")]
+    assert (log[2]["worker"], log[2]["msg"]) == ("w-1", second.msg_id)
+    assert left_on(conn, WORKER_QUEUE) == [second.msg_id]
+    # It runs and is recorded like any claimed step; the next one is handed off in turn.
+    recorded, [third] = await db.run(
+        record_and_claim, [_outcome(second)], worker_id="w-1", queue=WORKER_QUEUE, limit=1,
+        visibility_seconds=30, max_reads=5)
+    assert recorded == ["recorded"] and third.step_name == "linear_step_3"
+    assert _history(conn, second) == ["pending", "enqueued", "in_progress",
+                                      "enqueued_for_orchestration", "complete"]
+    assert _task(conn, task)["state"] == "steps_in_process"
+
+
+async def test_a_hand_off_takes_no_more_than_the_record_reserved(
+        db: Database, conn: DictConn) -> None:
+    """A record that may claim nothing (all slots busy) or claims for another queue hands
+    nothing off: the next step is enqueued, visible and announced as usual; a record's
+    hand-off setting does not outlive its transaction."""
+    await create_task(db, conn)
+    [first] = await claim(db)
+    conn.execute("SELECT tasker.ensure_queue_v1('worker_other_queue')")
+    recorded, claimed = await db.run(
+        record_and_claim, [_outcome(first)], worker_id="w-1", queue="worker_other_queue",
+        limit=1, visibility_seconds=30, max_reads=5)
+    assert recorded == ["recorded"] and claimed == []
+    [second] = await claim(db)  # visible in the queue, claimed the usual way
+    assert second.step_name == "linear_step_2"
+    row = conn.execute("SELECT current_setting('tasker.hand_off', true) AS h").fetchone()
+    assert row is not None and not row["h"]
+    recorded, claimed = await db.run(
+        record_and_claim, [_outcome(second)], worker_id="w-1", queue=WORKER_QUEUE, limit=0,
+        visibility_seconds=30, max_reads=5)
+    assert recorded == ["recorded"] and claimed == []
+    assert _state(conn, second) == "complete"
+    [third] = await claim(db)
+    assert third.step_name == "linear_step_3"
 
 
 class GatedExecutor(InstantExecutor):

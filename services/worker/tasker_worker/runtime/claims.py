@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -154,11 +155,16 @@ def record_and_claim(
     visibility_seconds: float, max_reads: int,
 ) -> tuple[list[str], list[ClaimedStep]]:
     """`record_results`, then claim up to `limit` steps from `queue` in the same transaction
-    (run it with `Database.run`): what the record just enqueued is claimed at once, without
-    waiting for its notification and a claim transaction of its own. The claim commits with
-    the record, in its flush. BEGIN, the record and the claim travel in one round trip
-    (pipeline mode), the COMMIT in a second."""
+    (run it with `Database.run`): what the record enqueues is claimed at once, without
+    waiting for its notification and a claim transaction of its own. Steps the record's
+    evaluations enqueue on `queue` are claimed as they are enqueued (the hand-off, see
+    tasker._hand_off_v1: the record is told how many it may take), the rest of `limit`
+    from the queue. The claim commits with the record, in its flush. BEGIN, the record and
+    the claim travel in one round trip (pipeline mode), the COMMIT in a second."""
     with conn.pipeline():
+        conn.execute("SELECT set_config('tasker.hand_off', %s, true)", (json.dumps({
+            "queue": queue, "worker": worker_id, "left": limit,
+            "vt_seconds": visibility_seconds, "ids": []}),))
         sent = _send_records(conn, outcomes, worker_id)
         claim = conn.execute("SELECT c.* FROM " + _CLAIM, (
             queue, None, limit, visibility_seconds, worker_id, max_reads))

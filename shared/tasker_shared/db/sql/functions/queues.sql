@@ -51,6 +51,26 @@ BEGIN
 END
 $function$;
 
+-- A message sent already claimed: hidden until p_until, read once (as a claim leaves it),
+-- announced to no one (the claimer is the caller's own transaction). For a step that the
+-- worker recording its parent's result claims as it is enqueued (see tasker._hand_off_v1).
+CREATE OR REPLACE FUNCTION tasker._send_claimed_v1(
+    p_queue text, p_message jsonb, p_headers jsonb, p_until timestamp with time zone
+)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_id bigint;
+BEGIN
+    EXECUTE format('INSERT INTO pgmq.%I (vt, message, headers, read_ct)
+                    VALUES ($1, $2, $3, 1) RETURNING msg_id',
+                   pgmq.format_table_name(p_queue, 'q'))
+       INTO v_id USING p_until, p_message, p_headers;
+    RETURN v_id;
+END
+$function$;
+
 -- Lock visible messages (the listed ids, or any) for the caller's transaction.
 -- A crash rolls back and unlocks them; SKIP LOCKED keeps replicas apart.
 CREATE OR REPLACE FUNCTION tasker.lock_messages_v1(

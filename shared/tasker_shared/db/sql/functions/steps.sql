@@ -74,8 +74,25 @@ DECLARE
     v_steps uuid[] := '{}';
     v_reads integer[] := '{}';
     v_headers jsonb[] := '{}';
+    v_hand jsonb := NULLIF(current_setting('tasker.hand_off', true), '')::jsonb;
+    v_handed bigint[] := '{}';
 BEGIN
-    FOR m IN SELECT * FROM tasker.lock_messages_v1(p_queue, p_ids, p_limit) LOOP
+    IF v_hand ->> 'queue' = p_queue AND jsonb_array_length(v_hand -> 'ids') > 0 THEN
+        -- Claimed by this transaction as they were enqueued (tasker._hand_off_v1): their
+        -- messages are already hidden and read, their steps in progress.
+        v_handed := ARRAY(SELECT jsonb_array_elements_text(v_hand -> 'ids')::bigint);
+        EXECUTE format('SELECT COALESCE(array_agg(msg_id ORDER BY msg_id), ''{}''),
+                               COALESCE(array_agg((message ->> ''step_uuid'')::uuid
+                                                  ORDER BY msg_id), ''{}''),
+                               COALESCE(array_agg(read_ct - 1 ORDER BY msg_id), ''{}''),
+                               COALESCE(array_agg(headers ORDER BY msg_id), ''{}'')
+                          FROM pgmq.%I WHERE msg_id = ANY ($1)', v_table)
+           INTO v_claimed, v_steps, v_reads, v_headers USING v_handed;
+        PERFORM set_config('tasker.hand_off', '', true);
+    END IF;
+    FOR m IN SELECT * FROM tasker.lock_messages_v1(p_queue, p_ids,
+                                                   p_limit - cardinality(v_handed))
+              WHERE p_limit > cardinality(v_handed) LOOP
         IF jsonb_typeof(m.message) IS DISTINCT FROM 'object'
            OR COALESCE(m.message ->> 'step_uuid', '') !~*
               '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
@@ -161,9 +178,11 @@ BEGIN
     IF cardinality(v_claimed) = 0 THEN
         RETURN;
     END IF;
-    EXECUTE format('UPDATE pgmq.%I SET vt = $2, read_ct = read_ct + 1 WHERE msg_id = ANY ($1)',
-                   v_table)
-    USING v_claimed, v_until;
+    IF cardinality(v_claimed) > cardinality(v_handed) THEN
+        EXECUTE format('UPDATE pgmq.%I SET vt = $2, read_ct = read_ct + 1
+                         WHERE msg_id = ANY ($1) AND NOT msg_id = ANY ($3)', v_table)
+        USING v_claimed, v_until, v_handed;
+    END IF;
 
     -- Ancestors of every claimed step in one recursive pass (one query for the batch).
     -- Each hop and each ancestor row is an index probe (LATERAL ... OFFSET 0 keeps the

@@ -197,6 +197,11 @@ DECLARE
     v_next text;
     v_states text[] := '{}';
 BEGIN
+    IF p_from = p_target THEN
+        -- Already there (every evaluation that enqueues a task's next steps while others
+        -- run): the path is empty, no lookups needed.
+        RETURN p_from;
+    END IF;
     SELECT events INTO v_events FROM tasker.task_state_paths
      WHERE from_state = p_from AND target = p_target;
     IF v_events IS NULL THEN
@@ -249,6 +254,53 @@ $function$;
 -- With p_finalize, also decide a finished task's outcome (complete / blocked / error);
 -- without it, a finished task gets a finalization request instead. Returns a summary
 -- (`dlq_entry` names the investigation a blocked task opened, if it opened one).
+-- Hand-off: a worker recording results may claim, in the same transaction, the steps their
+-- evaluation enqueues (tasker.record_step_results_v1 followed by tasker.claim_steps_v1, see
+-- the worker's record_and_claim). It says so in the transaction-local setting
+-- tasker.hand_off: {"queue", "worker", "left" (slots it reserved), "vt_seconds", "ids"}.
+-- While `left` lasts, a step enqueued on that queue is claimed at once: its message is
+-- sent hidden until the claim's lease ends and read once, its row takes `in_progress` in
+-- one version, and both transitions (enqueue, start) are logged in one insert; the claim
+-- statement returns it with what it claims itself (the message ids are listed in `ids`).
+-- The same rows and lease as an enqueue followed by a claim, without the message's
+-- notification, update and lock, and without the step row's intermediate version.
+-- Returns false (nothing done) when no hand-off applies. Called by evaluate_task_v1 only,
+-- under its plan settings (no SET options of its own: each call would save and restore
+-- them).
+CREATE OR REPLACE FUNCTION tasker._hand_off_v1(
+    p_queue text, p_task uuid, p_step uuid, p_message jsonb, p_headers jsonb
+)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_hand jsonb := NULLIF(current_setting('tasker.hand_off', true), '')::jsonb;
+    v_until timestamptz;
+    v_msg bigint;
+BEGIN
+    IF v_hand IS NULL OR v_hand ->> 'queue' IS DISTINCT FROM p_queue
+       OR COALESCE((v_hand ->> 'left')::integer, 0) <= 0 THEN
+        RETURN false;
+    END IF;
+    v_until := clock_timestamp()
+               + make_interval(secs => (v_hand ->> 'vt_seconds')::double precision);
+    v_msg := tasker._send_claimed_v1(p_queue, p_message, p_headers, v_until);
+    UPDATE tasker.workflow_steps
+       SET current_state = 'in_progress', in_process = true,
+           attempts = COALESCE(attempts, 0) + 1, last_attempted_at = now(),
+           claimed_until = v_until, claim_msg_id = v_msg, updated_at = now()
+     WHERE workflow_step_uuid = p_step;
+    PERFORM tasker._log_step_transitions_v1(
+        p_step, p_task, ARRAY['pending', 'enqueued', 'in_progress'], ARRAY['enqueue', 'start'],
+        ARRAY['{}'::jsonb, jsonb_build_object('worker_id', v_hand ->> 'worker', 'msg_id', v_msg)]);
+    PERFORM set_config('tasker.hand_off', jsonb_build_object(
+        'queue', p_queue, 'worker', v_hand -> 'worker', 'vt_seconds', v_hand -> 'vt_seconds',
+        'left', (v_hand ->> 'left')::integer - 1,
+        'ids', COALESCE(v_hand -> 'ids', '[]') || to_jsonb(v_msg))::text, true);
+    RETURN true;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION tasker.evaluate_task_v1(
     p_task uuid, p_processor uuid DEFAULT NULL::uuid, p_finalize boolean DEFAULT false,
     p_headers jsonb DEFAULT NULL::jsonb
@@ -282,6 +334,7 @@ DECLARE
     v_enqueued integer := 0;
     v_new text;
     v_action text := 'none';
+    v_message jsonb;
     i integer;
 BEGIN
     SELECT 'worker_' || tn.name || '_queue', t.correlation_id INTO v_queue, v_corr
@@ -339,11 +392,13 @@ BEGIN
                 PERFORM tasker._append_step_transition_v1(
                     v_ready[i], 'waiting_for_retry', 'pending', 'retry', '{}');
             END IF;
-            PERFORM tasker._append_step_transition_v1(v_ready[i], 'pending', 'enqueued',
-                                                      'enqueue', '{}');
-            PERFORM tasker.send_v1(v_queue,
-                jsonb_build_object('task_uuid', p_task, 'step_uuid', v_ready[i],
-                                   'correlation_id', v_corr), p_headers);
+            v_message := jsonb_build_object('task_uuid', p_task, 'step_uuid', v_ready[i],
+                                            'correlation_id', v_corr);
+            IF NOT tasker._hand_off_v1(v_queue, p_task, v_ready[i], v_message, p_headers) THEN
+                PERFORM tasker._append_step_transition_v1(v_ready[i], 'pending', 'enqueued',
+                                                          'enqueue', '{}');
+                PERFORM tasker.send_v1(v_queue, v_message, p_headers);
+            END IF;
         END LOOP;
         v_enqueued := cardinality(v_ready);
         v_new := tasker._walk_task_v1(p_task, v_state, 'steps_in_process', p_processor,

@@ -248,6 +248,23 @@ async def test_a_hand_off_takes_no_more_than_the_record_reserved(
     assert third.step_name == "linear_step_3"
 
 
+async def test_a_record_whose_claim_fails_commits_nothing(
+        db: Database, conn: DictConn) -> None:
+    """BEGIN, the record, the claim and the COMMIT go out together: a claim that fails (here
+    from a queue that does not exist) skips the COMMIT, and the record is rolled back with
+    it; recorded again on its own (what the worker's recorder does next), it counts."""
+    await create_task(db, conn)
+    [first] = await claim(db)
+    with pytest.raises(Exception, match="does not exist"):
+        await db.run(record_and_claim, [_outcome(first)], worker_id="w-1",
+                     queue="worker_missing_queue", limit=1, visibility_seconds=30,
+                     max_reads=5)
+    assert _state(conn, first) == "in_progress"
+    assert await db.run_autocommit(record_results, [_outcome(first)], worker_id="w-1") == [
+        "recorded"]
+    assert _state(conn, first) == "complete"
+
+
 class GatedExecutor(InstantExecutor):
     """Succeeds once the test lets it."""
 

@@ -159,8 +159,9 @@ def record_and_claim(
     waiting for its notification and a claim transaction of its own. Steps the record's
     evaluations enqueue on `queue` are claimed as they are enqueued (the hand-off, see
     tasker._hand_off_v1: the record is told how many it may take), the rest of `limit`
-    from the queue. The claim commits with the record, in its flush. BEGIN, the record and
-    the claim travel in one round trip (pipeline mode), the COMMIT in a second."""
+    from the queue. The claim commits with the record, in its flush. BEGIN, the record, the
+    claim and the COMMIT travel in one round trip (pipeline mode); an error in any of them
+    skips the rest, the COMMIT included, and the caller's transaction is rolled back."""
     with conn.pipeline():
         conn.execute("SELECT set_config('tasker.hand_off', %s, true)", (json.dumps({
             "queue": queue, "worker": worker_id, "left": limit,
@@ -168,6 +169,7 @@ def record_and_claim(
         sent = _send_records(conn, outcomes, worker_id)
         claim = conn.execute("SELECT c.* FROM " + _CLAIM, (
             queue, None, limit, visibility_seconds, worker_id, max_reads))
+        conn.commit()  # sent with the statements; raises what any of them raised
         recorded = _read_records(sent, outcomes)
         rows = claim.fetchall()
         return recorded, _claimed(conn, queue, rows, visibility_seconds=visibility_seconds)

@@ -49,6 +49,46 @@ AS $function$
     END
 $function$;
 
+-- The readiness of one step from its row's columns: its parents (how many, how many done),
+-- whether a retry is allowed, its last failure and the time of its next retry, and whether
+-- it can run now (SPEC section 3.3). A SQL function inlined where it is called (no SET
+-- options, STABLE), so callers keep one plan: the batch scan below for every step, and
+-- evaluate_task_v1 only for the steps that can become ready (pending, waiting for a retry).
+-- Parents and the last failure are looked up per step (index probes), so the cost follows
+-- the number of steps asked for, never the size of the transition history.
+CREATE OR REPLACE FUNCTION tasker._step_readiness_v1(
+    p_step uuid, p_state text, p_processed boolean, p_in_process boolean, p_attempts integer,
+    p_retryable boolean, p_max_attempts integer, p_backoff_seconds numeric,
+    p_last_attempted_at timestamp with time zone
+)
+ RETURNS TABLE(
+    total_parents integer, completed_parents integer, dependencies_satisfied boolean,
+    retry_eligible boolean, last_failure_at timestamp with time zone,
+    next_retry_at timestamp with time zone, ready_for_execution boolean
+)
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT par.total, par.done, par.total = par.done, r.ok, f.at, n.at,
+           tasker.evaluate_step_state_readiness_v1(p_state, p_processed, p_in_process,
+                                                   par.total = par.done, r.ok, n.at)
+      FROM (SELECT count(*)::integer AS total,
+                   (count(*) FILTER (WHERE p.current_state IN ('complete', 'resolved_manually')))
+                       ::integer AS done
+              FROM tasker.workflow_step_edges e
+              JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+             WHERE e.to_step_uuid = p_step) par
+     CROSS JOIN (SELECT COALESCE(p_attempts, 0) = 0
+                        OR (COALESCE(p_retryable, true)
+                            AND COALESCE(p_attempts, 0) < COALESCE(p_max_attempts, 3)) AS ok) r
+     CROSS JOIN (SELECT max(ft.created_at) AS at
+                   FROM tasker.workflow_step_transitions ft
+                  WHERE ft.workflow_step_uuid = p_step AND ft.to_state = 'error') f
+     CROSS JOIN LATERAL (SELECT tasker.calculate_step_next_retry_time_v1(
+                                    p_backoff_seconds, p_last_attempted_at, f.at, p_attempts)
+                                    AS at) n
+$function$;
+
 -- The readiness scan reached a task's steps through `task_uuid = ANY (p_tasks)`; ANALYZEd
 -- while tiny, the steps table made that generic plan a full scan of the primary key index
 -- filtered by task (cheaper than a bitmap scan on one page), kept for the connection's life
@@ -75,49 +115,21 @@ AS $function$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    -- Parents and the last failure are looked up per step (index probes), so the cost
-    -- follows the number of steps asked for, never the size of the transition history.
-    SELECT c.workflow_step_uuid, c.task_uuid, c.named_step_uuid, c.name, c.current_state,
-           c.deps_ok, c.retry_ok,
-           tasker.evaluate_step_state_readiness_v1(c.current_state, c.processed, c.in_process,
-                                                   c.deps_ok, c.retry_ok, c.next_retry_at),
-           c.last_failure_at, c.next_retry_at, c.total_parents, c.completed_parents,
-           COALESCE(c.attempts, 0), c.max_attempts, c.backoff_request_seconds,
-           c.last_attempted_at
-      FROM (
-        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text AS name,
-               ws.current_state::text AS current_state,
-               ws.processed, ws.in_process, ws.attempts, ws.max_attempts,
-               ws.backoff_request_seconds, ws.last_attempted_at,
-               par.total AS total_parents, par.done AS completed_parents,
-               par.total = par.done AS deps_ok,
-               (COALESCE(ws.attempts, 0) = 0
-                OR (COALESCE(ws.retryable, true)
-                    AND COALESCE(ws.attempts, 0) < COALESCE(ws.max_attempts, 3))) AS retry_ok,
-               f.last_failure_at,
-               tasker.calculate_step_next_retry_time_v1(
-                   ws.backoff_request_seconds, ws.last_attempted_at, f.last_failure_at,
-                   ws.attempts) AS next_retry_at
-          FROM (SELECT DISTINCT x FROM unnest(p_tasks) AS x) AS q(task_uuid)
-          -- one index probe per task (OFFSET 0 keeps it a probe whatever the statistics)
-          CROSS JOIN LATERAL (
-              SELECT w.* FROM tasker.workflow_steps w
-               WHERE w.task_uuid = q.task_uuid
-                 AND (p_steps IS NULL OR w.workflow_step_uuid = ANY (p_steps)) OFFSET 0) ws
-          JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
-          CROSS JOIN LATERAL (
-              SELECT count(*)::integer AS total,
-                     (count(*) FILTER (WHERE p.current_state IN ('complete', 'resolved_manually')))
-                         ::integer AS done
-                FROM tasker.workflow_step_edges e
-                JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
-               WHERE e.to_step_uuid = ws.workflow_step_uuid) par
-          CROSS JOIN LATERAL (
-              SELECT max(ft.created_at) AS last_failure_at
-                FROM tasker.workflow_step_transitions ft
-               WHERE ft.workflow_step_uuid = ws.workflow_step_uuid
-                 AND ft.to_state = 'error') f
-      ) c;
+    SELECT ws.workflow_step_uuid, ws.task_uuid, ws.named_step_uuid, ns.name::text,
+           ws.current_state::text, r.dependencies_satisfied, r.retry_eligible,
+           r.ready_for_execution, r.last_failure_at, r.next_retry_at, r.total_parents,
+           r.completed_parents, COALESCE(ws.attempts, 0), ws.max_attempts,
+           ws.backoff_request_seconds, ws.last_attempted_at
+      FROM (SELECT DISTINCT x FROM unnest(p_tasks) AS x) AS q(task_uuid)
+      -- one index probe per task (OFFSET 0 keeps it a probe whatever the statistics)
+      CROSS JOIN LATERAL (
+          SELECT w.* FROM tasker.workflow_steps w
+           WHERE w.task_uuid = q.task_uuid
+             AND (p_steps IS NULL OR w.workflow_step_uuid = ANY (p_steps)) OFFSET 0) ws
+      JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+      CROSS JOIN LATERAL tasker._step_readiness_v1(
+          ws.workflow_step_uuid, ws.current_state, ws.processed, ws.in_process, ws.attempts,
+          ws.retryable, ws.max_attempts, ws.backoff_request_seconds, ws.last_attempted_at) r;
 END
 $function$;
 

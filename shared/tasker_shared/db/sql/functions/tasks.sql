@@ -352,11 +352,23 @@ BEGIN
                                   'enqueued', 0);
     END IF;
 
-    -- one readiness scan gives both the counts and the steps to enqueue
+    -- One scan of the task's steps gives both the counts and the steps to enqueue. Only a
+    -- step that is pending or waiting for a retry can become ready: its parents and last
+    -- failure are looked up (tasker._step_readiness_v1); the others' states are enough.
     FOR v_step IN
-        SELECT r.workflow_step_uuid, r.current_state, r.ready_for_execution, r.next_retry_at
-          FROM tasker.get_step_readiness_status_v1(p_task) r
-         ORDER BY r.workflow_step_uuid
+        SELECT ws.workflow_step_uuid, ws.current_state::text AS current_state,
+               COALESCE(r.ready_for_execution, false) AS ready_for_execution, r.next_retry_at
+          FROM tasker.workflow_steps ws
+          LEFT JOIN LATERAL (
+              SELECT x.ready_for_execution, x.next_retry_at
+                FROM tasker._step_readiness_v1(
+                         ws.workflow_step_uuid, ws.current_state, ws.processed, ws.in_process,
+                         ws.attempts, ws.retryable, ws.max_attempts,
+                         ws.backoff_request_seconds, ws.last_attempted_at) x
+               WHERE ws.current_state IN ('pending', 'waiting_for_retry')
+              OFFSET 0) r ON true
+         WHERE ws.task_uuid = p_task
+         ORDER BY ws.workflow_step_uuid
     LOOP
         v_total := v_total + 1;
         IF v_step.ready_for_execution THEN

@@ -1,13 +1,15 @@
 """The gateway service: REST (also /health/* and /metrics) and gRPC from one process.
 
 Both transports are drainable Runtime components over one GatewayContext. NOTIFY channels
-feed the create-task waiters and the task status streams; a background loop caches the
-queue depths that backpressure decisions read.
+feed the create-task waiters (the runtime's listener) and the task status streams (the
+status hub's own listener, while someone watches); a background loop caches the queue
+depths that backpressure decisions read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import trio
 
@@ -15,7 +17,6 @@ from tasker_gateway.context import GatewayContext, build_context
 from tasker_gateway.grpc.server import GrpcServer
 from tasker_gateway.outcomes import OUTCOME_CHANNEL
 from tasker_gateway.rest.server import RestServer
-from tasker_gateway.streams import STEP_EVENTS_CHANNEL, TASK_EVENTS_CHANNEL
 from tasker_shared.runtime.service import Runtime, service_runtime
 from tasker_shared.runtime.settings import Settings
 
@@ -35,9 +36,8 @@ async def serve(
             on_context(ctx)
         rt.on_notification(OUTCOME_CHANNEL, ctx.outcomes.on_notification)
         rt.on_reconnect(ctx.outcomes.resync)
-        rt.on_reconnect(ctx.hub.resync)
-        rt.on_notification(TASK_EVENTS_CHANNEL, ctx.hub.on_task_event)
-        rt.on_notification(STEP_EVENTS_CHANNEL, ctx.hub.on_step_event)
+        if settings.queues.deployment_mode.listens:  # transitions, while someone watches
+            rt.add_background("status_listener", partial(ctx.hub.serve, rt.url))
         rt.add_background("backpressure", ctx.backpressure.run)
         await ctx.backpressure.refresh()
         rt.health_port = settings.gateway.rest_port  # /health/* is served by the REST app

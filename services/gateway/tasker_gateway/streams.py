@@ -1,5 +1,9 @@
 """Fan-out of task and step transition NOTIFYs (`tasker_task_events`, `tasker_step_events`)
-to the StreamTaskStatus subscribers of each task."""
+to the StreamTaskStatus subscribers of each task.
+
+The gateway LISTENs on these channels only while someone watches (and a while after the last
+watcher left): every step sends four or five of them, which a gateway nobody watches through
+would only receive and drop."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from uuid import UUID
 import structlog
 import trio
 
-from tasker_shared.db.listen import Notification
+from tasker_shared.db.listen import RECONNECTED, Notification, NotificationListener
 from tasker_shared.domain.limits import loads_bounded
 from tasker_shared.errors import ValidationError
 
@@ -19,6 +23,7 @@ log = structlog.get_logger("tasker.gateway.streams")
 TASK_EVENTS_CHANNEL = "tasker_task_events"
 STEP_EVENTS_CHANNEL = "tasker_step_events"
 SUBSCRIPTION_CAPACITY = 256
+LINGER_SECONDS = 30.0  # the listener stays this long after the last watcher left
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,6 +72,9 @@ class StatusHub:
         self._subs: dict[UUID, set[Subscription]] = {}
         self.delivered = 0
         self.malformed = 0
+        self.listening = False  # `serve` has its LISTEN in place
+        self.listens = 0  # times `serve` started listening
+        self._watched = trio.Event()  # set while someone watches (or until `serve` sees it)
 
     @property
     def active(self) -> int:
@@ -75,6 +83,7 @@ class StatusHub:
     def subscribe(self, task_uuid: UUID) -> Subscription:
         sub = Subscription(task_uuid, self.capacity)
         self._subs.setdefault(task_uuid, set()).add(sub)
+        self._watched.set()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -112,4 +121,40 @@ class StatusHub:
 
     def statistics(self) -> dict[str, int]:
         return {"subscriptions": self.active, "delivered": self.delivered,
-                "malformed": self.malformed}
+                "malformed": self.malformed, "listening": int(self.listening),
+                "listens": self.listens}
+
+    async def serve(self, url: str, *, linger_seconds: float = LINGER_SECONDS) -> None:
+        """LISTEN on the transition channels of `url` while anyone watches, and until no one
+        has for `linger_seconds`. Once the LISTEN is in place (and after every reconnect),
+        every watcher reads its task again: what was announced before was not heard."""
+        while True:
+            await self._watched.wait()
+            listener = NotificationListener(url, [TASK_EVENTS_CHANNEL, STEP_EVENTS_CHANNEL])
+            send, recv = trio.open_memory_channel[Notification](10_000)
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(listener.run, send)
+                    self.listening = True
+                    self.listens += 1
+                    self.resync()
+                    nursery.start_soon(self._route_all, recv)
+                    while True:
+                        await trio.sleep(linger_seconds)
+                        if not self._subs:
+                            break
+                    nursery.cancel_scope.cancel()
+            finally:
+                self.listening = False
+            self._watched = trio.Event()
+            if self._subs:  # subscribed while the listener was being stopped
+                self._watched.set()
+
+    async def _route_all(self, recv: trio.MemoryReceiveChannel[Notification]) -> None:
+        async for note in recv:
+            if note.channel == RECONNECTED:
+                self.resync()
+            elif note.channel == TASK_EVENTS_CHANNEL:
+                self.on_task_event(note)
+            elif note.channel == STEP_EVENTS_CHANNEL:
+                self.on_step_event(note)

@@ -178,6 +178,31 @@ BEGIN
 END
 $function$;
 
+-- A step taken by a claim: its row in progress under the claim (attempt counted, lease until
+-- p_until, message p_msg) in one update, and its transitions from p_states[1] to
+-- in_progress logged (the last one, the start, names the worker and the message). For a
+-- claim of a queued step (claim_steps_v1) and a step claimed as it is enqueued
+-- (_hand_off_v1). No SET options: its callers' plan settings apply.
+CREATE OR REPLACE FUNCTION tasker._start_step_v1(
+    p_step uuid, p_task uuid, p_states text[], p_events text[], p_worker text, p_msg bigint,
+    p_until timestamp with time zone
+)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    UPDATE tasker.workflow_steps
+       SET attempts = COALESCE(attempts, 0) + 1, last_attempted_at = now(),
+           in_process = true, current_state = 'in_progress', updated_at = now(),
+           claimed_until = p_until, claim_msg_id = p_msg
+     WHERE workflow_step_uuid = p_step;
+    PERFORM tasker._log_step_transitions_v1(
+        p_step, p_task, p_states, p_events,
+        array_fill('{}'::jsonb, ARRAY[cardinality(p_events) - 1])
+            || jsonb_build_object('worker_id', p_worker, 'msg_id', p_msg));
+END
+$function$;
+
 -- A step transition: the state on the step row, updated in place (a HOT update: no index
 -- covers the columns it changes; migration 0025), and its log row.
 CREATE OR REPLACE FUNCTION tasker._append_step_transition_v1(

@@ -160,15 +160,10 @@ BEGIN
             CONTINUE;
         END IF;
         -- The row in one update (one row version per claim), and the transition logged.
-        UPDATE tasker.workflow_steps
-           SET attempts = COALESCE(attempts, 0) + 1, last_attempted_at = now(),
-               in_process = true, current_state = 'in_progress', updated_at = now(),
-               claimed_until = v_until, claim_msg_id = m.msg_id
-         WHERE workflow_step_uuid = v_step;
-        PERFORM tasker._log_step_transitions_v1(
+        PERFORM tasker._start_step_v1(
             v_step, v_ws.task_uuid, ARRAY[v_state, 'in_progress'],
             ARRAY[CASE WHEN v_state = 'enqueued' THEN 'start' ELSE 'reclaim' END],
-            ARRAY[jsonb_build_object('worker_id', p_worker, 'msg_id', m.msg_id)]);
+            p_worker, m.msg_id, v_until);
         v_claimed := v_claimed || m.msg_id;
         v_steps := v_steps || v_step;
         v_reads := v_reads || m.read_ct;

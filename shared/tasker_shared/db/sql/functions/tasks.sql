@@ -285,14 +285,9 @@ BEGIN
     v_until := clock_timestamp()
                + make_interval(secs => (v_hand ->> 'vt_seconds')::double precision);
     v_msg := tasker._send_claimed_v1(p_queue, p_message, p_headers, v_until);
-    UPDATE tasker.workflow_steps
-       SET current_state = 'in_progress', in_process = true,
-           attempts = COALESCE(attempts, 0) + 1, last_attempted_at = now(),
-           claimed_until = v_until, claim_msg_id = v_msg, updated_at = now()
-     WHERE workflow_step_uuid = p_step;
-    PERFORM tasker._log_step_transitions_v1(
+    PERFORM tasker._start_step_v1(
         p_step, p_task, ARRAY['pending', 'enqueued', 'in_progress'], ARRAY['enqueue', 'start'],
-        ARRAY['{}'::jsonb, jsonb_build_object('worker_id', v_hand ->> 'worker', 'msg_id', v_msg)]);
+        v_hand ->> 'worker', v_msg, v_until);
     PERFORM set_config('tasker.hand_off', jsonb_build_object(
         'queue', p_queue, 'worker', v_hand -> 'worker', 'vt_seconds', v_hand -> 'vt_seconds',
         'left', (v_hand ->> 'left')::integer - 1,

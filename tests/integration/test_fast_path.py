@@ -188,7 +188,7 @@ async def test_a_record_hands_the_step_it_enqueues_to_its_own_claim(
                                    (WORKER_QUEUE,)).fetchone()
         assert channel is not None
         listener.execute(f'LISTEN "{channel[0]}"')
-        recorded, claimed = await db.run(
+        recorded, claimed = await db.run_autocommit(
             record_and_claim, [_outcome(first)], worker_id="w-1", queue=WORKER_QUEUE,
             limit=1, visibility_seconds=30, max_reads=5)
         heard = list(listener.notifies(timeout=0.3, stop_after=1))
@@ -214,7 +214,7 @@ async def test_a_record_hands_the_step_it_enqueues_to_its_own_claim(
     assert (log[2]["worker"], log[2]["msg"]) == ("w-1", second.msg_id)
     assert left_on(conn, WORKER_QUEUE) == [second.msg_id]
     # It runs and is recorded like any claimed step; the next one is handed off in turn.
-    recorded, [third] = await db.run(
+    recorded, [third] = await db.run_autocommit(
         record_and_claim, [_outcome(second)], worker_id="w-1", queue=WORKER_QUEUE, limit=1,
         visibility_seconds=30, max_reads=5)
     assert recorded == ["recorded"] and third.step_name == "linear_step_3"
@@ -231,7 +231,7 @@ async def test_a_hand_off_takes_no_more_than_the_record_reserved(
     await create_task(db, conn)
     [first] = await claim(db)
     conn.execute("SELECT tasker.ensure_queue_v1('worker_other_queue')")
-    recorded, claimed = await db.run(
+    recorded, claimed = await db.run_autocommit(
         record_and_claim, [_outcome(first)], worker_id="w-1", queue="worker_other_queue",
         limit=1, visibility_seconds=30, max_reads=5)
     assert recorded == ["recorded"] and claimed == []
@@ -239,7 +239,7 @@ async def test_a_hand_off_takes_no_more_than_the_record_reserved(
     assert second.step_name == "linear_step_2"
     row = conn.execute("SELECT current_setting('tasker.hand_off', true) AS h").fetchone()
     assert row is not None and not row["h"]
-    recorded, claimed = await db.run(
+    recorded, claimed = await db.run_autocommit(
         record_and_claim, [_outcome(second)], worker_id="w-1", queue=WORKER_QUEUE, limit=0,
         visibility_seconds=30, max_reads=5)
     assert recorded == ["recorded"] and claimed == []
@@ -250,13 +250,13 @@ async def test_a_hand_off_takes_no_more_than_the_record_reserved(
 
 async def test_a_record_whose_claim_fails_commits_nothing(
         db: Database, conn: DictConn) -> None:
-    """BEGIN, the record, the claim and the COMMIT go out together: a claim that fails (here
-    from a queue that does not exist) skips the COMMIT, and the record is rolled back with
-    it; recorded again on its own (what the worker's recorder does next), it counts."""
+    """The record and the claim are one statement, one transaction: a claim that fails (here
+    from a queue that does not exist) rolls the record back with it; recorded again on its
+    own (what the worker's recorder does next), it counts."""
     await create_task(db, conn)
     [first] = await claim(db)
     with pytest.raises(Exception, match="does not exist"):
-        await db.run(record_and_claim, [_outcome(first)], worker_id="w-1",
+        await db.run_autocommit(record_and_claim, [_outcome(first)], worker_id="w-1",
                      queue="worker_missing_queue", limit=1, visibility_seconds=30,
                      max_reads=5)
     assert _state(conn, first) == "in_progress"

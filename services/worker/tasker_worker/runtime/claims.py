@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -143,10 +142,15 @@ def _send_records(conn: Conn, outcomes: list[StepOutcome], worker_id: str) -> Se
 
 
 def _read_records(sent: Sent, outcomes: list[StepOutcome]) -> list[str]:
+    return _recorded([row["outcomes"] if row else None
+                      for row in (cursor.fetchone() for cursor in sent)], outcomes)
+
+
+def _recorded(results: list[Any], outcomes: list[StepOutcome]) -> list[str]:
+    """'recorded' or 'stale' for each outcome, from record_step_results_v1's outputs."""
     recorded: dict[str, str] = {}
-    for cursor in sent:
-        row = cursor.fetchone()
-        recorded.update(count_record(row["outcomes"]) if row else {})
+    for result in results:
+        recorded.update(count_record(result) if result is not None else {})
     return [recorded.get(str(o.step.step_uuid), "stale") for o in outcomes]
 
 
@@ -154,25 +158,21 @@ def record_and_claim(
     conn: Conn, outcomes: list[StepOutcome], *, worker_id: str, queue: str, limit: int,
     visibility_seconds: float, max_reads: int,
 ) -> tuple[list[str], list[ClaimedStep]]:
-    """`record_results`, then claim up to `limit` steps from `queue` in the same transaction
-    (run it with `Database.run`): what the record enqueues is claimed at once, without
+    """`record_results` for outcomes of one queue, then claim up to `limit` steps from
+    `queue` in the same transaction: what the record enqueues is claimed at once, without
     waiting for its notification and a claim transaction of its own. Steps the record's
     evaluations enqueue on `queue` are claimed as they are enqueued (the hand-off, see
-    tasker._hand_off_v1: the record is told how many it may take), the rest of `limit`
-    from the queue. The claim commits with the record, in its flush. BEGIN, the record, the
-    claim and the COMMIT travel in one round trip (pipeline mode); an error in any of them
-    skips the rest, the COMMIT included, and the caller's transaction is rolled back."""
-    with conn.pipeline():
-        conn.execute("SELECT set_config('tasker.hand_off', %s, true)", (json.dumps({
-            "queue": queue, "worker": worker_id, "left": limit,
-            "vt_seconds": visibility_seconds, "ids": []}),))
-        sent = _send_records(conn, outcomes, worker_id)
-        claim = conn.execute("SELECT c.* FROM " + _CLAIM, (
-            queue, None, limit, visibility_seconds, worker_id, max_reads))
-        conn.commit()  # sent with the statements; raises what any of them raised
-        recorded = _read_records(sent, outcomes)
-        rows = claim.fetchall()
-        return recorded, _claimed(conn, queue, rows, visibility_seconds=visibility_seconds)
+    tasker._hand_off_v1), the rest of `limit` from the queue. One statement,
+    tasker.record_and_claim_v1, run in autocommit (`Database.run_autocommit`): its own
+    transaction, one round trip, committed with the record's WAL flush; an error anywhere
+    rolls all of it back."""
+    rows = conn.execute(
+        "SELECT * FROM tasker.record_and_claim_v1(%s::text, %s::jsonb, %s::text, %s::int,"
+        " %s::numeric, %s::int)",
+        (queue, Jsonb([_record_item(o) for o in outcomes]), worker_id, limit,
+         visibility_seconds, max_reads)).fetchall()
+    recorded = _recorded([rows[0]["outcomes"]] if rows else [], outcomes)
+    return recorded, _claimed(conn, queue, rows[1:], visibility_seconds=visibility_seconds)
 
 
 def save_checkpoint(

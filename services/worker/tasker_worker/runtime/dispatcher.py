@@ -236,7 +236,7 @@ class Dispatcher:
                 try:
                     if reserved and attempt == 0:  # the next steps are claimed by the
                         # record's transaction (a failed attempt retries the record alone)
-                        recorded, claimed = await self.db.run(
+                        recorded, claimed = await self.db.run_autocommit(
                             record_and_claim, batch, worker_id=self.worker_id, queue=queue,
                             limit=reserved, visibility_seconds=self.visibility_seconds,
                             max_reads=self.max_reads)

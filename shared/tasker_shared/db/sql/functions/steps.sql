@@ -501,6 +501,43 @@ BEGIN
 END
 $function$;
 
+-- A worker's record of results from one queue, then its claim of up to p_limit steps from
+-- that queue, in one statement (one transaction when run on its own, one round trip, no
+-- BEGIN or COMMIT messages). The record is told how many steps it may hand off (the
+-- transaction-local tasker.hand_off, read by tasker._hand_off_v1): steps its evaluations
+-- make ready on p_queue are claimed as they are enqueued, and claim_steps_v1 returns them
+-- first, then claims the rest of p_limit from the queue. The first row carries the
+-- record's outcomes (tasker.record_step_results_v1) and no step; each further row is a
+-- claimed step, as claim_steps_v1 returns it.
+CREATE OR REPLACE FUNCTION tasker.record_and_claim_v1(
+    p_queue text, p_results jsonb, p_worker text, p_limit integer, p_vt_seconds numeric,
+    p_max_reads integer
+)
+ RETURNS TABLE(
+    outcomes jsonb, msg_id bigint, read_ct integer, task_uuid uuid, step_uuid uuid,
+    correlation_id uuid, step_name text, attempts integer, max_attempts integer,
+    retryable boolean, inputs jsonb, checkpoint jsonb, task_context jsonb, namespace text,
+    task_name text, task_version text, named_task_uuid uuid, dependency_results jsonb,
+    headers jsonb
+)
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF p_limit > 0 THEN
+        PERFORM set_config('tasker.hand_off', jsonb_build_object(
+            'queue', p_queue, 'worker', p_worker, 'left', p_limit,
+            'vt_seconds', p_vt_seconds, 'ids', '[]'::jsonb)::text, true);
+    END IF;
+    outcomes := tasker.record_step_results_v1(p_queue, p_results, p_worker);
+    RETURN NEXT;
+    IF p_limit > 0 THEN
+        RETURN QUERY SELECT NULL::jsonb, c.*
+                       FROM tasker.claim_steps_v1(p_queue, NULL, p_limit, p_vt_seconds,
+                                                  p_worker, p_max_reads) AS c;
+    END IF;
+END
+$function$;
+
 -- What result processing needs to decide a step's fate. PL/pgSQL rather than SQL: a SQL
 -- function carrying SET options is never inlined, and on PostgreSQL before 18 it parsed and
 -- planned its query again on every call (about 0.3 ms per result batch); PL/pgSQL keeps

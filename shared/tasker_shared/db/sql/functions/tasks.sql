@@ -45,6 +45,11 @@ $function$;
 -- Create steps (and edges) in a task, idempotently. p_steps: [{name, retryable,
 -- max_attempts, inputs}], p_edges: [{from, to, name}] by step name. Edges may name steps
 -- created earlier. Returns the number of steps created now. Raises TK400 on a cycle.
+-- Steps and edges that exist already are left out by NOT EXISTS rather than ON CONFLICT,
+-- whose speculative insert writes a confirmation WAL record per row besides the row. Two
+-- creators of the same step at once (two results of one task applied together) cannot
+-- both insert it: the later one fails on the unique key and its batch is retried, which
+-- then finds the step.
 CREATE OR REPLACE FUNCTION tasker.create_steps_v1(p_task uuid, p_steps jsonb, p_edges jsonb)
  RETURNS integer
  LANGUAGE plpgsql
@@ -69,7 +74,9 @@ BEGIN
                COALESCE((s ->> 'max_attempts')::integer, 3), COALESCE(s -> 'inputs', '{}')
           FROM jsonb_array_elements(p_steps) s
           JOIN tasker.named_steps ns ON ns.name = s ->> 'name'
-        ON CONFLICT (task_uuid, named_step_uuid) DO NOTHING
+         WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_steps x
+                            WHERE x.task_uuid = p_task
+                              AND x.named_step_uuid = ns.named_step_uuid)
         RETURNING workflow_step_uuid
     ), tr AS (
         INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state,
@@ -91,7 +98,10 @@ BEGIN
           JOIN tasker.named_steps tn ON tn.name = e ->> 'to'
           JOIN tasker.workflow_steps t
             ON t.task_uuid = p_task AND t.named_step_uuid = tn.named_step_uuid
-        ON CONFLICT (from_step_uuid, to_step_uuid, name) DO NOTHING;
+         WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_step_edges x
+                            WHERE x.from_step_uuid = f.workflow_step_uuid
+                              AND x.to_step_uuid = t.workflow_step_uuid
+                              AND x.name = COALESCE(e ->> 'name', 'provides'));
         IF tasker.task_has_cycle_v1(p_task) THEN
             RAISE EXCEPTION 'dependency cycle detected in task %', p_task USING ERRCODE = 'TK400';
         END IF;

@@ -425,21 +425,12 @@ BEGIN
                (x ->> 'attempt')::integer AS attempt, (x ->> 'success')::boolean AS success,
                x -> 'results' AS results, NULLIF(x -> 'headers', 'null'::jsonb) AS headers,
                NULLIF(x -> 'events', 'null'::jsonb) AS events, x ->> 'events_queue' AS events_queue,
-               ws.task_uuid, ws.attempts, ws.current_state, t.correlation_id
+               ws.task_uuid, t.correlation_id
           FROM jsonb_array_elements(p_results) AS x
           JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = (x ->> 'step_uuid')::uuid
           JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
          ORDER BY ws.workflow_step_uuid  -- one lock order: concurrent recorders cannot deadlock
-           FOR NO KEY UPDATE OF ws
     LOOP
-        v_state := r.current_state;  -- the locked row's latest version
-        IF v_state <> 'in_progress' OR COALESCE(r.attempts, 0) <> r.attempt THEN
-            IF v_state IN ('complete', 'cancelled', 'resolved_manually', 'error') THEN
-                v_delete := v_delete || r.msg_id;
-            END IF;
-            v_out := v_out || jsonb_build_object(r.step::text, 'stale');
-            CONTINUE;
-        END IF;
         v_plain := COALESCE(r.success AND jsonb_typeof(r.results) = 'object'
                    AND r.results -> 'success' = 'true'::jsonb
                    AND NOT (jsonb_typeof(r.results -> 'result') = 'object'
@@ -448,7 +439,10 @@ BEGIN
                    false);
         -- The row takes its result (the audit row of the transition below reads it) and, for
         -- a plain success applied here (migration 0024), its final state: one new version
-        -- for the record and the completion, with both transitions logged.
+        -- for the record and the completion, with both transitions logged. Only while this
+        -- run (in progress under its attempt) holds the step: the update locks the row and
+        -- checks its latest version, so no lock of its own is taken before (a row lock is a
+        -- WAL record of its own).
         UPDATE tasker.workflow_steps SET results = r.results, in_process = false,
                current_state = CASE WHEN v_plain THEN 'complete'
                                     WHEN r.success THEN 'enqueued_for_orchestration'
@@ -456,7 +450,17 @@ BEGIN
                processed = processed OR v_plain,
                processed_at = CASE WHEN v_plain THEN now() ELSE processed_at END,
                updated_at = now()
-         WHERE workflow_step_uuid = r.step;
+         WHERE workflow_step_uuid = r.step AND current_state = 'in_progress'
+           AND COALESCE(attempts, 0) = r.attempt;
+        IF NOT FOUND THEN  -- stale: another attempt holds the step, or it moved on
+            SELECT ws.current_state INTO v_state FROM tasker.workflow_steps ws
+             WHERE ws.workflow_step_uuid = r.step;
+            IF v_state IN ('complete', 'cancelled', 'resolved_manually', 'error') THEN
+                v_delete := v_delete || r.msg_id;
+            END IF;
+            v_out := v_out || jsonb_build_object(r.step::text, 'stale');
+            CONTINUE;
+        END IF;
         -- The record's transition and, for a plain success, what apply_step_result_v1(step,
         -- 'complete') logs for result processing's decision (the reason and backoff kind of
         -- a success: none).

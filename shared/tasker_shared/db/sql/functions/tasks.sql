@@ -45,11 +45,13 @@ $function$;
 -- Create steps (and edges) in a task, idempotently. p_steps: [{name, retryable,
 -- max_attempts, inputs}], p_edges: [{from, to, name}] by step name. Edges may name steps
 -- created earlier. Returns the number of steps created now. Raises TK400 on a cycle.
--- Steps and edges that exist already are left out by NOT EXISTS rather than ON CONFLICT,
--- whose speculative insert writes a confirmation WAL record per row besides the row. Two
--- creators of the same step at once (two results of one task applied together) cannot
--- both insert it: the later one fails on the unique key and its batch is retried, which
--- then finds the step.
+-- Steps that exist already are left out by NOT EXISTS (a probe of the task's own steps)
+-- rather than ON CONFLICT, whose speculative insert writes a confirmation WAL record per
+-- row besides the row. Two creators of the same step at once (two results of one task
+-- applied together) cannot both insert it: the later one fails on the unique key and its
+-- batch is retried, which then finds the step. Edges keep ON CONFLICT: its arbiter is the
+-- edge's key, whereas a NOT EXISTS probe on (from, to, name) was planned as a scan of every
+-- edge with that name (a cost that grows with history).
 CREATE OR REPLACE FUNCTION tasker.create_steps_v1(p_task uuid, p_steps jsonb, p_edges jsonb)
  RETURNS integer
  LANGUAGE plpgsql
@@ -98,10 +100,7 @@ BEGIN
           JOIN tasker.named_steps tn ON tn.name = e ->> 'to'
           JOIN tasker.workflow_steps t
             ON t.task_uuid = p_task AND t.named_step_uuid = tn.named_step_uuid
-         WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_step_edges x
-                            WHERE x.from_step_uuid = f.workflow_step_uuid
-                              AND x.to_step_uuid = t.workflow_step_uuid
-                              AND x.name = COALESCE(e ->> 'name', 'provides'));
+        ON CONFLICT (from_step_uuid, to_step_uuid, name) DO NOTHING;
         IF tasker.task_has_cycle_v1(p_task) THEN
             RAISE EXCEPTION 'dependency cycle detected in task %', p_task USING ERRCODE = 'TK400';
         END IF;

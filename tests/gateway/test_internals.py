@@ -20,7 +20,7 @@ from tasker_gateway.grpc.convert import enum_member, from_struct, to_pb
 from tasker_gateway.models.tasks import TaskRequestBody
 from tasker_gateway.openapi import _strip_null
 from tasker_gateway.outcomes import IngestionOutcome, OutcomeWaiter, parse_outcome
-from tasker_gateway.streams import StatusHub, parse_event
+from tasker_gateway.streams import StatusHub, StateEvent, parse_events
 from tasker_gateway.usecases.inputs import describe, parse_uuid, reject_nul
 from tasker_gateway.usecases.steps import StepAction
 from tasker_gateway.usecases.system import redact
@@ -170,7 +170,34 @@ async def test_hub_fan_out() -> None:
     assert hub.active == 0
     hub.on_step_event(note("tasker_step_events", {"task_uuid": str(task)}))
     assert hub.malformed == 1  # with nobody watching, announcements are not even read
-    assert parse_event("[]", step=False) is None
+    assert parse_events("[]", step=False) is None
+
+
+def test_one_notification_announces_every_transition_of_its_write() -> None:
+    """A write's notification names the states it passed through and the event of each
+    transition; the old one-transition form is still read; inconsistent ones are refused."""
+    task, step = UUID(int=3), UUID(int=4)
+    payload = {"task_uuid": str(task), "step_uuid": str(step),
+               "states": ["in_progress", "enqueued_for_orchestration", "complete"],
+               "events": ["enqueue_for_orchestration", "complete"]}
+    assert parse_events(json.dumps(payload), step=True) == [
+        StateEvent(task_uuid=task, step_uuid=step, from_state="in_progress",
+                   to_state="enqueued_for_orchestration", event="enqueue_for_orchestration"),
+        StateEvent(task_uuid=task, step_uuid=step, from_state="enqueued_for_orchestration",
+                   to_state="complete", event="complete")]
+    first = {"task_uuid": str(task), "states": [None, "pending"], "events": ["create"]}
+    assert parse_events(json.dumps(first), step=False) == [
+        StateEvent(task_uuid=task, step_uuid=None, from_state=None, to_state="pending",
+                   event="create")]
+    for bad in ({**payload, "events": ["complete"]}, {**payload, "states": "complete"},
+                {**payload, "events": []}, {**first, "states": [None, None]}):
+        assert parse_events(json.dumps(bad), step=True) is None
+    hub = StatusHub(capacity=4)
+    sub = hub.subscribe(task)
+    hub.on_step_event(note("tasker_step_events", payload))
+    assert [sub.receive.receive_nowait().to_state for _ in range(2)] == [
+        "enqueued_for_orchestration", "complete"]
+    hub.unsubscribe(sub)
 
 
 async def test_watch_resyncs_on_gaps_and_ends(gw: Gateway) -> None:

@@ -2,8 +2,8 @@
 to the StreamTaskStatus subscribers of each task.
 
 The gateway LISTENs on these channels only while someone watches (and a while after the last
-watcher left): every step sends four or five of them, which a gateway nobody watches through
-would only receive and drop."""
+watcher left): every step sends two or three of them (each write announces the transitions it
+logged), which a gateway nobody watches through would only receive and drop."""
 
 from __future__ import annotations
 
@@ -37,13 +37,29 @@ class StateEvent:
     event: str
 
 
-def parse_event(payload: str, *, step: bool) -> StateEvent | None:
+def parse_events(payload: str, *, step: bool) -> list[StateEvent] | None:
+    """The transitions a notification announces, in order; None when it is malformed.
+
+    The database sends one notification per write: {task_uuid, step_uuid (step channel),
+    states: [s0, s1, ..., sn], events: [e1, ..., en]} for the transitions s0 -> s1 -> ... ->
+    sn (s0 null for a first transition). A notification of one transition in the form
+    written before, {task_uuid, step_uuid, from_state, to_state, event}, is read as well."""
     try:
         data: Any = loads_bounded(payload, what="notification payload")
+        task_uuid = UUID(data["task_uuid"])
         step_uuid = UUID(data["step_uuid"]) if step else None
-        return StateEvent(task_uuid=UUID(data["task_uuid"]), step_uuid=step_uuid,
-                          from_state=data.get("from_state"), to_state=str(data["to_state"]),
-                          event=str(data.get("event", "")))
+        if "states" not in data:
+            return [StateEvent(task_uuid=task_uuid, step_uuid=step_uuid,
+                               from_state=data.get("from_state"),
+                               to_state=str(data["to_state"]),
+                               event=str(data.get("event", "")))]
+        states, events = data["states"], data["events"]
+        if not isinstance(states, list) or not isinstance(events, list) or not events or len(
+                states) != len(events) + 1 or not all(isinstance(x, str) for x in states[1:]):
+            return None
+        return [StateEvent(task_uuid=task_uuid, step_uuid=step_uuid, from_state=states[i],
+                           to_state=states[i + 1], event=str(events[i]))
+                for i in range(len(events))]
     except (ValueError, TypeError, KeyError, AttributeError, ValidationError):
         return None
 
@@ -96,21 +112,22 @@ class StatusHub:
 
     def on_task_event(self, note: Notification) -> None:
         if self._subs:  # every transition is announced: read only while someone watches
-            self._route(parse_event(note.payload, step=False), note)
+            self._route(parse_events(note.payload, step=False), note)
 
     def on_step_event(self, note: Notification) -> None:
         if self._subs:
-            self._route(parse_event(note.payload, step=True), note)
+            self._route(parse_events(note.payload, step=True), note)
 
-    def _route(self, event: StateEvent | None, note: Notification) -> None:
-        if event is None:
+    def _route(self, events: list[StateEvent] | None, note: Notification) -> None:
+        if events is None:
             self.malformed += 1
             log.warning("malformed_state_notification", channel=note.channel,
                         payload=note.payload[:200])
             return
-        for sub in self._subs.get(event.task_uuid, ()):
-            self.delivered += 1
-            sub.offer(event)
+        for event in events:
+            for sub in self._subs.get(event.task_uuid, ()):
+                self.delivered += 1
+                sub.offer(event)
 
     def resync(self) -> None:
         """The listener reconnected: what was announced while it was away was not heard, so

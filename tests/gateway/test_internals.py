@@ -20,7 +20,7 @@ from tasker_gateway.grpc.convert import enum_member, from_struct, to_pb
 from tasker_gateway.models.tasks import TaskRequestBody
 from tasker_gateway.openapi import _strip_null
 from tasker_gateway.outcomes import IngestionOutcome, OutcomeWaiter, parse_outcome
-from tasker_gateway.streams import StatusHub, StateEvent, parse_events
+from tasker_gateway.streams import StateEvent, StatusHub, parse_events
 from tasker_gateway.usecases.inputs import describe, parse_uuid, reject_nul
 from tasker_gateway.usecases.steps import StepAction
 from tasker_gateway.usecases.system import redact

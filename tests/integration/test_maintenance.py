@@ -293,3 +293,35 @@ def test_dashboard_windows_and_audit_read_indexes_not_the_logs(db_url: str) -> N
         assert not re.search(r"Seq Scan on (workflow_step|task)_transitions", plan), plan
     reads = "\n".join(logs)
     assert "idx_step_transitions_claims" in reads and "idx_task_transitions_finished" in reads
+
+
+def test_task_creation_reads_only_its_own_rows_whatever_the_history(db_url: str) -> None:
+    """Creating a task (its steps, their first transitions, its edges, the cycle check)
+    touches the rows of that task and the registry, never a scan of everything created
+    before: with the statistics of an ANALYZE taken while the tables were tiny and then a
+    history of 80 tasks of the same shape (320 steps, 240 edges), no plan node of the
+    creation returns more rows than the task has. (The cycle check once read every edge,
+    and a NOT EXISTS probe of the edges on (from, to, name) every edge with that name.)"""
+    steps = [{"name": f"hist_{i}"} for i in range(4)]
+    edges = [{"from": f"hist_{i}", "to": f"hist_{i + 1}"} for i in range(3)]
+
+    def create(conn: DictConn, nt: UUID, n: int) -> None:
+        conn.execute("SELECT tasker.create_task_v1(%s, %s, %s, %s)",
+                     (nt, Jsonb({"identity_hash": f"history-{n}", "correlation_id": str(nt)}),
+                      Jsonb(steps), Jsonb(edges)))
+
+    with connect(db_url) as conn:
+        nt = named_task(conn)
+        create(conn, nt, -1)
+        conn.execute("ANALYZE")  # statistics of tiny tables, as a new deployment has them
+        for n in range(80):
+            create(conn, nt, n)
+        plans = explained(conn)
+        conn.execute("SET auto_explain.log_analyze = on")
+        create(conn, nt, 80)
+    nested = [p for p in plans if "workflow_step" in p and "create_task_v1" not in p]
+    assert len(nested) >= 3, plans
+    for plan in nested:
+        returned = [int(m) for m in re.findall(r"actual time=\S+ rows=(\d+)", plan)]
+        assert returned and max(returned) <= len(steps) * 2, plan
+

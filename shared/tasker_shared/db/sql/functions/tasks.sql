@@ -119,9 +119,13 @@ CREATE OR REPLACE FUNCTION tasker.task_has_cycle_v1(p_task uuid)
 AS $function$
 BEGIN
     RETURN EXISTS (
-        WITH RECURSIVE e AS (
-            SELECT e.from_step_uuid, e.to_step_uuid FROM tasker.workflow_step_edges e
-              JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = e.to_step_uuid
+        WITH RECURSIVE e AS (  -- the task's edges, found from its steps: a probe per step
+            -- whatever the statistics say, never a read of every edge (OFFSET 0 keeps the
+            -- planner from turning the LATERAL subquery into a join it may reorder)
+            SELECT x.from_step_uuid, x.to_step_uuid FROM tasker.workflow_steps ws
+             CROSS JOIN LATERAL (SELECT ed.from_step_uuid, ed.to_step_uuid
+                                   FROM tasker.workflow_step_edges ed
+                                  WHERE ed.to_step_uuid = ws.workflow_step_uuid OFFSET 0) x
              WHERE ws.task_uuid = p_task
         ), walk(origin, node) AS (  -- reachable pairs (UNION: at most n^2 rows, never paths)
             SELECT from_step_uuid, to_step_uuid FROM e

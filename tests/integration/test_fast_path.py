@@ -7,6 +7,7 @@ the record's own transaction. Real claims, records and result processing."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -23,10 +24,12 @@ from tasker_worker.examples import templates_dir
 from tasker_worker.runtime.claims import (
     ClaimedStep,
     StepOutcome,
+    claim_steps,
     record_and_claim,
     record_results,
 )
 from tasker_worker.runtime.dispatcher import Dispatcher
+from tests.integration.test_maintenance import explained
 from tests.integration.test_poison_messages import (
     FINALIZATIONS,
     RESULTS,
@@ -173,6 +176,42 @@ def _outcome(step: ClaimedStep) -> StepOutcome:
     return StepOutcome(step=step, success=True, payload={
         "step_uuid": str(step.step_uuid), "success": True, "result": {"value": 4},
         "error": None}, handler="examples.square", error=None)
+
+
+async def test_the_step_path_reads_only_its_task_whatever_the_history(
+        db: Database, conn: DictConn) -> None:
+    """Claim, record, evaluation, hand-off and the task's outcome touch the rows of their
+    task, never a scan of what ran before: with the statistics of an ANALYZE taken while the
+    tables were tiny and then a history of 30 linear tasks run through the same calls, no
+    plan node of the next task's claim and records returns more rows than a task has."""
+    def run(c: DictConn) -> None:
+        [step] = claim_steps(c, WORKER_QUEUE, None, 1, visibility_seconds=30,
+                             worker_id="w-1", max_reads=5)
+        while True:
+            recorded, claimed = record_and_claim(
+                c, [_outcome(step)], worker_id="w-1", queue=WORKER_QUEUE, limit=1,
+                visibility_seconds=30, max_reads=5)
+            assert recorded == ["recorded"]
+            if not claimed:
+                return
+            [step] = claimed
+
+    task = await create_task(db, conn)
+    run(conn)
+    conn.execute("ANALYZE")  # statistics of tiny tables, as a new deployment has them
+    for number in range(30):
+        await create_task(db, conn, number=4 + 2 * number)
+        run(conn)
+    last = await create_task(db, conn, number=100)
+    plans = explained(conn)
+    conn.execute("SET auto_explain.log_analyze = on")
+    run(conn)
+    assert _task(conn, last)["state"] == "complete" and _task(conn, task)["state"] == "complete"
+    nested = [p for p in plans if "actual time=" in p and "record_and_claim_v1(" not in p]
+    assert len(nested) >= 10, plans
+    for plan in nested:
+        returned = [int(m) for m in re.findall(r"actual time=\S+ rows=(\d+)", plan)]
+        assert max(returned) <= 8, plan
 
 
 async def test_a_record_hands_the_step_it_enqueues_to_its_own_claim(

@@ -105,8 +105,11 @@ BEGIN
         -- holds the step row and then deletes this message (the reverse order), and a claim
         -- that waited here would deadlock with it. A step row locked by someone else leaves
         -- its message as it is (still visible; the next claim looks again).
-        SELECT ws.*, t.correlation_id AS corr INTO v_ws
-          FROM tasker.workflow_steps ws JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+        -- (The task's correlation id by a subquery, a probe of its key: a join to tasks was
+        -- planned, under statistics of tiny tables, as a read of the whole tasks key.)
+        SELECT ws.*, (SELECT t.correlation_id FROM tasker.tasks t
+                       WHERE t.task_uuid = ws.task_uuid) AS corr INTO v_ws
+          FROM tasker.workflow_steps ws
          WHERE ws.workflow_step_uuid = v_step FOR NO KEY UPDATE OF ws SKIP LOCKED;
         IF NOT FOUND THEN
             IF NOT EXISTS (SELECT 1 FROM tasker.workflow_steps
@@ -425,10 +428,15 @@ BEGIN
                (x ->> 'attempt')::integer AS attempt, (x ->> 'success')::boolean AS success,
                x -> 'results' AS results, NULLIF(x -> 'headers', 'null'::jsonb) AS headers,
                NULLIF(x -> 'events', 'null'::jsonb) AS events, x ->> 'events_queue' AS events_queue,
-               ws.task_uuid, t.correlation_id
+               ws.task_uuid, (SELECT t.correlation_id FROM tasker.tasks t
+                               WHERE t.task_uuid = ws.task_uuid) AS correlation_id
           FROM jsonb_array_elements(p_results) AS x
-          JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = (x ->> 'step_uuid')::uuid
-          JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+         -- each result's step by a probe of its key (OFFSET 0 keeps the lookup a probe: as a
+         -- join ordered by the key it was planned, under statistics of tiny tables, as a
+         -- read of the whole key)
+         CROSS JOIN LATERAL (SELECT s.workflow_step_uuid, s.task_uuid FROM tasker.workflow_steps s
+                              WHERE s.workflow_step_uuid = (x ->> 'step_uuid')::uuid
+                             OFFSET 0) ws
          ORDER BY ws.workflow_step_uuid  -- one lock order: concurrent recorders cannot deadlock
     LOOP
         v_plain := COALESCE(r.success AND jsonb_typeof(r.results) = 'object'

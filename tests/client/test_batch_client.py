@@ -65,7 +65,7 @@ async def test_trio_client_batches_and_concurrent_creates(start_stack: StackFact
     async with start_stack(worker=False, gateway={"max_batch_tasks": MAX_BATCH}) as stack, \
             TaskerClient(stack.address) as client:
         existing = await client.create_task(**linear(1000))
-        batch = await client.create_tasks(mixed(10, 1000))
+        batch = await client.create_tasks(mixed(10, 1000), include_tasks=True)
         check(batch, 10, str(existing.task_uuid), batch=True)
         fanned = await client.create_tasks_concurrently(mixed(50, 1000), concurrency=3)
         check(fanned, 50, str(existing.task_uuid), batch=False)
@@ -79,7 +79,7 @@ async def test_trio_client_batches_and_concurrent_creates(start_stack: StackFact
         with pytest.raises(ValidationError, match=r"tasks\[1\]: unknown field\(s\) contxt"):
             await client.create_tasks([linear(2), {"name": "x", "contxt": {}}])
 
-        lean = await client.create_tasks([linear(400)], include_tasks=False)
+        lean = await client.create_tasks([linear(400)])  # task_uuids only, by default
         assert lean[0].created and lean[0].task is None and lean[0].task_uuid
         queued = await client.create_tasks([linear(500)], wait=False)
         assert queued[0].outcome is Out.ACCEPTED and queued[0].request_id

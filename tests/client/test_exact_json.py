@@ -30,7 +30,8 @@ async def test_integers_round_trip_exactly(idle_stack: Stack) -> None:
         assert context.context == CONTEXT and context.context["big"] == BIG
 
         batch_context = {"even_number": 4, "big": BIG + 2}
-        (outcome,) = await client.create_tasks([{**LINEAR, "context": batch_context}])
+        (outcome,) = await client.create_tasks([{**LINEAR, "context": batch_context}],
+                                               include_tasks=True)
         assert outcome.task is not None
         assert json.loads(outcome.task.context_json) == batch_context
 

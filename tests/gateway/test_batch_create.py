@@ -81,7 +81,8 @@ def grpc_results(reply: pb.CreateTasksResponse) -> list[dict[str, Any]]:
 async def test_rest_batch_of_200_is_created_with_per_item_outcomes(gw: Gateway) -> None:
     bodies = [linear_body(2 * (i + 1), request_id=f"b-{i}") for i in range(MAX_BATCH)]
     async with gw.http() as http:
-        response = await http.post("/v1/tasks/batch", json={"tasks": bodies})
+        response = await http.post("/v1/tasks/batch?include_tasks=true",
+                                   json={"tasks": bodies})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["index"] for r in results] == list(range(MAX_BATCH))
@@ -102,7 +103,8 @@ async def test_mixed_batch_each_item_answered_on_rest_and_grpc(gw: Gateway) -> N
         first = await http.post("/v1/tasks", json=linear_body(1000))
         assert first.status_code == 201
         existing = first.json()["task_uuid"]
-        response = await http.post("/v1/tasks/batch", json={"tasks": mixed(10, 1000)})
+        response = await http.post("/v1/tasks/batch?include_tasks=true",
+                                   json={"tasks": mixed(10, 1000)})
         assert response.status_code == 200, response.text
         check_mixed(response.json()["results"], 10, existing)
         # a body item that is not even an object of known fields is refused on its own
@@ -115,7 +117,7 @@ async def test_mixed_batch_each_item_answered_on_rest_and_grpc(gw: Gateway) -> N
         assert "tasks[0]" in bad["reason"] and good["outcome"] == "created"
     async with grpc_client(gw.grpc_port) as rpc:
         reply = await rpc(rpc.tasks.create_tasks, pb.CreateTasksRequest(
-            items=[item_pb(body) for body in mixed(50, 1000)]))
+            items=[item_pb(body) for body in mixed(50, 1000)], include_tasks=True))
     check_mixed(grpc_results(reply), 50, existing)
     assert reply.results[0].task.total_steps == 4
     assert reply.results[0].outcome is pb.CreateTaskOutcome.CREATED
@@ -174,15 +176,20 @@ async def test_no_wait_answers_accepted_and_ingestion_creates_them(gw: Gateway) 
             assert outcome.json()["outcome"] == "created"
 
 
-async def test_include_tasks_false_answers_task_uuids_only(gw: Gateway) -> None:
+async def test_created_items_are_answered_with_task_uuids_unless_views_are_asked(
+        gw: Gateway) -> None:
+    """By default (and with include_tasks=false) a created item carries its task_uuid
+    only: no task view is read, converted and sent for each item of a large batch."""
     async with gw.http() as http:
-        response = await http.post("/v1/tasks/batch?include_tasks=false",
+        response = await http.post("/v1/tasks/batch",
                                    json={"tasks": [linear_body(2), linear_body(4)]})
-    rest = response.json()["results"]
-    assert [(r["outcome"], r["task"]) for r in rest] == [("created", None)] * 2
+        explicit = await http.post("/v1/tasks/batch?include_tasks=false",
+                                   json={"tasks": [linear_body(8)]})
+    rest = response.json()["results"] + explicit.json()["results"]
+    assert [(r["outcome"], r["task"]) for r in rest] == [("created", None)] * 3
     async with grpc_client(gw.grpc_port) as rpc:
         reply = await rpc(rpc.tasks.create_tasks, pb.CreateTasksRequest(
-            items=[item_pb(linear_body(6))], include_tasks=False))
+            items=[item_pb(linear_body(6))]))
     assert reply.results[0].outcome is pb.CreateTaskOutcome.CREATED
     assert reply.results[0].task is None
     uuids = {r["task_uuid"] for r in rest} | {reply.results[0].task_uuid}

@@ -38,7 +38,8 @@ class CreateTaskResult:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TaskOutcome:
     """What became of one item of create_tasks / create_tasks_concurrently (`index`: its
-    position in the items given): CREATED (`task` set), ACCEPTED (still queued: follow
+    position in the items given): CREATED (`task_uuid` set; `task` too when asked for:
+    create_tasks' `include_tasks`, always for create_tasks_concurrently), ACCEPTED (still queued: follow
     `request_id`), DUPLICATE (`existing_task_uuid` names the task with that identity when it
     could be found) or INVALID (`reason`; `error_code` as a single create would report it:
     validation_error, payload_too_large, not_found, unprocessable, conflict)."""

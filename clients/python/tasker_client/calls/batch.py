@@ -100,14 +100,15 @@ def create_tasks(
     *,
     wait: bool = True,
     wait_timeout: float | None = None,
-    include_tasks: bool = True,
+    include_tasks: bool = False,
     call_timeout: float | None = None,
 ) -> Call[tuple[TaskOutcome, ...]]:
     """Create many tasks in one call (at most the gateway's `max_batch_tasks`, default
     1,000); every item is answered on its own, in order (see TaskOutcome). With `wait`, the
     reply comes once ingestion created or refused every item (items still queued after
-    `wait_timeout` are ACCEPTED). `include_tasks=False` answers created items with their
-    task_uuid only (no task views read, sent and decoded: cheaper for large batches)."""
+    `wait_timeout` are ACCEPTED). Created items are answered with their task_uuid;
+    `include_tasks=True` adds each one's task view (read, sent and decoded: costly for
+    large batches)."""
     specs = _specs(tasks)
     if not specs:
         raise ValidationError("tasks: give at least one task")

@@ -45,5 +45,5 @@ async def create_tasks(ctx: GatewayContext, message: pb.CreateTasksRequest, *, r
     results = await create_batch.create_tasks(
         ctx, [batch_item(item) for item in message.items], requester=requester,
         wait=message.wait is not False, wait_timeout=timeout,
-        include_tasks=message.include_tasks is not False)
+        include_tasks=message.include_tasks is True)
     return pb.CreateTasksResponse(results=[result_pb(r) for r in results])

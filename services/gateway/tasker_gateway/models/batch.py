@@ -45,8 +45,9 @@ class CreateTasksParams(BaseModel):
     wait_timeout_ms: int | None = Field(None, ge=1, le=60_000,
                                         description="how long to wait for all outcomes;"
                                                     " items still queued then are 'accepted'")
-    include_tasks: bool = Field(True, description="answer each created item with its task;"
-                                                  " false: task_uuid only (cheaper)")
+    include_tasks: bool = Field(False, description="also answer each created item with its"
+                                                   " task view (reads and sends N views);"
+                                                   " false: task_uuid only")
 
 
 class BatchOutcome(StrEnum):
@@ -57,7 +58,7 @@ class BatchOutcome(StrEnum):
 
 
 class CreateTasksItemResult(ApiModel):
-    """What became of one item: `created` (with `task`, unless include_tasks=false),
+    """What became of one item: `created` (with `task` when include_tasks=true),
     `accepted` (queued, follow GET /v1/task_requests/{request_id}), `duplicate`
     (`existing_task_uuid` names the task with that identity) or `invalid` (`reason`;
     `error_code` is the code a single create of the item would answer with:

@@ -137,10 +137,10 @@ async def create_tasks(
     requester: str,
     wait: bool = True,
     wait_timeout: float | None = None,
-    include_tasks: bool = True,
+    include_tasks: bool = False,
 ) -> list[ItemResult]:
-    """Every item's result, in the order given (created ones with their task view unless
-    `include_tasks` is false)."""
+    """Every item's result, in the order given (created ones with their task view when
+    `include_tasks`)."""
     check_batch_size(ctx.settings.gateway, len(items))
     ctx.backpressure.check()
     results: dict[int, ItemResult] = {}

@@ -1224,8 +1224,8 @@ class CreateTasksRequest(betterproto2.Message):
 
     include_tasks: "bool | None" = betterproto2.field(4, betterproto2.TYPE_BOOL, optional=True)
     """
-    Answer each created item with its task (unset means true); false answers task_uuid
-    only, which saves reading and sending N task views.
+    Also answer each created item with its task view (unset means false: task_uuid only);
+    true reads, converts and sends N task views.
     """
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 import trio
+from psycopg.rows import dict_row
 
 from tasker_results.handlers import ResultHandlers, lock_result_messages
 from tasker_shared.contracts.messages import decode_step_message
@@ -127,6 +128,50 @@ async def test_decision_outcomes_and_failures_go_to_result_processing(
         row = c.execute("SELECT count(*) FROM tasker.tasks_dlq WHERE task_uuid = %s",
                         (task,)).fetchone()
     assert row is not None and row[0] == 1
+
+
+async def test_the_failure_path_reads_only_its_task_whatever_the_history(
+        db: Database, conn: DictConn, db_url: str) -> None:
+    """A failure's record, its application by result processing (the step's error, the
+    task blocked, its DLQ entry) touch the rows of their task, never a scan of what ran
+    before: with the statistics of an ANALYZE taken while the tables were tiny and then a
+    history of 30 failed tasks, no plan node of the next failure returns more rows than a
+    task has."""
+    handlers = ResultHandlers(processor_uuid=uuid.uuid4(), settings=service_settings(db_url))
+    consume = processor(db, RESULTS, decode_step_message, handlers.handle_step_results,
+                        lock_result_messages)
+
+    def fail(c: DictConn, apply: DictConn) -> None:
+        [step] = claim_steps(c, WORKER_QUEUE, None, 1, visibility_seconds=30,
+                             worker_id="w-1", max_reads=5)
+        failed = StepOutcome(step=step, success=False, payload={
+            "step_uuid": str(step.step_uuid), "success": False, "result": None,
+            "error": {"message": "boom", "error_type": "test"}},
+            handler="examples.square", error="boom")
+        assert record_results(c, [failed], worker_id="w-1") == ["recorded"]
+        assert consume._batch(apply, None, 10, []) == 1
+
+    with psycopg.connect(db_url, row_factory=dict_row) as apply:
+        first = await create_task(db, conn)
+        fail(conn, apply)
+        conn.execute("ANALYZE")  # statistics of tiny tables, as a new deployment has them
+        for number in range(30):
+            await create_task(db, conn, number=4 + 2 * number)
+            fail(conn, apply)
+        last = await create_task(db, conn, number=100)
+        plans = explained(conn)
+        conn.execute("SET auto_explain.log_analyze = on")
+        apply_plans = explained(apply)
+        apply.execute("SET auto_explain.log_analyze = on")
+        apply.commit()
+        fail(conn, apply)
+    for task in (first, last):
+        assert _task(conn, task)["state"] == "blocked_by_failures"
+    nested = [p for p in plans + apply_plans if "actual time=" in p]
+    assert len(nested) >= 10, nested
+    for plan in nested:
+        returned = [int(m) for m in re.findall(r"actual time=\S+ rows=(\d+)", plan)]
+        assert max(returned) <= 8, plan
 
 
 def _dispatcher(db: Database, executor: InstantExecutor) -> Dispatcher:

@@ -7,7 +7,6 @@ the record's own transaction. Real claims, records and result processing."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -30,7 +29,7 @@ from tasker_worker.runtime.claims import (
     record_results,
 )
 from tasker_worker.runtime.dispatcher import Dispatcher
-from tests.integration.test_maintenance import explained
+from tests.integration.test_maintenance import assert_rows_at_most, explained
 from tests.integration.test_poison_messages import (
     FINALIZATIONS,
     RESULTS,
@@ -159,19 +158,15 @@ async def test_the_failure_path_reads_only_its_task_whatever_the_history(
             await create_task(db, conn, number=4 + 2 * number)
             fail(conn, apply)
         last = await create_task(db, conn, number=100)
-        plans = explained(conn)
-        conn.execute("SET auto_explain.log_analyze = on")
-        apply_plans = explained(apply)
-        apply.execute("SET auto_explain.log_analyze = on")
+        plans = explained(conn, analyze=True)
+        apply_plans = explained(apply, analyze=True)
         apply.commit()
         fail(conn, apply)
     for task in (first, last):
         assert _task(conn, task)["state"] == "blocked_by_failures"
     nested = [p for p in plans + apply_plans if "actual time=" in p]
     assert len(nested) >= 10, nested
-    for plan in nested:
-        returned = [int(m) for m in re.findall(r"actual time=\S+ rows=(\d+)", plan)]
-        assert max(returned) <= 8, plan
+    assert_rows_at_most(nested, 8)
 
 
 def _dispatcher(db: Database, executor: InstantExecutor) -> Dispatcher:
@@ -248,15 +243,12 @@ async def test_the_step_path_reads_only_its_task_whatever_the_history(
         await create_task(db, conn, number=4 + 2 * number)
         run(conn)
     last = await create_task(db, conn, number=100)
-    plans = explained(conn)
-    conn.execute("SET auto_explain.log_analyze = on")
+    plans = explained(conn, analyze=True)
     run(conn)
     assert _task(conn, last)["state"] == "complete" and _task(conn, task)["state"] == "complete"
     nested = [p for p in plans if "actual time=" in p and "record_and_claim_v1(" not in p]
     assert len(nested) >= 10, plans
-    for plan in nested:
-        returned = [int(m) for m in re.findall(r"actual time=\S+ rows=(\d+)", plan)]
-        assert max(returned) <= 8, plan
+    assert_rows_at_most(nested, 8)
 
 
 async def test_a_record_hands_the_step_it_enqueues_to_its_own_claim(

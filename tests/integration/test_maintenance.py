@@ -235,9 +235,10 @@ def test_cli_prune(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid age '7 days'" in capsys.readouterr().err
 
 
-def explained(conn: DictConn) -> list[str]:
+def explained(conn: DictConn, *, analyze: bool = False) -> list[str]:
     """From now on, the plan of every statement `conn` runs, nested ones included, is
-    appended to the returned list (auto_explain; skips the test without a superuser)."""
+    appended to the returned list (auto_explain; skips the test without a superuser); with
+    `analyze`, each plan with the rows every node actually returned."""
     if not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
                         ).fetchone()["rolsuper"]:  # type: ignore[index]
         pytest.skip("auto_explain needs a superuser")
@@ -246,7 +247,17 @@ def explained(conn: DictConn) -> list[str]:
     conn.execute("LOAD 'auto_explain'")
     conn.execute("SET auto_explain.log_min_duration = 0;"
                  " SET auto_explain.log_nested_statements = on; SET client_min_messages = log")
+    if analyze:
+        conn.execute("SET auto_explain.log_analyze = on")
     return plans
+
+
+def assert_rows_at_most(plans: list[str], bound: int) -> None:
+    """No node of these analyzed plans (`explained(..., analyze=True)`) returned more than
+    `bound` rows: none reads more than the one task it works on."""
+    for plan in plans:
+        returned = [int(m) for m in re.findall(r"actual time=\S+ rows=(\d+)", plan)]
+        assert returned and max(returned) <= bound, plan
 
 
 def test_readiness_plan_probes_indexes_after_analyze_of_small_tables(db_url: str) -> None:
@@ -316,12 +327,9 @@ def test_task_creation_reads_only_its_own_rows_whatever_the_history(db_url: str)
         conn.execute("ANALYZE")  # statistics of tiny tables, as a new deployment has them
         for n in range(80):
             create(conn, nt, n)
-        plans = explained(conn)
-        conn.execute("SET auto_explain.log_analyze = on")
+        plans = explained(conn, analyze=True)
         create(conn, nt, 80)
     nested = [p for p in plans if "workflow_step" in p and "create_task_v1" not in p]
     assert len(nested) >= 3, plans
-    for plan in nested:
-        returned = [int(m) for m in re.findall(r"actual time=\S+ rows=(\d+)", plan)]
-        assert returned and max(returned) <= len(steps) * 2, plan
+    assert_rows_at_most(nested, len(steps) * 2)
 

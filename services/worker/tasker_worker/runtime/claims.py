@@ -124,26 +124,14 @@ def record_results(conn: Conn, outcomes: list[StepOutcome], *, worker_id: str) -
     with results in flight). A flushed record also makes the earlier claim durable (WAL is
     flushed in order), and several results recorded together share one flush. (A worker
     run with `database.synchronous_commit` off gives this up, as every service does.)"""
-    return _read_records(_send_records(conn, outcomes, worker_id), outcomes)
-
-
-Sent = list[Any]  # cursors of record statements whose results are not read yet
-
-
-def _send_records(conn: Conn, outcomes: list[StepOutcome], worker_id: str) -> Sent:
-    """One record statement per queue; in pipeline mode nothing is awaited yet."""
     by_queue: dict[str, list[StepOutcome]] = {}
     for o in outcomes:
         by_queue.setdefault(o.step.queue, []).append(o)
-    return [conn.execute(
+    rows = [conn.execute(
         "SELECT tasker.record_step_results_v1(%s::text, %s::jsonb, %s::text) AS outcomes",
         (queue, Jsonb([_record_item(o) for o in group]), worker_id),
-    ) for queue, group in by_queue.items()]
-
-
-def _read_records(sent: Sent, outcomes: list[StepOutcome]) -> list[str]:
-    return _recorded([row["outcomes"] if row else None
-                      for row in (cursor.fetchone() for cursor in sent)], outcomes)
+    ).fetchone() for queue, group in by_queue.items()]
+    return _recorded([row["outcomes"] if row else None for row in rows], outcomes)
 
 
 def _recorded(results: list[Any], outcomes: list[StepOutcome]) -> list[str]:

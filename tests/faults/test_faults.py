@@ -244,22 +244,29 @@ def _audit(h: Harness, outcomes: list[Outcome], states: dict[str, str | None],
         out = _window(outcomes, float(run["start"]))  # type: ignore[arg-type]
         if out is None or faults[out.fault].may_rerun:
             continue
-        if _in_flight_during_crash(finished, outcomes, faults):
-            # It was running while the server crashed: its claim may be lost (committed
-            # without waiting for its flush), its result then refused as stale. The step
-            # runs again once its message is visible, which can be during a later fault.
+        if _lost_to_an_earlier_fault(finished, run, outcomes, faults):
+            # The step runs again once its message is visible (the visibility timeout after
+            # the fault), which can be during a later fault's window.
             continue
         out.lost += 1
         out.note += f" [step {run['step']}: finished result lost, ran again]"
 
 
-def _in_flight_during_crash(finished: dict[str, object], outcomes: list[Outcome],
-                            faults: dict[str, Fault]) -> bool:
-    """Did `finished` (a run) start before a fault whose in-flight runs may run again was
-    over, and end after it began?"""
+def _lost_to_an_earlier_fault(finished: dict[str, object], run: dict[str, object],
+                              outcomes: list[Outcome], faults: dict[str, Fault]) -> bool:
+    """Was `finished` (a run whose step ran again as `run`) running in the window of a fault
+    that may lose it, up to the fault itself: a PostgreSQL crash (its claim, committed
+    without waiting for its flush, may be lost and its result refused as stale), or a
+    killed or frozen worker (the result it had finished dies with it; the step runs again
+    in another process)?"""
     start, end = float(finished["start"]), float(finished["end"])  # type: ignore[arg-type]
-    return any(faults[o.fault].may_rerun_inflight and start < o.injected and end > o.start
-               for o in outcomes)
+    for o in outcomes:
+        fault = faults[o.fault]
+        if not start < o.injected or not end > o.start:
+            continue
+        if fault.may_rerun_inflight or (fault.may_rerun and finished["pid"] != run["pid"]):
+            return True
+    return False
 
 
 def _print_table(request: pytest.FixtureRequest, outcomes: list[Outcome], twice: list[str],

@@ -4,6 +4,7 @@ steps and cancels the runs that lost theirs."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -27,21 +28,33 @@ class RunControl:
     token: CancelToken = field(default_factory=CancelToken)
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     timed_out: bool = False
+    stopped: bool = False  # `cancel` was called (the first call wins)
+    limit_seconds: float | None = None
 
     def cancel(self, reason: str, *, timed_out: bool = False) -> None:
         """Tell the handler first (token: flag and callbacks), then cancel its scope: an
         async handler sees cancellation at its next await, a sync one's thread is abandoned
         (it can only stop by itself). The first call wins."""
-        if self.token.cancelled:
+        if self.stopped:
             return
+        self.stopped = True
         self.timed_out = timed_out
         self.token.cancel(reason)
         self.scope.cancel()
 
-    async def expire_after(self, seconds: float) -> None:
-        """The handler timeout: cancel the run after `seconds`."""
-        await trio.sleep(seconds)
-        self.cancel(f"timed out after {seconds:g}s", timed_out=True)
+    def expire_after(self, seconds: float) -> None:
+        """The handler timeout, without a timer task of its own: the token reads as
+        cancelled from the deadline on and the scope's deadline cancels the run at that
+        same instant (`settle` then calls the token's callbacks and records the timeout)."""
+        self.limit_seconds = seconds
+        self.token.expire_at(time.perf_counter() + seconds)
+        self.scope.deadline = trio.current_time() + seconds
+
+    def settle(self) -> None:
+        """After the run: a run that reached its deadline before anything else stopped it
+        timed out."""
+        if not self.stopped and self.limit_seconds is not None and self.token.cancelled:
+            self.cancel(f"timed out after {self.limit_seconds:g}s", timed_out=True)
 
 
 def lost_reason(attempt: int, state: str) -> str:

@@ -179,15 +179,14 @@ class StepExecutor:
         A cancelled or timed-out handler is told through its context before it is
         cancelled, so it sees `context.cancelled` wherever it notices."""
         result = None
+        control.expire_after(limit_seconds)
         try:
             with control.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(control.expire_after, limit_seconds)
-                    result = await self._result_of(resolved, context)
-                    nursery.cancel_scope.cancel()
+                result = await self._result_of(resolved, context)
         except BaseException:  # cancelled from outside: the worker is stopping
             control.token.cancel("the worker is stopping")
             raise
+        control.settle()
         if result is not None and not control.token.cancelled:
             return result
         if control.timed_out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from tasker_worker.sdk.errors import StepCancelled
@@ -23,18 +24,25 @@ class CancelToken:
     or register `on_cancel` to interrupt a blocking call (close a socket, cancel a query).
     """
 
-    __slots__ = ("_callbacks", "_event", "_lock", "_reason")
+    __slots__ = ("_callbacks", "_event", "_expires", "_lock", "_reason")
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[str], object]] = []
         self._reason: str | None = None
+        self._expires: float | None = None  # time.perf_counter() of the run's timeout
 
     @property
     def cancelled(self) -> bool:
-        """True once the run was cancelled."""
-        return self._event.is_set()
+        """True once the run was cancelled, or once its timeout has passed (true from that
+        instant, before the worker has stopped the run)."""
+        return self._event.is_set() or (self._expires is not None
+                                        and time.perf_counter() >= self._expires)
+
+    def expire_at(self, deadline: float) -> None:
+        """The worker's: the run times out at `deadline` (`time.perf_counter()` seconds)."""
+        self._expires = deadline
 
     @property
     def reason(self) -> str | None:
@@ -73,8 +81,8 @@ class CancelToken:
 
     def check(self) -> None:
         """Raise StepCancelled when the run was cancelled."""
-        if self._event.is_set():
-            raise StepCancelled(self._reason or "cancelled")
+        if self.cancelled:
+            raise StepCancelled(self._reason or "timed out")
 
     def _forget(self, callback: Callable[[str], object]) -> None:
         with self._lock:

@@ -70,8 +70,7 @@ BEGIN
            COALESCE(p_metadata, '{}') || jsonb_build_object('event', p_events[i],
                                                             'timestamp', clock_timestamp()),
            COALESCE(v_sort, 0) + i, i = v_n, p_processor
-      FROM generate_series(1, v_n) AS i
-     ORDER BY i;
+      FROM generate_series(1, v_n) AS i;  -- sort_key and the flag say the order: no Sort
     IF v_last IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
         UPDATE tasker.tasks SET complete = (v_last IN ('complete', 'resolved_manually')),
                completed_at = now(), updated_at = now()
@@ -169,8 +168,7 @@ BEGIN
            COALESCE(p_metadata[i], '{}') || jsonb_build_object('event', p_events[i],
                                                                'timestamp', v_at),
            COALESCE(v_sort, 0) + i
-      FROM generate_subscripts(p_events, 1) AS i
-     ORDER BY i;
+      FROM generate_subscripts(p_events, 1) AS i;  -- sort_key says the order: no Sort
     -- One notification for the transitions logged here (see _append_task_transitions_v1).
     PERFORM pg_notify('tasker_step_events', json_build_object(
         'task_uuid', p_task, 'step_uuid', p_step, 'states', p_states,

@@ -80,14 +80,14 @@ BEGIN
     IF v_hand ->> 'queue' = p_queue AND jsonb_array_length(v_hand -> 'ids') > 0 THEN
         -- Claimed by this transaction as they were enqueued (tasker._hand_off_v1): their
         -- messages are already hidden and read, their steps in progress.
+        -- (in the order they were handed off; the hand-off says what the messages hold,
+        -- so they are not read back from the queue table)
         v_handed := ARRAY(SELECT jsonb_array_elements_text(v_hand -> 'ids')::bigint);
-        EXECUTE format('SELECT COALESCE(array_agg(msg_id ORDER BY msg_id), ''{}''),
-                               COALESCE(array_agg((message ->> ''step_uuid'')::uuid
-                                                  ORDER BY msg_id), ''{}''),
-                               COALESCE(array_agg(read_ct - 1 ORDER BY msg_id), ''{}''),
-                               COALESCE(array_agg(headers ORDER BY msg_id), ''{}'')
-                          FROM pgmq.%I WHERE msg_id = ANY ($1)', v_table)
-           INTO v_claimed, v_steps, v_reads, v_headers USING v_handed;
+        v_claimed := v_handed;
+        v_steps := ARRAY(SELECT jsonb_array_elements_text(v_hand -> 'steps')::uuid);
+        v_reads := array_fill(0, ARRAY[cardinality(v_handed)]);
+        v_headers := ARRAY(SELECT NULLIF(h, 'null'::jsonb)
+                             FROM jsonb_array_elements(v_hand -> 'headers') AS h);
         PERFORM set_config('tasker.hand_off', '', true);
     END IF;
     FOR m IN SELECT * FROM tasker.lock_messages_v1(p_queue, p_ids,
@@ -219,8 +219,7 @@ BEGIN
       JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
       JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
       JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-      LEFT JOIN deps d ON d.root = c.step
-     ORDER BY c.id;
+      LEFT JOIN deps d ON d.root = c.step;  -- in the order claimed (no Sort node)
 END
 $function$;
 

@@ -280,7 +280,8 @@ $function$;
 -- While `left` lasts, a step enqueued on that queue is claimed at once: its message is
 -- sent hidden until the claim's lease ends and read once, its row takes `in_progress` in
 -- one version, and both transitions (enqueue, start) are logged in one insert; the claim
--- statement returns it with what it claims itself (the message ids are listed in `ids`).
+-- statement returns it with what it claims itself (the messages are listed in `ids`, with
+-- their steps and headers in `steps` and `headers`).
 -- The same rows and lease as an enqueue followed by a claim, without the message's
 -- notification, update and lock, and without the step row's intermediate version.
 -- Returns false (nothing done) when no hand-off applies. Called by evaluate_task_v1 only,
@@ -307,10 +308,15 @@ BEGIN
     PERFORM tasker._start_step_v1(
         p_step, p_task, ARRAY['pending', 'enqueued', 'in_progress'], ARRAY['enqueue', 'start'],
         v_hand ->> 'worker', v_msg, v_until);
+    -- What the claim returns of the message, so it need not read it back: its id, its
+    -- step and its headers (read once: read_ct 1).
     PERFORM set_config('tasker.hand_off', jsonb_build_object(
         'queue', p_queue, 'worker', v_hand -> 'worker', 'vt_seconds', v_hand -> 'vt_seconds',
         'left', (v_hand ->> 'left')::integer - 1,
-        'ids', COALESCE(v_hand -> 'ids', '[]') || to_jsonb(v_msg))::text, true);
+        'ids', COALESCE(v_hand -> 'ids', '[]') || to_jsonb(v_msg),
+        'steps', COALESCE(v_hand -> 'steps', '[]') || to_jsonb(p_step),
+        'headers', COALESCE(v_hand -> 'headers', '[]')
+                   || jsonb_build_array(COALESCE(p_headers, 'null'::jsonb)))::text, true);
     RETURN true;
 END
 $function$;
@@ -382,7 +388,8 @@ BEGIN
                WHERE ws.current_state IN ('pending', 'waiting_for_retry')
               OFFSET 0) r ON true
          WHERE ws.task_uuid = p_task
-         ORDER BY ws.workflow_step_uuid
+         -- the order of the (task, named step) key the scan reads anyway: no Sort node
+         ORDER BY ws.named_step_uuid
     LOOP
         v_total := v_total + 1;
         IF v_step.ready_for_execution THEN

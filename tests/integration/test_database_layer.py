@@ -129,7 +129,7 @@ async def test_listener_receives_and_reconnects(db_url: str, conn: DictConn) -> 
     assert listener.channels == ("tasker_probe",)
     send, receive = trio.open_memory_channel[Notification](100)
     async with trio.open_nursery() as nursery:
-        await nursery.start(listener.run, send)
+        await nursery.start(listener.run, send.send_nowait)
         conn.execute("SELECT pg_notify('tasker_probe', 'one')")
         assert (await _expect(receive, "tasker_probe")).payload == "one"
 
@@ -155,7 +155,7 @@ async def test_listener_keeps_retrying_while_it_cannot_connect(db_url: str) -> N
     listener = NotificationListener(bad, ["x"], reconnect_delay_seconds=0.05)
     send, _receive = trio.open_memory_channel[Notification](1)
     with trio.move_on_after(0.5):
-        await listener.run(send)
+        await listener.run(send.send_nowait)
     assert not listener.connected
 
 

@@ -222,3 +222,26 @@ async def test_stop_waits_for_chained_claims(autojump_clock: trio.testing.MockCl
         assert returned_at == []
         scheduler.end_chain("q", unused=1)
     assert returned_at and returned_at[0] >= 1.1
+
+
+async def test_a_worker_with_one_queue_starts_its_claim_in_the_waking_turn(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """With one queue there is nothing to share out: the wake-up itself starts the claim
+    (its slots are reserved before the waker's turn ends); with several queues the
+    scheduler's own turn shares the slots among all woken in the same turn."""
+    for served in (["q"], ["q", "r"]):
+        queues = Queues()
+        queues.send("q")
+        scheduler = ClaimScheduler(capacity=4, batch_size=50, claim=queues.claim,
+                                   on_claimed=queues.on_claimed)
+        for queue in served:
+            scheduler.serve(queue)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(scheduler.run)
+            await trio.sleep(0.1)
+            scheduler.want("q")
+            reserved_at_once = scheduler.free < 4
+            await trio.sleep(0.1)
+            assert queues.claimed_from("q") == 1
+            scheduler.stop()
+        assert reserved_at_once == (served == ["q"]), served

@@ -148,14 +148,12 @@ class StatusHub:
         while True:
             await self._watched.wait()
             listener = NotificationListener(url, [TASK_EVENTS_CHANNEL, STEP_EVENTS_CHANNEL])
-            send, recv = trio.open_memory_channel[Notification](10_000)
             try:
                 async with trio.open_nursery() as nursery:
-                    await nursery.start(listener.run, send)
+                    await nursery.start(listener.run, self.on_notification)
                     self.listening = True
                     self.listens += 1
                     self.resync()
-                    nursery.start_soon(self._route_all, recv)
                     while True:
                         await trio.sleep(linger_seconds)
                         if not self._subs:
@@ -167,11 +165,11 @@ class StatusHub:
             if self._subs:  # subscribed while the listener was being stopped
                 self._watched.set()
 
-    async def _route_all(self, recv: trio.MemoryReceiveChannel[Notification]) -> None:
-        async for note in recv:
-            if note.channel == RECONNECTED:
-                self.resync()
-            elif note.channel == TASK_EVENTS_CHANNEL:
-                self.on_task_event(note)
-            elif note.channel == STEP_EVENTS_CHANNEL:
-                self.on_step_event(note)
+    def on_notification(self, note: Notification) -> None:
+        """What the listener hears, by channel."""
+        if note.channel == RECONNECTED:
+            self.resync()
+        elif note.channel == TASK_EVENTS_CHANNEL:
+            self.on_task_event(note)
+        elif note.channel == STEP_EVENTS_CHANNEL:
+            self.on_step_event(note)

@@ -247,14 +247,14 @@ class Runtime:
                         consumer.counters.queue_depth = depths[consumer.queue][0]
             await trio.sleep(self.settings.service.metrics_sample_interval_seconds)
 
-    async def _route(self, recv: trio.MemoryReceiveChannel[Notification]) -> None:
-        async for note in recv:
-            if note.channel == RECONNECTED:
-                for resync in self.reconnect_handlers:
-                    resync()
-                continue
-            for handler in self.channel_handlers.get(note.channel, ()):
-                handler(note)
+    def _route(self, note: Notification) -> None:
+        """A notification to the handlers of its channel (called by the listener)."""
+        if note.channel == RECONNECTED:
+            for resync in self.reconnect_handlers:
+                resync()
+            return
+        for handler in self.channel_handlers.get(note.channel, ()):
+            handler(note)
 
     async def _run_background(self, scope: trio.CancelScope) -> None:
         with scope:
@@ -270,9 +270,7 @@ class Runtime:
             outer.start_soon(self._sample_queues)
             if self.channel_handlers and self.settings.queues.deployment_mode.listens:
                 self._listener = NotificationListener(self.url, list(self.channel_handlers))
-                send, recv = trio.open_memory_channel[Notification](10_000)
-                await outer.start(self._listener.run, send)
-                outer.start_soon(self._route, recv)
+                await outer.start(self._listener.run, self._route)
             port = self.settings.service.health_port
             if port is None:
                 port = HEALTH_PORTS.get(self.name, 0)

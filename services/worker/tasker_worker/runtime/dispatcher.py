@@ -115,6 +115,7 @@ class Dispatcher:
                                                               self._in_flight),
                                  settings=settings, handler_tasks=1, notified_ids=True)
         self._consumers[queue] = consumer
+        self.scheduler.serve(queue)
         return consumer
 
     async def _claim(self, queue: str, limit: int) -> list[ClaimedStep]:

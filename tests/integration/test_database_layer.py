@@ -149,6 +149,36 @@ async def test_listener_receives_and_reconnects(db_url: str, conn: DictConn) -> 
         nursery.cancel_scope.cancel()
 
 
+async def test_a_burst_of_notifications_arrives_in_order_without_holding_the_loop(
+        db_url: str, conn: DictConn) -> None:
+    """A thousand notifications committed together are read at once and handed over one by
+    one, in order, and other tasks run while the burst is handed over."""
+    listener = NotificationListener(db_url, ["tasker_burst"])
+    heard: list[str] = []
+    ticks: list[int] = []
+    all_heard = trio.Event()
+
+    async def ticker() -> None:  # runs whenever the listener yields
+        while True:
+            ticks.append(len(heard))
+            await trio.lowlevel.checkpoint()
+
+    def deliver(note: Notification) -> None:
+        heard.append(note.payload)
+        if len(heard) == 1000:
+            all_heard.set()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(listener.run, deliver)
+        conn.execute("SELECT pg_notify('tasker_burst', i::text) FROM generate_series(1, 1000) i")
+        nursery.start_soon(ticker)
+        with trio.fail_after(5):
+            await all_heard.wait()
+        nursery.cancel_scope.cancel()
+    assert heard == [str(i) for i in range(1, 1001)]
+    assert any(0 < t < 1000 for t in ticks), "the loop ran only before or after the burst"
+
+
 async def test_listener_keeps_retrying_while_it_cannot_connect(db_url: str) -> None:
     """A URL that cannot connect yet keeps the listener retrying instead of crashing."""
     bad = psycopg.conninfo.make_conninfo(db_url, dbname="tasker_no_such_db")

@@ -20,6 +20,7 @@ from psycopg import sql
 log = structlog.get_logger("tasker.listen")
 
 RECONNECTED = "__reconnected__"
+DELIVER_BEFORE_YIELD = 256  # notifications handed over between two checkpoints
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -102,6 +103,8 @@ class NotificationListener:
                 conn.pgconn.consume_input()
                 if conn.pgconn.status != psycopg.pq.ConnStatus.OK:
                     raise psycopg.OperationalError("listener connection lost")
-            for item in batch:
+            for n, item in enumerate(batch, 1):
                 self.received += 1
                 deliver(item)
+                if n % DELIVER_BEFORE_YIELD == 0:  # a burst does not hold the event loop
+                    await trio.lowlevel.checkpoint()

@@ -151,8 +151,8 @@ async def test_listener_receives_and_reconnects(db_url: str, conn: DictConn) -> 
 
 async def test_a_burst_of_notifications_arrives_in_order_without_holding_the_loop(
         db_url: str, conn: DictConn) -> None:
-    """A thousand notifications committed together are read at once and handed over one by
-    one, in order, and other tasks run while the burst is handed over."""
+    """A thousand notifications committed together are handed over one by one, in order,
+    and other tasks run while the burst is handed over."""
     listener = NotificationListener(db_url, ["tasker_burst"])
     heard: list[str] = []
     ticks: list[int] = []

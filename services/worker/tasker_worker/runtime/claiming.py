@@ -83,7 +83,7 @@ class ClaimScheduler:
     def release(self, count: int) -> None:
         """`count` claimed steps are finished (recorded or abandoned): their slots are free."""
         self.free += count
-        self._poke()
+        self._changed.set()  # `run` claims for the slots freed this turn together
 
     def begin_chain(self, queue: str, want: int) -> int:
         """How many steps may a record claim from `queue` in its own transaction (0: none)?
@@ -111,7 +111,7 @@ class ClaimScheduler:
         else:
             del self._chains[queue]
         self.free += unused
-        self._poke()
+        self._changed.set()
         if not left:
             for callback in self._after_chains.pop(queue, []):
                 callback()
@@ -148,11 +148,11 @@ class ClaimScheduler:
         return queue, share
 
     def _poke(self) -> None:
-        """Something changed: start every claim that may start now, in the caller's turn
-        (freed slots, and the wake-up of a worker's only queue, start their claim without
-        waiting for this scheduler's own task to run: one task switch less between a
+        """The worker's only queue was woken: start its claim in the caller's turn, without
+        waiting for this scheduler's own task to run (one task switch less between a
         notification and its claim). Before `run`, while stopping and while claims are
-        paused, `run` decides."""
+        paused, `run` decides. (Freed slots still wait for `run`, which claims for all the
+        slots freed in one turn together.)"""
         if (self._nursery is None or self._stopping
                 or self._paused_until > trio.current_time()):
             self._changed.set()
@@ -210,4 +210,4 @@ class ClaimScheduler:
                 self.want(queue)
         finally:
             self._claiming.discard(queue)
-            self._poke()  # its claimer slot is free
+            self._changed.set()

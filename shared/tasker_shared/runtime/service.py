@@ -7,6 +7,7 @@ is left (a cancelled transaction rolls back, so its messages are simply processe
 
 from __future__ import annotations
 
+import gc
 import math
 import signal
 import time
@@ -61,6 +62,16 @@ def breaker_gauge(name: str, state: CircuitState) -> None:
     """`on_change` hook keeping `tasker_circuit_breaker_state` current (logs transitions)."""
     CIRCUIT_STATE.labels(name).set(state.gauge_value)
     log.info("circuit_breaker", action="transition", breaker=name, state=state.value)
+
+
+def settle_heap() -> None:
+    """Once a service has started: collect what starting it left behind, then move every
+    object still alive (modules, templates, handlers, pools: about 80,000 to 120,000) out of
+    the cyclic garbage collector's sight (`gc.freeze`). Each full collection then walks only
+    what was made since; unfrozen, one under load walked them all and held the event loop
+    for 70-210 ms (measured in every service during a W1 burst)."""
+    gc.collect()
+    gc.freeze()
 
 
 class Runtime:
@@ -291,6 +302,7 @@ class Runtime:
                 outer.start_soon(self._run_background, background_scope)
                 self.db_ok = True
                 self.state = "normal"
+                settle_heap()
                 log.info("service_started", action="start", service=self.name,
                          health_port=self.health_port, consumers=[c.queue for c in self.consumers])
                 task_status.started()

@@ -29,7 +29,7 @@ class Notification:
     payload: str
 
 
-Deliver = Callable[["Notification"], None]
+Deliver = Callable[[Notification], None]
 
 
 class NotificationListener:

@@ -75,8 +75,11 @@ class ClaimScheduler:
         if self._stopping:
             return
         self._line[queue] = None
-        if self._queues == {queue}:
-            self._poke()  # the worker's only queue: nothing to share out, claim at once
+        if self._queues == {queue} and self._nursery is not None:
+            # The worker's only queue: nothing to share out, so its claim starts in the
+            # caller's turn, not in `run`'s (one task switch less between a notification and
+            # its claim). `_next` still says whether one may start (free slots, no pause).
+            self._pump()
         else:
             self._changed.set()  # `run` shares the slots among every queue woken this turn
 
@@ -147,19 +150,9 @@ class ClaimScheduler:
         self._served[queue] = self._serial
         return queue, share
 
-    def _poke(self) -> None:
-        """The worker's only queue was woken: start its claim in the caller's turn, without
-        waiting for this scheduler's own task to run (one task switch less between a
-        notification and its claim). Before `run`, while stopping and while claims are
-        paused, `run` decides. (Freed slots still wait for `run`, which claims for all the
-        slots freed in one turn together.)"""
-        if (self._nursery is None or self._stopping
-                or self._paused_until > trio.current_time()):
-            self._changed.set()
-            return
-        self._pump()
-
     def _pump(self) -> None:
+        """Start every claim `_next` allows now (freed slots wait for `run`, which claims for
+        all the slots freed in one turn together)."""
         nursery = self._nursery
         assert nursery is not None, "claims start only while `run` runs"
         while (pick := self._next()) is not None:
